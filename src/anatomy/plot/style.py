@@ -1,0 +1,43 @@
+"""Shared look of every figure: fonts with Chinese glyphs, no global matplotlib changes."""
+
+from __future__ import annotations
+
+import contextlib
+from functools import lru_cache
+
+import matplotlib
+from matplotlib import font_manager
+
+__all__ = ["cjk_font", "families", "style"]
+
+_CJK_FONTS = (
+    "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
+    "PingFang SC", "Microsoft YaHei", "SimHei", "Arial Unicode MS",
+)
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The name of an installed font that has Chinese glyphs, or None if there is none."""
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((f for f in _CJK_FONTS if f in names), None)
+
+
+def families() -> list[str]:
+    """Font families to pass as ``fontfamily=`` to any text that may hold Chinese or token text."""
+    return ["DejaVu Sans"] + ([cjk_font()] if cjk_font() else [])
+
+
+@contextlib.contextmanager
+def style():
+    """Apply the book's figure style inside a ``with`` block only (rcParams restored on exit)."""
+    rc = {
+        "font.family": families(),
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "figure.dpi": 100,
+        "savefig.dpi": 150,
+        "figure.constrained_layout.use": True,
+    }
+    with matplotlib.rc_context(rc):
+        yield

@@ -1,0 +1,53 @@
+"""Tables for the page: tokens and numbers as HTML, every string escaped (vocabularies hold `<script>`)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+__all__ = ["Table", "token_table"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table that Jupyter (and so the site) shows as HTML, and `print` shows as text."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple, ...]
+    caption: str = ""
+
+    def _repr_html_(self) -> str:
+        esc = lambda v: html.escape(_fmt(v), quote=True)  # noqa: E731
+        head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in self.rows)
+        cap = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        return f'<div class="anatomy-table"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+    def __str__(self) -> str:
+        cells = [list(map(str, self.columns))] + [[_fmt(v) for v in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return ((self.caption + "\n") if self.caption else "") + "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def token_table(tokens, caption: str = "") -> Table:
+    """Tokens one per row: position, ID, the vocabulary piece, and how it reads (Chapter 1)."""
+    rows = tuple((i, t.id, t.piece, t.text) for i, t in enumerate(tokens))
+    return Table(("position", "token ID", "vocabulary piece", "reads as"), rows, caption)
+
+
+def vocabulary_table(*censuses) -> Table:
+    """Vocabulary censuses side by side: one row per kind of entry, one column per model (Chapter 1)."""
+    kinds = list(censuses[0].counts)
+    rows = tuple((k, *(f"{c.counts[k]:,}" for c in censuses)) for k in kinds)
+    rows += (("total (rows of the embedding table)", *(f"{c.size:,}" for c in censuses)),)
+    return Table(("kind of entry", *(c.model_name for c in censuses)), rows)

@@ -1,0 +1,141 @@
+"""Tokenization: text to token IDs and back, shown readably (Chapter 1)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import AnatomyError
+
+
+def _hex_bytes(err: UnicodeDecodeError):
+    """Show bytes that are not a whole UTF-8 character as <E4><BB>."""
+    return "".join(f"<{b:02X}>" for b in err.object[err.start : err.end]), err.end
+
+
+codecs.register_error("anatomy-hex", _hex_bytes)
+
+__all__ = ["Token", "tokenize", "token_bytes", "readable", "single_token_id"]
+
+_BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token of a tokenized text."""
+
+    id: int  # its row in the embedding table
+    piece: str  # the string stored in the vocabulary ("Ġworld", "▁world", "<0xE9>")
+    text: str  # how it reads: decoded bytes, "␣" for a space, "<E9>" for a byte that is not a whole character
+    special: bool  # a control token such as <bos>, not text
+
+
+@lru_cache(maxsize=8)
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: each byte 0-255 is written as one printable character."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, n = printable[:], 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _is_byte_level(tokenizer) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
+
+
+def token_bytes(tokenizer, token_id: int) -> bytes:
+    """The raw UTF-8 bytes a token stands for (a Chinese character can need 3 tokens of 1 byte)."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if m := _BYTE_PIECE.fullmatch(piece):
+        return bytes([int(m.group(1), 16)])
+    if _is_byte_level(tokenizer):
+        table = _byte_decoder()
+        if all(c in table for c in piece):
+            return bytes(table[c] for c in piece)
+    return piece.replace("▁", " ").encode("utf-8")
+
+
+def readable(tokenizer, token_id: int) -> str:
+    """A token as a reader should see it: text with "␣" for a space, "<E4><BB>" for partial bytes."""
+    token_id = int(token_id)
+    if token_id in tokenizer.all_special_ids:
+        return tokenizer.convert_ids_to_tokens(token_id)
+    text = token_bytes(tokenizer, token_id).decode("utf-8", errors="anatomy-hex")
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+
+
+def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token]:
+    """Split ``text`` into tokens with the model's own tokenizer (Chapter 1).
+
+    With ``add_special_tokens=True`` you get exactly what the model receives, including a BOS
+    token where the tokenizer adds one (Gemma does, SmolLM2 does not).
+    """
+    if not isinstance(text, str) or text == "":
+        raise AnatomyError("The text is empty: give at least one character to tokenize.")
+    tok = model.tokenizer
+    ids = tok(text, add_special_tokens=add_special_tokens)["input_ids"]
+    special = set(tok.all_special_ids)
+    return [Token(i, tok.convert_ids_to_tokens(i), readable(tok, i), i in special) for i in ids]
+
+
+def single_token_id(model, word: str) -> int:
+    """The ID of ``word`` if the tokenizer keeps it as one token; a clear error if it does not."""
+    if not isinstance(word, str) or word == "":
+        raise AnatomyError("The word is empty: give a word that is a single token, such as 'apple'.")
+    pieces = tokenize(model, word, add_special_tokens=False)
+    if len(pieces) != 1:
+        shown = ", ".join(t.text for t in pieces)
+        raise AnatomyError(
+            f"{word!r} is {len(pieces)} tokens for {model.name} ({shown}); pass a word that is one token, "
+            f"or use its first piece {pieces[0].text!r}."
+        )
+    return pieces[0].id
+
+
+@dataclass(frozen=True)
+class VocabularyCensus:
+    """How a vocabulary's entries divide up (Chapter 1: why 262,144 rows rather than 49,152)."""
+
+    model_name: str
+    size: int  # rows of the embedding table
+    counts: dict[str, int]  # category -> number of entries; categories add up to `size`
+
+
+_CATEGORIES = ("special or control", "single byte", "ASCII (English, code, digits)", "contains Chinese/Japanese characters", "other scripts and symbols", "unused rows")
+
+
+def _category(piece: str, raw: bytes, special: bool) -> str:
+    if special:
+        return "special or control"
+    if _BYTE_PIECE.fullmatch(piece) or (len(raw) == 1 and raw[0] >= 0x80):
+        return "single byte"
+    if raw.isascii():
+        return "ASCII (English, code, digits)"
+    text = raw.decode("utf-8", errors="ignore")
+    if any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" or "\u3040" <= ch <= "\u30ff" for ch in text):
+        return "contains Chinese/Japanese characters"
+    return "other scripts and symbols"
+
+
+def vocabulary_census(model) -> VocabularyCensus:
+    """Count the vocabulary's entries by kind: bytes, ASCII, Chinese, other scripts, special (Chapter 1)."""
+    tok = model.tokenizer
+    size = model.vocab_size
+    n_tok = len(tok)
+    special = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}))
+    counts = dict.fromkeys(_CATEGORIES, 0)
+    pieces = tok.convert_ids_to_tokens(list(range(min(size, n_tok))))
+    for i, piece in enumerate(pieces):
+        if piece is None:
+            counts["unused rows"] += 1
+            continue
+        counts[_category(piece, token_bytes(tok, i), i in special)] += 1
+    counts["unused rows"] += max(size - n_tok, 0)
+    return VocabularyCensus(model.name, size, counts)
