@@ -1,0 +1,58 @@
+"""The site's structure: every chapter exists in both languages with identical code, and is in the nav."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+HEADER = "---\njupyter:\n  jupytext:"
+
+
+def code_blocks(path: Path) -> list[str]:
+    """Python blocks of a chapter with comments, blank lines and trailing spaces removed."""
+    blocks = []
+    for body in FENCE.findall(path.read_text(encoding="utf-8")):
+        lines = [re.sub(r"(^|\s)#.*$", "", line).rstrip() for line in body.splitlines()]
+        blocks.append("\n".join(line for line in lines if line.strip()))
+    return blocks
+
+
+CHAPTERS = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md"))
+
+
+def test_there_are_chapters():
+    assert Path("index.md") in CHAPTERS and len(CHAPTERS) >= 2
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=str)
+def test_chinese_twin_runs_identical_code(chapter):
+    en, zh = DOCS / "en" / chapter, DOCS / "zh" / chapter
+    assert zh.exists(), f"{zh} is missing"
+    assert code_blocks(en) == code_blocks(zh)
+    assert code_blocks(en), "a chapter without code is not executed"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=str)
+def test_chapter_is_executable_markdown(chapter):
+    for lang in ("en", "zh"):
+        text = (DOCS / lang / chapter).read_text(encoding="utf-8")
+        assert text.startswith(HEADER), f"{lang}/{chapter} lacks the jupytext header that makes the build execute it"
+        assert "kernelspec" in text.split("\n---", 1)[0]
+
+
+def test_no_orphan_chinese_pages():
+    zh = sorted(p.relative_to(DOCS / "zh") for p in (DOCS / "zh").rglob("*.md"))
+    assert zh == CHAPTERS
+
+
+def test_nav_lists_exactly_the_written_chapters():
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)  # ignore !!python tags
+    config = yaml.load((DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+    nav = [next(iter(item.values())) for item in config["nav"]]
+    assert sorted(map(Path, nav)) == CHAPTERS
