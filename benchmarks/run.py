@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""Measure what users wait for: imports, first and cached model loads, site build, test suite.
+
+Each measurement runs in a fresh subprocess, so "first load" really starts from an empty cache
+and nothing is shared between measurements. Peak memory is the largest resident set of any
+single measured process. Usage: python benchmarks/run.py [--skip-site] [--skip-tests]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+LOAD = """
+import time, json, sys
+t = time.perf_counter(); import torch, transformers; t_imp = time.perf_counter() - t
+t = time.perf_counter(); import anatomy; anatomy.load(sys.argv[1]); t_load = time.perf_counter() - t
+print(json.dumps({"imports": t_imp, "load": t_load}))
+"""
+
+
+def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Wall time (s), peak RSS of the process tree's largest process (MB), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, max(peak, before) / 1024, out.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--skip-site", action="store_true")
+    ap.add_argument("--skip-tests", action="store_true")
+    args = ap.parse_args()
+    rows: list[tuple[str, str]] = []
+    import json
+
+    for name in ("smollm2-135m", "gemma-3-270m"):
+        with tempfile.TemporaryDirectory() as empty:
+            _, peak, out = run([sys.executable, "-c", LOAD, name], env={"ANATOMY_CACHE": empty})
+            first = json.loads(out.strip().splitlines()[-1])
+        rows.append((f"{name}: first load (GGUF -> float32 cache)", f"{first['load']:.1f} s, peak {peak:.0f} MB"))
+        _, peak, out = run([sys.executable, "-c", LOAD, name])
+        cached = json.loads(out.strip().splitlines()[-1])
+        rows.append((f"{name}: cached load (after imports)", f"{cached['load']:.2f} s"))
+        rows.append(("torch + transformers imports", f"{cached['imports']:.2f} s"))
+    if not args.skip_site:
+        wall, peak, _ = run([str(BIN / "mkdocs"), "build", "--strict", "--site-dir", tempfile.mkdtemp()])
+        rows.append(("site build, all pages, both languages (warm model cache)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+    if not args.skip_tests:
+        wall, peak, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"])
+        rows.append(("test suite (library + every chapter block, both languages)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    width = max(len(r[0]) for r in rows)
+    for what, value in dict(rows).items():
+        print(f"{what.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()
