@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -68,7 +69,9 @@ def readable(tokenizer, token_id: int) -> str:
     if token_id in tokenizer.all_special_ids:
         return tokenizer.convert_ids_to_tokens(token_id)
     text = token_bytes(tokenizer, token_id).decode("utf-8", errors="anatomy-hex")
-    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    text = text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+    # Other invisible characters (control codes, right-to-left marks...) are shown by their code.
+    return "".join(f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text)
 
 
 def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token]:

@@ -39,5 +39,9 @@ def style():
         "savefig.dpi": 150,
         "figure.constrained_layout.use": True,
     }
+    # Resolve the backend first: if pyplot picks it (and the notebook's inline backend switches
+    # on interactive mode) inside rc_context, leaving the context would undo that set-up and the
+    # first figure of a notebook would be shown twice.
+    matplotlib.get_backend()
     with matplotlib.rc_context(rc):
         yield
