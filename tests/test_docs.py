@@ -56,3 +56,15 @@ def test_nav_lists_exactly_the_written_chapters():
     config = yaml.load((DOCS.parent / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
     nav = [next(iter(item.values())) for item in config["nav"]]
     assert sorted(map(Path, nav)) == CHAPTERS
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=str)
+def test_only_python_blocks_are_executed(chapter):
+    """jupytext turns ```bash fences into %%bash cells that the build would run: only python may run."""
+    import jupytext
+
+    for lang in ("en", "zh"):
+        cells = jupytext.read(DOCS / lang / chapter).cells
+        code = [c.source for c in cells if c.cell_type == "code"]
+        assert not [s for s in code if s.lstrip().startswith("%")], f"{lang}/{chapter} has a cell magic"
+        assert len(code) == len(FENCE.findall((DOCS / lang / chapter).read_text(encoding="utf-8")))

@@ -7,8 +7,12 @@
 """
 
 from . import plot
+from .about import versions
 from .capture import HiddenStates, hidden_states
+from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_dimensions, layer_similarity, max_difference, mean_similarity, token_vectors, word_similarity
+from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
+from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .load import DEFAULT_MODELS, Model, cache_dir, load
 from .next_token import NextTokens, next_token
 from .show import Table, token_table, vocabulary_table
@@ -17,24 +21,51 @@ from .tokens import Token, VocabularyCensus, readable, single_token_id, token_by
 __version__ = "0.1.0"
 
 __all__ = [
+    "Analogy",
     "AnatomyError",
     "DEFAULT_MODELS",
     "HiddenStates",
+    "LargestDimensions",
     "Model",
     "NextTokens",
+    "Projection",
     "Table",
     "Token",
+    "TokenVectors",
+    "UnembeddingRank",
     "VocabularyCensus",
+    "WordSimilarity",
+    "analogy",
+    "analogy_table",
     "cache_dir",
+    "embed",
+    "entropy",
     "hidden_states",
+    "largest_dimensions",
+    "layer_similarity",
     "load",
+    "logits_from_hidden",
+    "lookup",
+    "max_difference",
+    "mean_similarity",
+    "nearest_table",
+    "nearest_tokens",
     "next_token",
     "plot",
+    "project_2d",
     "readable",
+    "sample",
     "single_token_id",
+    "softmax_by_hand",
     "token_bytes",
     "token_table",
+    "token_vectors",
     "tokenize",
+    "unembedding_rank",
+    "unit_table",
+    "versions",
     "vocabulary_census",
     "vocabulary_table",
+    "with_temperature",
+    "word_similarity",
 ]
