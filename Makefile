@@ -28,6 +28,7 @@ site: setup
 	$(VENV)/bin/mkdocs build --strict
 
 test: setup
+	@sh scripts/install-browser.sh
 	$(PY) -m pytest
 
 serve: setup
