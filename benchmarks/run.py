@@ -9,9 +9,9 @@ single measured process. Usage: python benchmarks/run.py [--skip-site] [--skip-t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,16 +29,49 @@ print(json.dumps({"imports": t_imp, "load": t_load}))
 """
 
 
+# Runs a command and prints the peak resident memory of its largest process (children included).
+WRAP = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print("PEAK_KB", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall time (s), peak RSS of the process tree's largest process (MB), stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall time (s), peak RSS of the largest process it started (MB), stdout."""
     t = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", WRAP, *cmd], cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024, out.stdout
+    peak_kb = int(out.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
+    return wall, peak_kb / 1024, out.stdout
+
+
+def site_builds() -> list[tuple[str, str]]:
+    """Cold build (empty output cache), warm build, and a rebuild after an edit to prose only."""
+    rows = []
+    out = tempfile.mkdtemp()
+    build = [str(BIN / "mkdocs"), "build", "--strict", "--site-dir", out]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"ANATOMY_SITE_CACHE": cache}
+        wall, peak, _ = run(build, env)
+        rows.append(("site build, cold (every chapter executed once)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+        timings = json.loads((Path(cache) / "timings.json").read_text())
+        for page, seconds in sorted(timings.items()):
+            rows.append((f"  executing {Path(page).relative_to(ROOT)}", f"{seconds:.1f} s"))
+        wall, peak, _ = run(build, env)
+        rows.append(("site build, warm (outputs cached)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+        chapter = ROOT / "docs" / "en" / "function-and-tokens.md"
+        text = chapter.read_text(encoding="utf-8")
+        try:
+            chapter.write_text(text + "\nOne more sentence of prose.\n", encoding="utf-8")
+            wall, peak, _ = run(build, env)
+        finally:
+            chapter.write_text(text, encoding="utf-8")
+        rows.append(("site rebuild after a prose-only edit", f"{wall:.0f} s, peak {peak:.0f} MB"))
+    return rows
 
 
 def main() -> None:
@@ -47,8 +80,6 @@ def main() -> None:
     ap.add_argument("--skip-tests", action="store_true")
     args = ap.parse_args()
     rows: list[tuple[str, str]] = []
-    import json
-
     for name in ("smollm2-135m", "gemma-3-270m"):
         with tempfile.TemporaryDirectory() as empty:
             _, peak, out = run([sys.executable, "-c", LOAD, name], env={"ANATOMY_CACHE": empty})
@@ -57,16 +88,15 @@ def main() -> None:
         _, peak, out = run([sys.executable, "-c", LOAD, name])
         cached = json.loads(out.strip().splitlines()[-1])
         rows.append((f"{name}: cached load (after imports)", f"{cached['load']:.2f} s"))
-        rows.append(("torch + transformers imports", f"{cached['imports']:.2f} s"))
+    rows.append(("torch + transformers imports", f"{cached['imports']:.2f} s"))
     if not args.skip_site:
-        wall, peak, _ = run([str(BIN / "mkdocs"), "build", "--strict", "--site-dir", tempfile.mkdtemp()])
-        rows.append(("site build, all pages, both languages (warm model cache)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+        rows += site_builds()
     if not args.skip_tests:
         wall, peak, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"])
         rows.append(("test suite (library + every chapter block, both languages)", f"{wall:.0f} s, peak {peak:.0f} MB"))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     width = max(len(r[0]) for r in rows)
-    for what, value in dict(rows).items():
+    for what, value in rows:
         print(f"{what.ljust(width)}  {value}")
 
 
