@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -162,6 +163,12 @@ def on_config(config):
 
 
 def on_post_build(config):
+    # The language switch of mkdocs-material fetches the other language's sitemap.xml; the
+    # i18n plugin writes one only at the top, so give the Chinese site a copy.
+    site = Path(config["site_dir"])
+    for top, sub in ((site.parent, site), (site, site / "zh")):
+        if sub.name == "zh" and sub.is_dir() and (top / "sitemap.xml").exists() and not (sub / "sitemap.xml").exists():
+            shutil.copy(top / "sitemap.xml", sub / "sitemap.xml")
     if timings:
         CACHE.mkdir(parents=True, exist_ok=True)
         (CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")

@@ -6,6 +6,7 @@ import contextlib
 from functools import lru_cache
 
 import matplotlib
+import matplotlib.pyplot as plt
 from matplotlib import font_manager
 
 __all__ = ["cjk_font", "families", "style"]
@@ -39,9 +40,9 @@ def style():
         "savefig.dpi": 150,
         "figure.constrained_layout.use": True,
     }
-    # Resolve the backend first: if pyplot picks it (and the notebook's inline backend switches
-    # on interactive mode) inside rc_context, leaving the context would undo that set-up and the
-    # first figure of a notebook would be shown twice.
-    matplotlib.get_backend()
+    # Load the backend first: if pyplot loads it (and the notebook's inline backend switches on
+    # interactive mode) inside rc_context, leaving the context would undo that set-up: the first
+    # figure of a notebook would be shown twice and later ones not at all.
+    plt._get_backend_mod()
     with matplotlib.rc_context(rc):
         yield
