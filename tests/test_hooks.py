@@ -65,3 +65,28 @@ def test_hooks_removed_even_on_error(smollm2):
 def test_bad_places(smollm2, place, words):
     with pytest.raises(AnatomyError, match=words):
         hooks.module_at(smollm2, place)
+
+
+@torch.no_grad()
+def test_mlp_input_is_what_the_feed_forward_sublayer_reads(model):
+    ids = _ids(model)
+    with hooks.capture(model, "layers.2.mlp.input", "layers.2.mlp") as seen:
+        model.hf(input_ids=ids)
+    assert seen["layers.2.mlp.input"].shape == (1, ids.shape[1], model.d_model)
+    torch.testing.assert_close(model.layers[2].mlp(seen["layers.2.mlp.input"]), seen["layers.2.mlp"])
+    with pytest.raises(AnatomyError, match="only under 'layers.N.mlp'"):
+        hooks.module_at(model, "layers.2.attn.input")
+
+
+@torch.no_grad()
+def test_resid_mid_is_layer_input_plus_attention_and_feeds_the_ffn_norm(model):
+    ids = _ids(model)
+    with hooks.capture(model, "layers.1", "layers.2.attn", "layers.2.resid_mid", "layers.2.mlp", "layers.2") as seen:
+        model.hf(input_ids=ids)
+    mid, attn, mlp = seen["layers.2.resid_mid"], seen["layers.2.attn"], seen["layers.2.mlp"]
+    block = model.layers[2]
+    gemma = hasattr(block, "pre_feedforward_layernorm")  # Gemma normalizes each branch before adding it
+    torch.testing.assert_close(mid, seen["layers.1"] + (block.post_attention_layernorm(attn) if gemma else attn))
+    torch.testing.assert_close(seen["layers.2"], mid + (block.post_feedforward_layernorm(mlp) if gemma else mlp))
+    with pytest.raises(AnatomyError, match="Unknown place"):
+        hooks.module_at(model, "layers.2.resid_mid.q")

@@ -10,6 +10,8 @@ A *place* is a string naming the output of one module, resolved per family here 
 ``"layers.5.attn.o.input"`` the heads' weighted sums, concatenated, as they enter W_O
 ``"layers.5.mlp"``          the feed-forward sub-layer's output, before the residual add
 ``"layers.5.mlp.neurons"``  the neuron activations (the input of the down projection)
+``"layers.5.mlp.input"``    what enters the feed-forward sub-layer (after the norm before it)
+``"layers.5.resid_mid"``    the residual stream between the two sub-layers: layer input + attention
 ``"final_norm"``            the output of the final norm
 ==========================  ====================================================================
 
@@ -37,14 +39,15 @@ _PROJ = {
     "o": ("o_proj", "c_proj", "dense"),
 }
 _DOWN = ("down_proj", "c_proj", "fc2")
+_FFN_NORM = ("pre_feedforward_layernorm", "post_attention_layernorm", "ln_2")  # its input is resid_mid
 
-_PLACE = re.compile(r"^layers\.(-?\d+)(?:\.(attn|mlp)(?:\.(q|k|v|o\.input|neurons))?)?$")
+_PLACE = re.compile(r"^layers\.(-?\d+)(?:\.(attn|mlp)(?:\.(q|k|v|o\.input|neurons|input))?|\.(resid_mid))?$")
 
 
 def places(model) -> list[str]:
     """Examples of every kind of place this model has (layer 0 only, to keep the list short)."""
     return ["embedding", "layers.0", "layers.0.attn", "layers.0.attn.q", "layers.0.attn.k", "layers.0.attn.v",
-            "layers.0.attn.o.input", "layers.0.mlp", "layers.0.mlp.neurons", "final_norm"]
+            "layers.0.attn.o.input", "layers.0.mlp", "layers.0.mlp.input", "layers.0.mlp.neurons", "layers.0.resid_mid", "final_norm"]
 
 
 def _child(module: torch.nn.Module, names: tuple[str, ...], what: str) -> torch.nn.Module:
@@ -70,21 +73,27 @@ def module_at(model, place: str) -> tuple[torch.nn.Module, bool]:
         return model.final_norm, False
     m = _PLACE.match(place) if isinstance(place, str) else None
     if m is None:
-        raise AnatomyError(f"Unknown place {place!r}: use 'embedding', 'layers.N', 'layers.N.attn', 'layers.N.attn.q|k|v|o.input', 'layers.N.mlp', 'layers.N.mlp.neurons' or 'final_norm'.")
+        raise AnatomyError(f"Unknown place {place!r}: use 'embedding', 'layers.N', 'layers.N.attn', 'layers.N.attn.q|k|v|o.input', 'layers.N.mlp', 'layers.N.mlp.neurons|input', 'layers.N.resid_mid' or 'final_norm'.")
     layer = model.layers[layer_index(model, int(m.group(1)))]
     part, sub = m.group(2), m.group(3)
+    if m.group(4):  # the input of the norm before the FFN (Llama names it post_attention_layernorm)
+        return _child(layer, _FFN_NORM, "norm before the feed-forward sub-layer"), True
     if part is None:
         return layer, False
     if part == "attn":
         attn = _child(layer, _ATTN, "attention sub-layer")
         if sub is None:
             return attn, False
+        if sub in ("neurons", "input"):  # those belong to the feed-forward sub-layer
+            raise AnatomyError(f"Unknown place {place!r}: '.{sub}' exists only under 'layers.N.mlp', e.g. 'layers.{m.group(1)}.mlp.{sub}'.")
         if sub == "o.input":
             return _child(attn, _PROJ["o"], "output projection W_O"), True
         return _child(attn, _PROJ[sub], f"{sub} projection"), False
     mlp = _child(layer, _MLP, "feed-forward sub-layer")
     if sub is None:
         return mlp, False
+    if sub == "input":
+        return mlp, True  # what enters the feed-forward sub-layer, after its norm (Chapter 11)
     return _child(mlp, _DOWN, "down projection"), True  # neurons = what enters the down projection
 
 
