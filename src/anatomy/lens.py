@@ -1,0 +1,195 @@
+"""Logit lens: read every layer's vector with the final norm and the LM head (Chapter 7).
+
+Only the last layer's vector is meant to go through the LM head. The logit lens
+(nostalgebraist 2020) sends every layer's vector through the same two steps the last one takes,
+the final norm then the LM head, and reads the result as a next-token distribution: what the model
+"would say" if it stopped after that layer. Layer 0 is the token embedding; layer L is the last
+layer, whose entry in ``hidden_states`` already carries the final norm (so it is not normed twice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .capture import HiddenStates, hidden_states
+from .errors import AnatomyError
+from .lm_head import logits_from_hidden
+from .show import Table
+from .tokens import Token, readable, tokenize
+
+__all__ = ["LanguageCurves", "LogitLens", "language_curves", "lens_logits", "logit_lens"]
+
+
+def _check_layer(hs: HiddenStates, layer) -> int:
+    n = hs.n_layers
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not -(n + 1) <= layer <= n:
+        raise AnatomyError(f"Layer {layer!r} is out of range: {hs.model_name} has layers 0 (embeddings) to {n}.")
+    return int(layer) % (n + 1)
+
+
+@torch.no_grad()
+def lens_logits(model, hs: HiddenStates, layers=None) -> torch.Tensor:
+    """Logits that the LM head gives for the chosen layers' vectors, at every position (Chapter 7).
+
+    ``layers`` is one layer index or a list of them, counted like ``hidden_states``: 0 =
+    embeddings, L = last layer (negative counts from the end); None means all L+1. The final norm
+    is applied to layers 0..L-1; layer L already has it. Shape [T, V] for one layer, else
+    [len(layers), T, V]. All layers go through the LM head in one product: for Gemma the head
+    is 262,144 x 640 floats, and reading it once per layer would cost more than the model itself.
+    """
+    one = layers is not None and isinstance(layers, numbers.Integral)
+    idx = [_check_layer(hs, i) for i in ([layers] if one else range(hs.n_layers + 1) if layers is None else layers)]
+    n = hs.n_layers
+    h = hs.states[idx].to(device=model.device, dtype=model.lm_head.weight.dtype)  # [K, T, d]
+    inner = torch.tensor([i < n for i in idx])
+    if inner.any():  # transformers already normed the last entry; norm the others exactly once
+        h[inner] = model.final_norm(h[inner])
+    logits = logits_from_hidden(model, h)  # [K, T, V]
+    return logits[0] if one else logits
+
+
+def _first_token(model, word) -> int:
+    """A token ID as given, or the first token of a word (the rule of Wendler et al. 2024)."""
+    if isinstance(word, numbers.Integral) and not isinstance(word, bool):
+        if not 0 <= int(word) < model.vocab_size:
+            raise AnatomyError(f"Token ID {word} is out of range: {model.name} has token IDs 0 to {model.vocab_size - 1}.")
+        return int(word)
+    if not isinstance(word, str) or word == "":
+        raise AnatomyError(f"Target {word!r} is not a word or a token ID: pass strings such as 'weather' or integer IDs.")
+    return tokenize(model, word, add_special_tokens=False)[0].id
+
+
+@dataclass(frozen=True)
+class LogitLens:
+    """What the LM head reads at every layer and position of one prompt (Chapter 7).
+
+    Layers count like ``hidden_states``: row 0 is the embedding, row L the last layer, whose
+    distribution is the model's own next-token distribution.
+    """
+
+    model_name: str
+    prompt: str
+    tokens: tuple[Token, ...]  # the T tokens the model read
+    top_ids: torch.Tensor  # [L+1, T, k] most likely next tokens per layer and position
+    top_probs: torch.Tensor  # [L+1, T, k] their probabilities
+    top_text: tuple[tuple[tuple[str, ...], ...], ...]  # [L+1][T][k] readable text of top_ids
+    targets: tuple[str, ...]  # readable text of the n target tokens
+    target_ids: tuple[int, ...]  # their IDs
+    target_probs: torch.Tensor  # [L+1, T, n] probability of each target token
+
+    @property
+    def n_layers(self) -> int:
+        return self.top_ids.shape[0] - 1
+
+    def _position(self, position: int) -> int:
+        T = len(self.tokens)
+        if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -T <= position < T:
+            raise AnatomyError(f"Position {position!r} is out of range: the prompt has {T} tokens (positions 0 to {T - 1}, or -1 for the last).")
+        return int(position) % T
+
+    def top(self, layer: int, position: int = -1, k: int = 5) -> list[tuple[str, float]]:
+        """The k most likely tokens at one layer and position, as (readable text, probability)."""
+        p = self._position(position)
+        if not -(self.n_layers + 1) <= layer <= self.n_layers:
+            raise AnatomyError(f"Layer {layer!r} is out of range: {self.model_name} has layers 0 (embeddings) to {self.n_layers}.")
+        if not 1 <= k <= self.top_ids.shape[-1]:
+            raise AnatomyError(f"k={k} is out of range: this lens kept the top {self.top_ids.shape[-1]} tokens; call logit_lens(..., k=...) for more.")
+        return [(self.top_text[layer][p][j], float(self.top_probs[layer, p, j])) for j in range(k)]
+
+    def table(self, position: int = -1, k: int = 3, layers: Sequence[int] | None = None) -> Table:
+        """One row per layer at one position: the top-k tokens with probabilities, then the targets."""
+        p = self._position(position)
+        layers = range(self.n_layers + 1) if layers is None else layers
+        cols = ("layer", *(f"top {j + 1}" for j in range(k)), *(f"p({t})" for t in self.targets))
+        rows = tuple(
+            ("0 (embedding)" if i == 0 else str(i),
+             *(f"{text} {prob:.2f}" for text, prob in self.top(i, p, k)),
+             *(float(self.target_probs[i, p, j]) for j in range(len(self.targets))))
+            for i in layers
+        )
+        caption = f"{self.model_name}: logit lens at position {p} ({self.tokens[p].text!r}) of “{self.prompt}”"
+        return Table(cols, rows, caption)
+
+
+@torch.no_grad()
+def logit_lens(model, prompt: str, targets: Sequence = (), *, k: int = 5) -> LogitLens:
+    """Final norm + LM head applied to every layer's vector at every position (Chapter 7).
+
+    ``targets`` are words or token IDs whose probability is tracked per layer; a word counts by
+    its first token. Only the top ``k`` tokens are kept per layer and position (a full
+    [L+1, T, V] table would be hundreds of megabytes for Gemma's 262,144-token vocabulary).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+        raise AnatomyError(f"k={k!r} is out of range: keep between 1 and 100 top tokens per layer.")
+    if isinstance(targets, (str, numbers.Integral)):
+        targets = (targets,)
+    target_ids = tuple(_first_token(model, t) for t in targets)
+    hs = hidden_states(model, prompt)
+    probs = torch.softmax(lens_logits(model, hs), dim=-1)  # [L+1, T, V]
+    top = probs.topk(k, dim=-1)  # [L+1, T, k]
+    tprobs = probs[..., list(target_ids)]  # [L+1, T, n]
+    top_ids = top.indices
+    tok = model.tokenizer
+    text = tuple(tuple(tuple(readable(tok, j) for j in pos) for pos in layer) for layer in top_ids.tolist())
+    return LogitLens(
+        model.name, prompt, hs.tokens, top_ids, top.values, text,
+        tuple(readable(tok, j) for j in target_ids), target_ids, tprobs,
+    )
+
+
+@dataclass(frozen=True)
+class LanguageCurves:
+    """Per layer, the probability of the answer written in each language, averaged over prompts (Chapter 7)."""
+
+    model_name: str
+    prompts: tuple[str, ...]  # the N prompts, each asking for one word
+    languages: tuple[str, ...]  # the G language names, e.g. ("English", "中文")
+    answers: tuple[tuple[str, ...], ...]  # [N][G] readable first token of each expected answer
+    probs: torch.Tensor  # [N, L+1, G] probability of each answer's first token at the last position
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Average over the prompts. Shape [L+1, G]."""
+        return self.probs.mean(0)
+
+    def table(self) -> Table:
+        """One row per prompt: the first token of each answer, and the layer where it peaks."""
+        cols = ("prompt (last line)", *(f"{g} (first token)" for g in self.languages), *(f"{g} peaks at layer" for g in self.languages))
+        rows = tuple(
+            (p.splitlines()[-1], *self.answers[n], *(int(self.probs[n, :, g].argmax()) for g in range(len(self.languages))))
+            for n, p in enumerate(self.prompts)
+        )
+        return Table(cols, rows, f"{self.model_name}: first tokens tracked by the logit lens")
+
+
+def language_curves(model, prompts: Sequence[str], answers: Mapping[str, Sequence]) -> LanguageCurves:
+    """Track, layer by layer, the probability of the same answer in several languages (Chapter 7).
+
+    Wendler et al. 2024 ask for a translation (``Français: "fleur" - 中文: "``) and read the last
+    position with the logit lens: the probability of the first token of the English word and of
+    the Chinese word, per layer. ``answers`` maps a language name to one word per prompt.
+    """
+    prompts = tuple(prompts)
+    if not prompts:
+        raise AnatomyError("No prompts given: pass a list of prompts, each ending where the answer word should start.")
+    if not answers:
+        raise AnatomyError("No answers given: pass e.g. {'English': ['flower', ...], '中文': ['花', ...]}.")
+    for lang, words in answers.items():
+        if len(words) != len(prompts):
+            raise AnatomyError(f"{len(prompts)} prompts but {len(words)} {lang} answers: give one answer per prompt in every language.")
+    langs = tuple(answers)
+    tok = model.tokenizer
+    rows, shown = [], []
+    for n, prompt in enumerate(prompts):
+        ids = [_first_token(model, answers[g][n]) for g in langs]
+        hs = hidden_states(model, prompt)
+        last = dataclasses.replace(hs, states=hs.states[:, -1:], tokens=hs.tokens[-1:], logits=hs.logits[-1:])
+        probs = torch.softmax(lens_logits(model, last)[:, 0], dim=-1)  # [L+1, V], last position only
+        rows.append(probs[:, ids])  # [L+1, G]
+        shown.append(tuple(readable(tok, i) for i in ids))
+    return LanguageCurves(model.name, prompts, langs, tuple(shown), torch.stack(rows))

@@ -1,0 +1,47 @@
+"""Figures of Chapter 6: how much a steering vector moves the model, per layer and strength."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from ..errors import AnatomyError
+from .style import families as _families
+from .style import style as _style
+
+__all__ = ["steering"]
+
+
+def steering(effects, *, title: str | None = None) -> Figure:
+    """Heat map of ``SteeringEffect.shift``: layers down, strengths across, one panel per model (Chapter 6).
+
+    Red = the next token leans further towards the A markers than without steering, blue = towards
+    the B markers, white = no change (strength 0 is white by definition). Each cell shows its value.
+    """
+    effects = [effects] if hasattr(effects, "shift") else list(effects)
+    if not effects:
+        raise AnatomyError("No steering effects to draw: pass the result of steering_effect (or a list of them).")
+    with _style():
+        tallest = max(len(e.layers) for e in effects)
+        fig, axes = plt.subplots(1, len(effects), figsize=(4.2 * len(effects) + 0.8, 0.36 * tallest + 2.0), squeeze=False)
+        for ax, e in zip(axes[0], effects):
+            shift = e.shift.numpy()  # [n_layers, n_strengths]
+            lim = max(float(abs(shift).max()), 1e-6)
+            im = ax.imshow(shift, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
+            ax.set_xticks(range(len(e.strengths)), [f"{s:g}" for s in e.strengths])
+            ax.set_yticks(range(len(e.layers)), [str(i) for i in e.layers])
+            ax.set_xlabel("strength (multiples of the direction)")
+            ax.set_ylabel("layer steered (0-based)")
+            for i in range(shift.shape[0]):
+                for j in range(shift.shape[1]):
+                    v = shift[i, j]
+                    ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize=7,
+                            color="white" if abs(v) > 0.6 * lim else "black")
+            a, b = "".join(e.markers_a[:3]), "".join(e.markers_b[:3])
+            ax.set_title(f"{e.model_name}: {e.n_prompts} held-out prompts\nchange of logit(A: {a}…) − logit(B:{b}…)",
+                         fontsize=9, fontfamily=_families())
+            fig.colorbar(im, ax=ax, shrink=0.8, label="change vs. no steering")
+        if title:
+            fig.suptitle(title, fontfamily=_families())
+    return fig

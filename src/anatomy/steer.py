@@ -1,0 +1,212 @@
+"""Representation engineering: find a direction between two kinds of prompts, add it while the model runs (Chapter 6).
+
+The recipe of the lecture, in four functions:
+
+    v = direction(model, prompts_a, prompts_b, layer)     # mean(kind A) - mean(kind B) at layer l, [d]
+    with steer(model, v, layer, strength=4):              # add strength * v to layer l's output
+        generate(model, "My favourite food is")           # ...at every position, while generating
+    steering_effect(model, directions(...), held_out, markers_a, markers_b)   # try every layer
+
+Layers count from 0 like the module path ``model.layers.N``; "layer l" means the *output* of that
+layer (``hooks`` place ``"layers.l"``, i.e. ``hidden_states(...).states[l + 1]`` for every layer but
+the last, where ``hidden_states`` already applied the final norm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import hooks
+from .brains import greedy
+from .errors import AnatomyError
+from .next_token import check_prompt
+from .tokens import single_token_id
+
+__all__ = ["SteeringEffect", "direction", "directions", "generate", "marker_difference", "steer", "steering_effect"]
+
+
+def _prompts(prompts, what: str) -> list[str]:
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
+        raise AnatomyError(f"{what} must be a non-empty list of prompts, e.g. ['The weather today is', 'My friend said'].")
+    return list(prompts)
+
+
+def _batch(model, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tokenize each prompt as the model reads it alone, pad on the right. ids/mask [B, T], lengths [B].
+
+    With causal attention a real token never sees the padding after it, and its positions stay
+    0, 1, 2... as if it were alone, so each prompt's last real token gets exactly its unpadded value.
+    """
+    ids = [check_prompt(model, p)[0].cpu() for p in prompts]  # B tensors [T_i]
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    lengths = torch.tensor([len(i) for i in ids])  # [B]
+    batch = torch.full((len(ids), int(lengths.max())), pad, dtype=torch.long)  # [B, T]
+    mask = torch.zeros_like(batch)  # [B, T] 1 = real token
+    for k, i in enumerate(ids):
+        batch[k, :len(i)] = i
+        mask[k, :len(i)] = 1
+    return batch.to(model.device), mask.to(model.device), lengths
+
+
+@torch.no_grad()
+def _last_token(model, prompts: list[str], places: list[str]) -> dict[str, torch.Tensor]:
+    """One batched forward pass; each place's vector at every prompt's last real token. [B, d] per place."""
+    ids, mask, lengths = _batch(model, prompts)
+    with hooks.capture(model, *places) as seen:
+        model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+    rows = torch.arange(len(prompts))
+    return {p: seen[p][rows, lengths - 1].float().cpu() for p in places}
+
+
+def directions(model, prompts_a, prompts_b) -> torch.Tensor:
+    """mean(layer-l output of kind A) - mean(kind B), at the last token, for every layer at once (Chapter 6).
+
+    Shape [L, d]: row l is ``direction(model, prompts_a, prompts_b, l)``. Two batched forward passes.
+    """
+    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    places = [f"layers.{i}" for i in range(model.n_layers)]
+    seen_a, seen_b = _last_token(model, a, places), _last_token(model, b, places)
+    return torch.stack([seen_a[p].mean(0) - seen_b[p].mean(0) for p in places])  # [L, d]
+
+
+def direction(model, prompts_a, prompts_b, layer: int) -> torch.Tensor:
+    """The lecture's direction at one layer: mean of kind A minus mean of kind B, last token. Shape [d] (Chapter 6)."""
+    layer = hooks.layer_index(model, layer)
+    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    place = f"layers.{layer}"
+    return _last_token(model, a, [place])[place].mean(0) - _last_token(model, b, [place])[place].mean(0)  # [d]
+
+
+def _check_vector(model, vector) -> torch.Tensor:
+    d = model.d_model
+    if not isinstance(vector, torch.Tensor) or vector.ndim != 1 or vector.shape[0] != d:
+        shape = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+        raise AnatomyError(f"The steering vector has shape {shape}, but {model.name} needs one vector of size {d} ([d]); use direction(model, prompts_a, prompts_b, layer).")
+    if not torch.isfinite(vector).all():
+        raise AnatomyError("The steering vector contains NaN or infinite values; recompute it from real prompts.")
+    return vector
+
+
+def _check_strength(strength) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise AnatomyError(f"strength={strength!r} is not allowed: use a finite number such as 4 (add) or -4 (subtract).")
+    return float(strength)
+
+
+@contextlib.contextmanager
+def steer(model, vector: torch.Tensor, layer: int, strength: float = 1.0) -> Iterator[None]:
+    """Inside the block, layer ``layer`` outputs ``h + strength * vector`` at every position (Chapter 6).
+
+    A negative strength subtracts the direction. Built on ``hooks.edit``: the hook is removed on
+    exit, even if the block raises, so the model is unchanged afterwards.
+    """
+    layer = hooks.layer_index(model, layer)
+    vector, strength = _check_vector(model, vector), _check_strength(strength)
+
+    def add(h):  # h: [B, T, d]
+        return h + strength * vector.to(device=h.device, dtype=h.dtype)
+
+    with hooks.edit(model, f"layers.{layer}", add):
+        yield
+
+
+def generate(model, prompt: str, max_new_tokens: int = 20) -> str:
+    """Greedy continuation (always the most likely next token): deterministic, no sampling (Chapter 6).
+
+    Returns only the new text, cut at the end-of-text token. Runs whatever hooks are active, so
+    call it inside ``steer`` to steer. The token loop is ``greedy`` of Chapter 12 (with KV cache).
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= 200:
+        raise AnatomyError(f"max_new_tokens={max_new_tokens!r} is not allowed: use an integer from 1 to 200 (20 is plenty on a CPU).")
+    with torch.no_grad():
+        new = list(greedy(model, prompt, max_new_tokens))
+    eos = model.tokenizer.eos_token_id
+    if eos in new:
+        new = new[:new.index(eos)]
+    return model.tokenizer.decode(new)
+
+
+def _marker_ids(model, markers, what: str) -> torch.Tensor:
+    if isinstance(markers, str) or not isinstance(markers, Sequence) or len(markers) == 0:
+        raise AnatomyError(f"{what} must be a non-empty list of single-token words, e.g. ['的', '是'] or [' the', ' is'].")
+    return torch.tensor([single_token_id(model, w) for w in markers])  # [k]
+
+
+@torch.no_grad()
+def marker_difference(model, prompts, markers_a, markers_b) -> torch.Tensor:
+    """Per prompt: mean next-token logit of the A markers minus that of the B markers. Shape [N] (Chapter 6).
+
+    Positive = the model leans to kind A for its next token. Runs active hooks (use inside ``steer``).
+    """
+    prompts = _prompts(prompts, "prompts")
+    ia, ib = _marker_ids(model, markers_a, "markers_a"), _marker_ids(model, markers_b, "markers_b")
+    h = _last_token(model, prompts, ["final_norm"])["final_norm"]  # [N, d] after the final norm
+    ids = torch.cat([ia, ib])  # [ka + kb]
+    logits = h @ model.lm_head.weight[ids].float().cpu().T  # [N, ka + kb]: only the marker rows of the LM head
+    if model.lm_head.bias is not None:
+        logits = logits + model.lm_head.bias[ids].float().cpu()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:  # as in logits_from_hidden (Chapter 4)
+        logits = softcap * torch.tanh(logits / softcap)
+    return logits[:, :len(ia)].mean(1) - logits[:, len(ia):].mean(1)  # [N]
+
+
+@dataclass(frozen=True)
+class SteeringEffect:
+    """How much steering moves the marker-logit difference, per layer and strength (Chapter 6).
+
+    ``effect[i, j]`` is the mean over the held-out prompts of (mean logit of A markers - mean logit
+    of B markers) with ``strengths[j] * vectors[layers[i]]`` added to the output of ``layers[i]``;
+    ``baseline`` is the same mean without steering. ``shift = effect - baseline``.
+    """
+
+    model_name: str
+    layers: tuple[int, ...]
+    strengths: tuple[float, ...]
+    effect: torch.Tensor  # [n_layers, n_strengths]
+    baseline: float
+    markers_a: tuple[str, ...]
+    markers_b: tuple[str, ...]
+    n_prompts: int
+
+    @property
+    def shift(self) -> torch.Tensor:
+        """effect - baseline: how far steering moved the difference. Shape [n_layers, n_strengths]."""
+        return self.effect - self.baseline
+
+    @property
+    def best_layer(self) -> int:
+        """The layer whose largest positive strength moves the difference most towards kind A."""
+        j = max(range(len(self.strengths)), key=lambda k: self.strengths[k])
+        return self.layers[int(self.shift[:, j].argmax())]
+
+
+def steering_effect(model, vectors: torch.Tensor, prompts, markers_a, markers_b, *,
+                    layers: Sequence[int] | None = None, strengths: Sequence[float] = (-4, -2, 0, 2, 4)) -> SteeringEffect:
+    """Try every layer (or ``layers``) and every strength on held-out prompts; one batched pass each (Chapter 6).
+
+    ``vectors`` is [L, d] from ``directions``. Cost: len(layers) * len(strengths) + 1 forward passes.
+    """
+    if not isinstance(vectors, torch.Tensor) or vectors.ndim != 2 or tuple(vectors.shape) != (model.n_layers, model.d_model):
+        shape = tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__
+        raise AnatomyError(f"vectors has shape {shape}, but {model.name} needs one direction per layer, [{model.n_layers}, {model.d_model}]; use directions(model, prompts_a, prompts_b).")
+    layers = tuple(range(model.n_layers)) if layers is None else tuple(hooks.layer_index(model, i) for i in layers)
+    strengths = tuple(_check_strength(s) for s in strengths)
+    if not layers or not strengths:
+        raise AnatomyError("Give at least one layer and one strength, e.g. layers=range(0, 30, 3), strengths=(-4, 0, 4).")
+    prompts = _prompts(prompts, "prompts")
+    baseline = float(marker_difference(model, prompts, markers_a, markers_b).mean())
+    effect = torch.empty(len(layers), len(strengths))  # [n_layers, n_strengths]
+    for i, layer in enumerate(layers):
+        for j, s in enumerate(strengths):
+            if s == 0:  # adding a zero vector changes nothing (tested); skip the pass
+                effect[i, j] = baseline
+                continue
+            with steer(model, vectors[layer], layer, s):
+                effect[i, j] = marker_difference(model, prompts, markers_a, markers_b).mean()
+    return SteeringEffect(model.name, layers, strengths, effect, baseline, tuple(markers_a), tuple(markers_b), len(prompts))

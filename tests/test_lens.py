@@ -1,0 +1,108 @@
+"""Chapter 7: the logit lens reads every layer with the final norm and the LM head."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import anatomy
+from anatomy.lens import lens_logits
+
+PROMPT = "今天天氣真"
+
+
+@pytest.fixture(scope="module")
+def lens(model):
+    return model, anatomy.logit_lens(model, PROMPT, ["weather", "好"], k=5)
+
+
+def test_shapes(lens):
+    model, ll = lens
+    T = len(anatomy.tokenize(model, PROMPT))
+    L = model.n_layers
+    assert len(ll.tokens) == T
+    assert ll.top_ids.shape == (L + 1, T, 5) and ll.top_probs.shape == (L + 1, T, 5)
+    assert ll.target_probs.shape == (L + 1, T, 2)
+    assert len(ll.top_text) == L + 1 and len(ll.top_text[0]) == T and len(ll.top_text[0][0]) == 5
+    assert (ll.top_probs[..., :-1] >= ll.top_probs[..., 1:]).all()  # sorted, most likely first
+    assert ((ll.top_probs >= 0) & (ll.top_probs <= 1)).all()  # Gemma at <bos>, layer 0: 1.0 then exact zeros
+
+
+def test_last_layer_is_the_models_own_next_token_distribution(lens):
+    model, ll = lens
+    own = anatomy.next_token(model, PROMPT)  # the model's forward pass, softmax at T=1
+    assert torch.equal(ll.top_ids[-1, -1], own.probs.topk(5).indices)
+    assert torch.allclose(ll.top_probs[-1, -1], own.probs.topk(5).values, atol=1e-5)
+    ids = list(ll.target_ids)
+    assert torch.allclose(ll.target_probs[-1, -1], own.probs[ids], atol=1e-6, rtol=1e-4)
+
+
+def test_final_norm_is_applied_exactly_once(model):
+    hs = anatomy.hidden_states(model, PROMPT)
+    L = model.n_layers
+    # last layer: hidden_states already holds final_norm(output), so the lens gives the model's logits
+    assert torch.allclose(lens_logits(model, hs, L), hs.logits, atol=1e-3, rtol=1e-4)
+    # norming it a second time is a different (wrong) reading: the test would catch a double norm
+    twice = anatomy.logits_from_hidden(model, model.final_norm(hs.states[L]))
+    assert not torch.allclose(twice, hs.logits, atol=1e-2)
+    # inner layers: final norm then LM head, by hand
+    by_hand = anatomy.logits_from_hidden(model, model.final_norm(hs.states[L // 2]))
+    assert torch.allclose(lens_logits(model, hs, L // 2), by_hand, atol=1e-4)
+    assert lens_logits(model, hs).shape == (L + 1, len(hs.tokens), model.vocab_size)
+    assert torch.allclose(lens_logits(model, hs, [L // 2, L]), lens_logits(model, hs)[[L // 2, L]], atol=1e-4)
+
+
+def test_embedding_layer_predicts_the_input_token_itself(gemma):
+    # Tied LM head: layer 0 is (a normed, scaled) row of the table, whose best match is itself.
+    ll = anatomy.logit_lens(gemma, PROMPT, k=1)
+    ids = torch.tensor([t.id for t in ll.tokens])
+    assert torch.equal(ll.top_ids[0, 1:, 0], ids[1:])  # every position after <bos>
+
+
+def test_gemma_weather_in_english_in_middle_layers(gemma):
+    # Measured on Gemma 3 270M: 天气 reads as English weather words in layers 12-15, then Chinese.
+    ll = anatomy.logit_lens(gemma, "天气", k=1)
+    middle = {ll.top_text[i][-1][0] for i in range(12, 16)}
+    assert "␣weather" in middle
+    assert all(t.startswith("␣") and t[1:].isascii() for t in middle)
+    assert not ll.top_text[-1][-1][0].isascii()  # the last layer is back to Chinese
+
+
+def test_language_curves_shape_and_last_layer(gemma):
+    prompts = ['Français: "neige" - 中文: "雪"\nFrançais: "fleur" - 中文: "']
+    c = anatomy.language_curves(gemma, prompts, {"English": ["flower"], "中文": ["花"]})
+    assert c.probs.shape == (1, gemma.n_layers + 1, 2)
+    own = anatomy.next_token(gemma, prompts[0]).probs
+    ids = [anatomy.tokenize(gemma, w, add_special_tokens=False)[0].id for w in ("flower", "花")]
+    assert torch.allclose(c.probs[0, -1], own[ids], atol=1e-6, rtol=1e-4)
+    assert c.mean[-1, 1] > c.mean[-1, 0]  # the last layer answers in Chinese
+    assert c.probs[0, :, 0].argmax() < gemma.n_layers  # English peaks before the last layer
+
+
+def test_bad_input(smollm2):
+    hs = anatomy.hidden_states(smollm2, PROMPT)
+    with pytest.raises(anatomy.AnatomyError, match="out of range"):
+        lens_logits(smollm2, hs, smollm2.n_layers + 1)
+    ll = anatomy.logit_lens(smollm2, "Hello", k=2)
+    with pytest.raises(anatomy.AnatomyError, match="Position 5 is out of range"):
+        ll.top(3, 5)
+    with pytest.raises(anatomy.AnatomyError, match="Layer 99 is out of range"):
+        ll.top(99)
+    with pytest.raises(anatomy.AnatomyError, match="kept the top 2"):
+        ll.top(3, -1, k=3)
+    with pytest.raises(anatomy.AnatomyError, match="empty"):
+        anatomy.logit_lens(smollm2, "")
+    with pytest.raises(anatomy.AnatomyError, match="one answer per prompt"):
+        anatomy.language_curves(smollm2, ["a", "b"], {"English": ["x"]})
+
+
+def test_figures(gemma):
+    ll = anatomy.logit_lens(gemma, "天气", k=1)
+    fig = anatomy.plot.logit_lens(ll)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["<bos>", "天气"]
+    assert len(ax.get_yticklabels()) == gemma.n_layers + 1
+    c = anatomy.language_curves(gemma, ['Français: "fleur" - 中文: "'], {"English": ["flower"], "中文": ["花"]})
+    assert len(anatomy.plot.language_curves([c, c]).axes) == 2
+    with pytest.raises(anatomy.AnatomyError, match="LogitLens"):
+        anatomy.plot.logit_lens(c)
