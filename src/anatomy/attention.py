@@ -1,0 +1,306 @@
+"""Self-attention computed by hand from the real weights (Chapter 9), many heads and causality (Chapter 10).
+
+One attention sub-layer of a Llama / Qwen / Gemma model, step by step, with plain tensor operations:
+
+    x  = input of layer ℓ (the previous layer's output, or the embeddings)     [T, d]
+    xn = RMSNorm(x)                                                             [T, d]
+    Q, K, V = xn W_q, xn W_k, xn W_v        (split into heads)   [H, T, hd] / [H_kv, T, hd]
+    Q, K = q_norm(Q), k_norm(K)             (Gemma only)
+    Q, K = rotate(Q), rotate(K)             (RoPE: each pair of dimensions turned by position × θ_i)
+    K, V shared by groups of H / H_kv query heads (grouped-query attention)
+    S = Q Kᵀ · scale                        scale = 1/√hd (Gemma: 1/√query_pre_attn_scalar)
+    S[i, j] = -inf where j > i              (causal; Gemma's local layers also where i - j ≥ window)
+    A = softmax(S)                          the attention weights                  [H, T, T]
+    O = A V, heads concatenated, times W_O                                          [T, d]
+    x + O                                   (Gemma normalizes O first: post_attention_layernorm)
+
+GPT-2 style models (one fused ``c_attn`` matrix, a learned table of positions) are not covered.
+The model's own weights, for comparison, come from ``anatomy.attention_weights`` (dissect.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from . import hooks
+from .errors import AnatomyError
+from .lm_head import softmax_by_hand
+from .next_token import check_prompt
+from .tokens import Token, readable
+
+__all__ = [
+    "AttentionByHand",
+    "Rotary",
+    "Timing",
+    "attention_by_hand",
+    "rotary",
+    "time_by_length",
+]
+
+
+@dataclass(frozen=True)
+class AttentionByHand:
+    """Every intermediate of one layer's attention, computed by hand (Chapter 9). H heads, H_kv K/V heads."""
+
+    model_name: str
+    layer: int
+    tokens: tuple[Token, ...]  # the T tokens read
+    x: torch.Tensor  # [T, d] input of the layer (residual stream)
+    x_norm: torch.Tensor  # [T, d] after the input RMSNorm
+    q: torch.Tensor  # [H, T, hd] queries, before RoPE (after Gemma's q_norm)
+    k: torch.Tensor  # [H_kv, T, hd] keys, before RoPE (after Gemma's k_norm)
+    v: torch.Tensor  # [H_kv, T, hd] values
+    cos: torch.Tensor  # [T, hd/2] cos(position × θ_i) for each pair i of dimensions
+    sin: torch.Tensor  # [T, hd/2]
+    q_rot: torch.Tensor  # [H, T, hd] queries after RoPE
+    k_rot: torch.Tensor  # [H_kv, T, hd] keys after RoPE
+    scale: float  # what Q Kᵀ is multiplied by
+    window: int | None  # sliding window of this layer (None: sees every earlier token)
+    scores: torch.Tensor  # [H, T, T] Q Kᵀ × scale, before the mask
+    allowed: torch.Tensor  # [T, T] bool: may query i look at key j?
+    weights: torch.Tensor  # [H, T, T] softmax of the masked scores (rows sum to 1)
+    heads: torch.Tensor  # [H, T, hd] each head's weighted sum of values
+    concat: torch.Tensor  # [T, H*hd] heads side by side (the input of W_O)
+    attn_out: torch.Tensor  # [T, d] concat × W_Oᵀ: the attention sub-layer's output
+    update: torch.Tensor  # [T, d] what is added to the residual stream (Gemma: normalized attn_out)
+    residual: torch.Tensor  # [T, d] x + update: the residual stream after attention
+
+    @property
+    def n_heads(self) -> int:
+        return self.q.shape[0]
+
+    @property
+    def n_kv_heads(self) -> int:
+        return self.k.shape[0]
+
+    def head(self, head: int) -> torch.Tensor:
+        """One head's attention weights. Shape [T, T]: row = query token, column = key token."""
+        return self.weights[_check_head(self.model_name, self.n_heads, head)]
+
+    def kv_group(self, head: int) -> int:
+        """Which K/V head query head ``head`` reads (grouped-query attention)."""
+        return _check_head(self.model_name, self.n_heads, head) // (self.n_heads // self.n_kv_heads)
+
+
+def _ids(model, prompt) -> torch.Tensor:
+    """Token ids [1, T] of a prompt (text, or ids for models without a tokenizer)."""
+    if isinstance(prompt, torch.Tensor):
+        ids = prompt.reshape(1, -1).long()
+        if ids.shape[1] == 0:
+            raise AnatomyError("The prompt is empty: give at least one token id.")
+        return ids.to(model.device)
+    return check_prompt(model, prompt)
+
+
+def _tokens(model, ids: torch.Tensor) -> tuple[Token, ...]:
+    if model.tokenizer is None:
+        return tuple(Token(int(i), str(int(i)), str(int(i)), False) for i in ids[0])
+    special = set(model.tokenizer.all_special_ids)
+    return tuple(
+        Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
+        for i in ids[0]
+    )
+
+
+def _parts(model, layer: int):
+    """The layer module and its attention module; GPT-2's fused c_attn is refused with a reason."""
+    block = model.layers[layer]
+    attn = getattr(block, "self_attn", None)
+    if attn is None or not hasattr(attn, "q_proj"):
+        raise AnatomyError(
+            f"{model.name} ({model.family}) has no separate q_proj/k_proj/v_proj, e.g. GPT-2's fused c_attn and learned positions; "
+            "attention_by_hand covers Llama, Qwen and Gemma style layers."
+        )
+    return block, attn
+
+
+def _check_head(model_name: str, n: int, head) -> int:
+    """Check a 0-based head index (negative counts from the end) and return it as non-negative."""
+    if not isinstance(head, int) or isinstance(head, bool) or not -n <= head < n:
+        raise AnatomyError(f"Head {head!r} is out of range: {model_name} has heads 0 to {n - 1} in every layer.")
+    return head % n
+
+
+def _linear(x: torch.Tensor, lin: torch.nn.Linear) -> torch.Tensor:
+    """x W (+ b). nn.Linear stores W transposed, [out, in], hence the .T."""
+    y = x @ lin.weight.T
+    return y + lin.bias if lin.bias is not None else y
+
+
+def _rms_norm(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
+    """RMSNorm: divide by the root mean square, multiply by a learned gain (per dimension)."""
+    eps = getattr(norm, "variance_epsilon", None) or norm.eps
+    gain = norm.weight.float()
+    if type(norm).__name__.startswith("Gemma"):
+        gain = 1.0 + gain  # Gemma stores gain - 1 (its weights start at 0)
+    xf = x.float()
+    return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * gain
+
+
+def _cos_sin(model, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of (position × θ_i) from the model's own rotary module. Each [P, hd/2]."""
+    rope = getattr(model.decoder, "rotary_emb", None)
+    if rope is None:
+        raise AnatomyError(f"{model.name} has no rotary position module (rotary_emb); attention_by_hand needs a RoPE model.")
+    dummy = torch.zeros(1, dtype=model.dtype, device=model.device)
+    pos = positions.reshape(1, -1).to(model.device)
+    if "layer_type" in inspect.signature(rope.forward).parameters:  # Gemma 3: one base per layer type
+        cos, sin = rope(dummy, pos, layer_type=model.config.layer_types[layer])
+    else:
+        cos, sin = rope(dummy, pos)
+    half = cos.shape[-1] // 2
+    return cos[0, :, :half].float(), sin[0, :, :half].float()  # HF repeats the angles: [θ, θ]
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE by hand: dimension i and i + hd/2 form a pair, turned by the angle position × θ_i."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # [.., T, hd/2] each: the two coordinates of every pair
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # [.., T, hd] a 2-D rotation per pair
+
+
+@torch.no_grad()
+def attention_by_hand(model, prompt, layer: int) -> AttentionByHand:
+    """Recompute layer ``layer``'s self-attention for ``prompt`` from the weights, step by step (Chapter 9).
+
+    ``prompt`` is text (or a tensor of token ids, for models without a tokenizer). Only the layer's
+    input is taken from the model (captured with a hook); everything after it is done here.
+    """
+    layer = hooks.layer_index(model, layer)
+    block, attn = _parts(model, layer)
+    ids = _ids(model, prompt)  # [1, T]
+    source = "embedding" if layer == 0 else f"layers.{layer - 1}"
+    with hooks.capture(model, source) as seen:
+        model.hf(input_ids=ids)
+    x = seen[source][0].float()  # [T, d] what enters the layer
+    T = x.shape[0]
+    H, H_kv, hd = model.n_heads, model.n_kv_heads, model.head_dim
+
+    xn = _rms_norm(x, block.input_layernorm)  # [T, d]
+    q = _linear(xn, attn.q_proj).view(T, H, hd).transpose(0, 1)  # [H, T, hd]
+    k = _linear(xn, attn.k_proj).view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
+    v = _linear(xn, attn.v_proj).view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
+    if getattr(attn, "q_norm", None) is not None:  # Gemma 3: RMSNorm on each head's query and key
+        q, k = _rms_norm(q, attn.q_norm), _rms_norm(k, attn.k_norm)
+
+    cos, sin = _cos_sin(model, layer, torch.arange(T))  # [T, hd/2] each
+    q_rot, k_rot = _rotate(q, cos, sin), _rotate(k, cos, sin)  # [H, T, hd], [H_kv, T, hd]
+
+    group = H // H_kv  # query heads per K/V head
+    k_all = k_rot.repeat_interleave(group, dim=0)  # [H, T, hd]: head h reads K/V head h // group
+    v_all = v.repeat_interleave(group, dim=0)  # [H, T, hd]
+
+    pre = getattr(model.config, "query_pre_attn_scalar", None)  # Gemma scales by this instead of hd
+    scale = (pre if pre else hd) ** -0.5
+    scores = q_rot @ k_all.transpose(-1, -2) * scale  # [H, T, T]: query i · key j
+    cap = getattr(model.config, "attn_logit_softcapping", None)
+    if cap:  # Gemma 2 squashes scores into (-cap, cap); Gemma 3 does not
+        scores = cap * torch.tanh(scores / cap)
+
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    allowed = j <= i  # [T, T] causal: only keys to the left (and itself)
+    window = getattr(attn, "sliding_window", None)  # set on local (sliding) layers only
+    if window:
+        allowed = allowed & (i - j < window)  # local layer: only the last `window` tokens
+    weights = softmax_by_hand(scores.masked_fill(~allowed, float("-inf")))  # [H, T, T], rows sum to 1
+
+    heads = weights @ v_all  # [H, T, hd]: weighted sum of values
+    concat = heads.transpose(0, 1).reshape(T, H * hd)  # [T, H*hd]
+    attn_out = _linear(concat, attn.o_proj)  # [T, d]: W_O mixes the heads
+    if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma 2/3: norm after attention too
+        update = _rms_norm(attn_out, block.post_attention_layernorm)  # [T, d]
+    else:  # Llama/Qwen: their "post_attention_layernorm" is the FFN's input norm, not used here
+        update = attn_out
+    residual = x + update  # [T, d] residual connection
+
+    return AttentionByHand(
+        model.name, layer, _tokens(model, ids), x, xn, q, k, v, cos, sin, q_rot, k_rot, float(scale),
+        int(window) if window else None, scores, allowed, weights, heads, concat, attn_out, update, residual,
+    )
+
+
+@dataclass(frozen=True)
+class Rotary:
+    """RoPE angles of one layer, read from the model's own rotary module (Chapter 9)."""
+
+    model_name: str
+    layer: int
+    base: float | None  # the rope_theta of this layer
+    theta: torch.Tensor  # [hd/2] angle per position of each pair of dimensions (radians)
+    cos: torch.Tensor  # [P, hd/2] cos(p × θ_i) for positions p = 0..P-1
+    sin: torch.Tensor  # [P, hd/2]
+
+    def rotate(self, x: torch.Tensor, position: int) -> torch.Tensor:
+        """Rotate a vector [.., hd] as if it sat at ``position`` (< P)."""
+        return _rotate(x, self.cos[position], self.sin[position])
+
+
+@torch.no_grad()
+def rotary(model, layer: int, n_positions: int = 64) -> Rotary:
+    """The rotation angles RoPE uses at layer ``layer`` for positions 0..n_positions-1 (Chapter 9)."""
+    layer = hooks.layer_index(model, layer)
+    _parts(model, layer)
+    if not isinstance(n_positions, int) or n_positions < 2:
+        raise AnatomyError(f"n_positions={n_positions!r}: ask for at least 2 positions.")
+    cos, sin = _cos_sin(model, layer, torch.arange(n_positions))  # [P, hd/2]
+    theta = torch.atan2(sin[1], cos[1])  # the angle of position 1 is θ_i itself
+    params = getattr(model.config, "rope_parameters", None) or {}
+    types = getattr(model.config, "layer_types", None)
+    if types and types[layer] in params:
+        params = params[types[layer]]
+    base = params.get("rope_theta") if isinstance(params, dict) else None
+    return Rotary(model.name, layer, float(base) if base else None, theta, cos, sin)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds against input length, measured at build time (Chapter 10)."""
+
+    model_name: str
+    lengths: tuple[int, ...]
+    forward: tuple[float, ...]  # one forward pass of the whole model (seconds)
+    attention: tuple[float, ...]  # the T×T part alone (scores, softmax, weighted sum) for all layers
+    repeats: int
+
+
+@torch.no_grad()
+def time_by_length(model, lengths: Sequence[int] = (64, 128, 256, 512, 1024), repeats: int = 1, seed: int = 0) -> Timing:
+    """Time a forward pass, and separately the quadratic part of attention, for each length (Chapter 10).
+
+    The inputs are random token ids (the time does not depend on which tokens). The attention part
+    repeats, on random tensors of the model's own sizes, what every layer does with a T×T matrix:
+    Q Kᵀ, the causal mask, softmax and the weighted sum of V. The best of ``repeats`` runs is kept.
+    """
+    lengths = tuple(lengths)
+    window = getattr(model.config, "max_position_embeddings", None)
+    if not lengths or any(not isinstance(n, int) or n < 1 or (window and n > window) for n in lengths):
+        raise AnatomyError(f"lengths={lengths!r}: give positive token counts up to {model.name}'s window of {window}.")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise AnatomyError(f"repeats={repeats!r}: run each length at least once.")
+    g = torch.Generator().manual_seed(seed)
+    H, hd, L = model.n_heads, model.head_dim, model.n_layers
+    forward, attention = [], []
+    model.hf(input_ids=torch.zeros(1, min(lengths), dtype=torch.long, device=model.device))  # warm-up, not timed
+    for n in lengths:
+        ids = torch.randint(0, model.vocab_size, (1, n), generator=g).to(model.device)
+        q, k, v = (torch.randn(H, n, hd, generator=g).to(model.device, model.dtype) for _ in range(3))
+        causal = torch.ones(n, n, dtype=torch.bool, device=model.device).tril()
+        best_f = best_a = math.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            model.hf(input_ids=ids, logits_to_keep=1)  # logits for the last position only
+            best_f = min(best_f, time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(L):  # the same T×T work as every layer does
+                s = (q @ k.transpose(-1, -2)).masked_fill(~causal, float("-inf"))  # [H, T, T]
+                torch.softmax(s, dim=-1) @ v  # [H, T, hd]
+            best_a = min(best_a, time.perf_counter() - t)
+        forward.append(best_f)
+        attention.append(best_a)
+    return Timing(model.name, lengths, tuple(forward), tuple(attention), repeats)

@@ -1,0 +1,386 @@
+"""The feed-forward layer and its neurons, by hand from the real weights (Chapter 11).
+
+After attention, every position goes *on its own* through the same small two-layer network, the
+feed-forward network (FFN; transformers calls it ``mlp``). In the models of this book it is gated:
+
+    neurons = act(x @ W_gate.T) * (x @ W_up.T)      # [T, m]   m = intermediate size
+    output  = neurons @ W_down.T                    # [T, d]
+
+with ``act`` = SiLU (Llama, SmolLM2, Qwen) or GELU with the tanh approximation (Gemma). GPT-2 has the
+classic form without a gate, with biases: ``output = gelu(x @ W_fc + b_fc) @ W_proj + b_proj``.
+Neuron ``i`` is row ``i`` of W_gate and W_up (its *key*: what input it responds to) and column ``i``
+of W_down (its *value*: what it adds to the residual stream when it fires), as in Geva et al. 2021,
+"Transformer Feed-Forward Layers Are Key-Value Memories".
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from . import hooks
+from .errors import AnatomyError
+from .lm_head import logits_from_hidden
+from .next_token import check_prompt
+from .tokens import readable, single_token_id
+
+__all__ = [
+    "CORPUS", "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps",
+    "act_fn", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neurons_pushing", "promoted_tokens",
+]
+
+# A small built-in corpus for "which tokens make a neuron fire": varied topics, a few in Chinese.
+CORPUS: tuple[str, ...] = (
+    "The capital of France is Paris, and the capital of Japan is Tokyo.",
+    "She poured a cup of hot coffee and opened the morning newspaper.",
+    "The cat jumped onto the table and knocked over a glass of milk.",
+    "In 1969, two astronauts walked on the surface of the Moon.",
+    "The stock market fell sharply after the bank raised interest rates.",
+    "He plays the guitar in a small rock band on Friday nights.",
+    "Water boils at one hundred degrees Celsius at sea level.",
+    "The doctor told the patient to rest and drink plenty of water.",
+    "Our team won the football match three goals to one.",
+    "def add(a, b):\n    return a + b",
+    "for i in range(10):\n    print(i * i)",
+    "The recipe needs two eggs, a cup of flour and some sugar.",
+    "It rained all day, so the children stayed inside and read books.",
+    "The train to London leaves at seven o'clock from platform four.",
+    "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
+    "The judge said the law does not allow such a contract.",
+    "My brother bought a new red car last Tuesday.",
+    "The museum shows paintings by Monet, Van Gogh and Picasso.",
+    "Mount Everest is the highest mountain in the world.",
+    "The company hired twenty new engineers this year.",
+    "Please send me the report by Monday morning.",
+    "The old castle stands on a hill above the river.",
+    "Elephants are the largest animals that live on land.",
+    "She smiled, thanked him, and walked out of the room.",
+    "Two plus three equals five, and ten minus four equals six.",
+    "The president of the United States lives in the White House.",
+    "I am learning to speak Spanish and Italian.",
+    "The computer crashed because the memory was full.",
+    "Winter in Canada is long, cold and snowy.",
+    "The birds sang in the trees as the sun came up.",
+    "今天天气真好，我们去公园散步吧。",
+    "我有两颗青苹果和一个红色的橙子。",
+    "北京是中国的首都，上海是最大的城市。",
+    "他每天早上喝一杯咖啡，然后去上班。",
+    "The violin, the cello and the piano played together.",
+    "January, February, March and April are the first months of the year.",
+)
+
+
+# --- the weights --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FFNWeights:
+    """One layer's feed-forward weights, as plain matrices in the equations' orientation (Chapter 11).
+
+    Gated form (Llama, Qwen, Gemma): ``down @ (act(gate @ x) * (up @ x))``; ``gate`` is None for the
+    classic form (GPT-2): ``down @ act(up @ x + up_bias) + down_bias``.
+    """
+
+    model_name: str
+    layer: int
+    activation: str  # "silu", "gelu_tanh" or "relu"
+    up: torch.Tensor  # [m, d]
+    down: torch.Tensor  # [d, m]
+    gate: torch.Tensor | None = None  # [m, d], None without a gate
+    up_bias: torch.Tensor | None = None  # [m]
+    down_bias: torch.Tensor | None = None  # [d]
+
+    @property
+    def n_neurons(self) -> int:
+        return self.up.shape[0]
+
+
+def act_fn(name: str, z: torch.Tensor) -> torch.Tensor:
+    """The activation functions of the FFN, written out (Chapter 11)."""
+    if name == "silu":  # z * sigmoid(z)
+        return z / (1 + torch.exp(-z))
+    if name == "gelu_tanh":  # 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3)))
+        return 0.5 * z * (1 + torch.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z**3)))
+    if name == "gelu":  # exact: z * Phi(z)
+        return 0.5 * z * (1 + torch.erf(z / math.sqrt(2)))
+    if name == "relu":  # the classic case
+        return z.clamp_min(0)
+    raise AnatomyError(f"Unknown activation {name!r}: anatomy knows 'silu', 'gelu_tanh', 'gelu' and 'relu'.")
+
+
+_ACT_NAMES = {
+    "silu": "silu", "swish": "silu",
+    "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu_tanh": "gelu_tanh",
+    "gelu": "gelu", "relu": "relu",
+}
+
+
+def _activation_name(model) -> str:
+    cfg = model.config
+    raw = getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", None) or getattr(cfg, "activation_function", None)
+    if raw not in _ACT_NAMES:
+        raise AnatomyError(f"{model.name} uses the activation {raw!r}, which ffn_by_hand does not know; anatomy knows SiLU, GELU and ReLU.")
+    return _ACT_NAMES[raw]
+
+
+def ffn_weights(model, layer: int) -> FFNWeights:
+    """The feed-forward weights of one layer (0-based), whatever the family (Chapter 11)."""
+    i = hooks.layer_index(model, layer)
+    mlp, _ = hooks.module_at(model, f"layers.{i}.mlp")
+    act = _activation_name(model)
+    if hasattr(mlp, "gate_proj"):  # Llama, Qwen2, Gemma 3: nn.Linear stores [out, in]
+        bias = lambda lin: None if lin.bias is None else lin.bias.detach()  # noqa: E731
+        return FFNWeights(model.name, i, act, up=mlp.up_proj.weight.detach(), down=mlp.down_proj.weight.detach(),
+                          gate=mlp.gate_proj.weight.detach(), up_bias=bias(mlp.up_proj), down_bias=bias(mlp.down_proj))
+    if hasattr(mlp, "c_fc"):  # GPT-2's Conv1D stores [in, out]: transpose to the nn.Linear orientation
+        return FFNWeights(model.name, i, act, up=mlp.c_fc.weight.detach().T, down=mlp.c_proj.weight.detach().T,
+                          up_bias=mlp.c_fc.bias.detach(), down_bias=mlp.c_proj.bias.detach())
+    raise AnatomyError(f"Cannot read the feed-forward weights of {type(mlp).__name__}; anatomy knows gated (Llama, Qwen, Gemma) and GPT-2 style FFNs.")
+
+
+# --- the whole FFN by hand ----------------------------------------------------------------------
+def _check_x(model, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[-1] != model.d_model:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise AnatomyError(f"The FFN input must have size d={model.d_model} on its last axis (shape [..., {model.d_model}]), got {shape}.")
+    return x.to(device=model.device, dtype=model.dtype)
+
+
+@torch.no_grad()
+def ffn_by_hand(model, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """The feed-forward sub-layer of ``layer`` computed with plain tensor operations (Chapter 11).
+
+    ``x`` is what the sub-layer reads, after the norm before it (place ``layers.N.mlp.input``),
+    shape [..., d]; the result has the same shape and equals the model's ``mlp`` output. Each
+    position is processed on its own: no position ever looks at another here.
+    """
+    w = ffn_weights(model, layer)
+    x = _check_x(model, x)  # [..., d]
+    up = x @ w.up.T  # [..., m] one weighted sum per neuron
+    if w.up_bias is not None:
+        up = up + w.up_bias
+    if w.gate is None:  # classic: activation of the weighted sum (+ bias)
+        neurons = act_fn(w.activation, up)  # [..., m]
+    else:  # gated: activation of one weighted sum, times another
+        neurons = act_fn(w.activation, x @ w.gate.T) * up  # [..., m]
+    out = neurons @ w.down.T  # [..., d] each neuron adds its value vector, scaled by its activation
+    if w.down_bias is not None:
+        out = out + w.down_bias
+    return out
+
+
+@dataclass(frozen=True)
+class FFNRun:
+    """What one layer's feed-forward sub-layer read and produced for a prompt, captured from the model (Chapter 11)."""
+
+    model_name: str
+    layer: int
+    prompt: str
+    tokens: tuple[str, ...]  # readable text of the T tokens
+    x: torch.Tensor  # [T, d] the sub-layer's input (after its norm)
+    neurons: torch.Tensor  # [T, m] the neuron activations (input of the down projection)
+    output: torch.Tensor  # [T, d] the sub-layer's output, before the residual add
+
+
+@torch.no_grad()
+def ffn_run(model, layer: int, prompt: str) -> FFNRun:
+    """Run the model once and capture one layer's FFN input, neurons and output (Chapter 11)."""
+    i = hooks.layer_index(model, layer)
+    ids = check_prompt(model, prompt)  # [1, T]
+    places = (f"layers.{i}.mlp.input", f"layers.{i}.mlp.neurons", f"layers.{i}.mlp")
+    with hooks.capture(model, *places) as seen:
+        model.hf(input_ids=ids)
+    x, neurons, out = (seen[p][0] for p in places)
+    tokens = tuple(readable(model.tokenizer, t) for t in ids[0])
+    return FFNRun(model.name, i, prompt, tokens, x, neurons, out)
+
+
+# --- one neuron ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Neuron:
+    """One neuron of a feed-forward layer: its input weights (key) and its output weights (value) (Chapter 11)."""
+
+    model_name: str
+    layer: int
+    index: int
+    activation: str
+    up: torch.Tensor  # [d] row `index` of W_up: the weights of the weighted sum
+    value: torch.Tensor  # [d] column `index` of W_down: what the neuron adds to the residual stream
+    gate: torch.Tensor | None = None  # [d] row `index` of W_gate (None without a gate)
+    up_bias: float = 0.0
+    gate_bias: float = 0.0
+
+
+def _check_index(model, w: FFNWeights, index) -> int:
+    m = w.n_neurons
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= int(index) < m:
+        raise AnatomyError(f"Neuron {index!r} is out of range: layer {w.layer} of {model.name} has neurons 0 to {m - 1}.")
+    return int(index)
+
+
+def neuron(model, layer: int, index: int) -> Neuron:
+    """The weights of neuron ``index`` in the FFN of ``layer`` (Chapter 11)."""
+    w = ffn_weights(model, layer)
+    i = _check_index(model, w, index)
+    return Neuron(
+        model.name, w.layer, i, w.activation, up=w.up[i], value=w.down[:, i],
+        gate=None if w.gate is None else w.gate[i], up_bias=0.0 if w.up_bias is None else float(w.up_bias[i]),
+    )
+
+
+@dataclass(frozen=True)
+class NeuronSteps:
+    """One neuron's output for one input vector, step by step (Chapter 11)."""
+
+    up_sum: float  # sum_j up_j x_j + bias
+    gate_sum: float | None  # sum_j gate_j x_j (None without a gate)
+    activated: float  # act(gate_sum) for a gated neuron, act(up_sum) otherwise
+    output: float  # activated * up_sum for a gated neuron, activated otherwise
+
+
+@torch.no_grad()
+def neuron_by_hand(n: Neuron, x: torch.Tensor) -> NeuronSteps:
+    """A neuron is a weighted sum of its inputs plus a bias, then an activation (Chapter 11).
+
+    ``x`` has shape [d] (one position of ``FFNRun.x``). A gated neuron multiplies two weighted sums,
+    only one of which goes through the activation.
+    """
+    if not isinstance(x, torch.Tensor) or x.shape != n.up.shape:
+        raise AnatomyError(f"neuron_by_hand needs one input vector of shape [{n.up.shape[0]}], got {tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}.")
+    x = x.to(n.up)
+    up_sum = float((n.up * x).sum()) + n.up_bias  # a weighted sum, plus a bias
+    if n.gate is None:
+        a = float(act_fn(n.activation, torch.tensor(up_sum, dtype=torch.float64)))
+        return NeuronSteps(up_sum, None, a, a)
+    gate_sum = float((n.gate * x).sum()) + n.gate_bias
+    a = float(act_fn(n.activation, torch.tensor(gate_sum, dtype=torch.float64)))
+    return NeuronSteps(up_sum, gate_sum, a, a * up_sum)
+
+
+# --- FFN as key-value memories (Geva et al. 2021) -------------------------------------------------
+@dataclass(frozen=True)
+class NeuronActivations:
+    """Every neuron of one layer on every token of a corpus (Chapter 11)."""
+
+    model_name: str
+    layer: int
+    tokens: tuple[str, ...]  # readable text of all N tokens, sentence after sentence
+    contexts: tuple[str, ...]  # for each token: the few tokens before it and the token, in brackets
+    values: torch.Tensor  # [N, m] activation of each neuron at each token
+
+    def top(self, index: int, k: int = 8, *, sign: int = 1) -> list[tuple[str, str, float]]:
+        """The k tokens where neuron ``index`` is most positive (``sign=-1``: most negative): (token, context, activation)."""
+        m = self.values.shape[1]
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral) or not 0 <= int(index) < m:
+            raise AnatomyError(f"Neuron {index!r} is out of range: layer {self.layer} of {self.model_name} has neurons 0 to {m - 1}.")
+        if sign not in (1, -1):
+            raise AnatomyError(f"sign={sign!r} is not allowed: use 1 (most positive) or -1 (most negative).")
+        v = self.values[:, int(index)]
+        top = (sign * v).topk(min(k, v.shape[0]))
+        return [(self.tokens[j], self.contexts[j], float(v[j])) for j in top.indices.tolist()]
+
+
+class _Enough(Exception):
+    """Raised inside a hook to stop a forward pass once the layer we need has run."""
+
+
+def _stop(h):
+    raise _Enough
+
+
+@torch.no_grad()
+def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> NeuronActivations:
+    """One forward pass over a corpus (a padded batch), keeping one layer's neuron activations (Chapter 11).
+
+    The pass stops after ``layer``: nothing above it is needed. Padding sits on the right, so with
+    causal attention it never changes the real tokens. The first position of each sentence is left
+    out (for Gemma it is <bos>; for SmolLM2, which adds no <bos>, the first word takes that role):
+    the first position is where attention parks unused weight (an "attention sink", Xiao et al.
+    2023) and it carries huge activations in many neurons, whatever the word. Other special tokens
+    are left out too.
+    """
+    i = hooks.layer_index(model, layer)
+    if isinstance(corpus, str) or not corpus or not all(isinstance(c, str) and c.strip() for c in corpus):
+        raise AnatomyError("The corpus must be a non-empty list of non-empty sentences, e.g. anatomy.ffn.CORPUS.")
+    rows = [check_prompt(model, c)[0] for c in corpus]  # each [T_k]
+    T = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), T, dtype=torch.long, device=model.device)  # [B, T]
+    mask = torch.zeros_like(ids)  # [B, T] 1 = real token
+    for b, r in enumerate(rows):
+        ids[b, : len(r)], mask[b, : len(r)] = r, 1
+    place = f"layers.{i}.mlp.neurons"
+    with hooks.capture(model, place) as seen, hooks.edit(model, f"layers.{i}", _stop):
+        try:
+            model.decoder(input_ids=ids, attention_mask=mask)
+        except _Enough:
+            pass
+    acts = seen[place]  # [B, T, m]
+    special = set(model.tokenizer.all_special_ids)
+    tokens, contexts, keep = [], [], []
+    for b, r in enumerate(rows):
+        text = [readable(model.tokenizer, t) for t in r]
+        for t, tid in enumerate(r.tolist()):
+            if t == 0 or tid in special:
+                continue
+            tokens.append(text[t])
+            contexts.append("".join(text[max(0, t - 4):t]) + f"[{text[t]}]")
+            keep.append(acts[b, t])
+    return NeuronActivations(model.name, i, tuple(tokens), tuple(contexts), torch.stack(keep).float().cpu())
+
+
+def _read_out(model, layer: int, v: torch.Tensor) -> torch.Tensor:
+    """Carry vectors [..., d] written by the FFN of ``layer`` to the LM head's input, norms included.
+
+    Gemma normalizes the FFN output (post_feedforward_layernorm) before adding it to the residual;
+    every model applies the final norm before the LM head. On one vector an RMSNorm divides by a
+    positive number and multiplies each dimension by a fixed gain, so the *order* of the tokens it
+    promotes is exact, while the size of each logit is not.
+    """
+    post = getattr(model.layers[layer], "post_feedforward_layernorm", None)
+    if post is not None:
+        v = post(v)
+    if model.final_norm is not None:
+        v = model.final_norm(v)
+    return v
+
+
+@torch.no_grad()
+def promoted_tokens(model, n: Neuron, k: int = 8, *, sign: int = 1) -> list[tuple[str, float]]:
+    """The tokens a neuron's value vector pushes up, read through the LM head (Chapter 11).
+
+    The value vector (column of W_down, shape [d]) goes through the norms that follow the FFN
+    (Gemma's post-FFN norm, then the final norm) and then the LM head, like the logit lens of a
+    single neuron. Returns (token, logit) pairs; only their order is meaningful. The neuron adds
+    ``activation * value`` to the residual stream: a positive activation promotes these tokens,
+    a negative one demotes them. ``sign=-1`` reads ``-value``: what the neuron promotes when its
+    activation is negative (a gated neuron's activation can have either sign).
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise AnatomyError(f"k={k!r} is not allowed: ask for a positive number of tokens, e.g. 8.")
+    if sign not in (1, -1):
+        raise AnatomyError(f"sign={sign!r} is not allowed: use 1 (positive activation) or -1 (negative activation).")
+    v = sign * n.value.to(device=model.device, dtype=model.dtype)  # [d]
+    v = _read_out(model, n.layer, v[None, None])[0, 0]  # [d]
+    logits = logits_from_hidden(model, v)  # [V]
+    top = logits.topk(k)
+    return [(readable(model.tokenizer, j), float(s)) for s, j in zip(top.values, top.indices.tolist())]
+
+
+@torch.no_grad()
+def neurons_pushing(model, layer: int, prompt: str, token: str, k: int = 3) -> list[tuple[int, float, float]]:
+    """The neurons of ``layer`` that push ``token`` up the most at the last position of ``prompt`` (Chapter 11).
+
+    For each neuron: its activation a at the last position, and its push = a times the logit of
+    ``token`` read from its value vector (as in :func:`promoted_tokens`). This is the neuron's
+    *direct* effect through the norms' gains; the layers above can still change what happens.
+    Returns (neuron index, activation, push) for the k largest pushes.
+    """
+    run = ffn_run(model, layer, prompt)
+    w = ffn_weights(model, layer)
+    tid = single_token_id(model, token)
+    values = _read_out(model, run.layer, w.down.T[None])[0]  # [m, d] every value vector, read out
+    logit = values @ model.lm_head.weight[tid]  # [m] each value vector's score for the token
+    push = run.neurons[-1] * logit  # [m]
+    top = push.topk(k)
+    return [(j, float(run.neurons[-1, j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]

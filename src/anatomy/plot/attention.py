@@ -1,0 +1,157 @@
+"""Figures of Chapters 9 and 10: attention weights, heads, RoPE rotations, cost against length."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from ..attention import Rotary, Timing
+from ..errors import AnatomyError
+from ..tokens import Token
+from .style import families as _families
+from .style import style as _style
+
+__all__ = ["attention_bar", "attention_heads", "rope", "timing", "window"]
+
+
+def _labels(tokens: Sequence[Token]) -> list[str]:
+    return [t.text if t.text.strip() else repr(t.text) for t in tokens]
+
+
+def _check(weights: torch.Tensor, tokens: Sequence[Token]) -> None:
+    if not isinstance(weights, torch.Tensor) or weights.ndim != 3 or weights.shape[1:] != (len(tokens), len(tokens)):
+        shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise AnatomyError(f"Expected attention weights of shape [heads, {len(tokens)}, {len(tokens)}] for {len(tokens)} tokens, got {shape}.")
+
+
+def attention_bar(weights: torch.Tensor, tokens: Sequence[Token], head: int, query: int = -1, *, title: str | None = None) -> Figure:
+    """Bars: how much one query token attends to each token on its left, in one head (Chapter 9).
+
+    ``weights`` is [H, T, T] (from ``attention_by_hand(...).weights`` or ``attention_weights``).
+    """
+    _check(weights, tokens)
+    H, T, _ = weights.shape
+    if not -H <= head < H or not -T <= query < T:
+        raise AnatomyError(f"head={head}, query={query} out of range: there are {H} heads and {T} tokens.")
+    query %= T
+    row = weights[head, query, : query + 1].detach().cpu().numpy()  # [query+1]
+    labels = _labels(tokens)[: query + 1]
+    with _style():
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(row) + 1.5), 3.2))
+        ax.bar(range(len(row)), row, color=["#dd8452" if i == query else "#4c72b0" for i in range(len(row))])
+        ax.set_xticks(range(len(row)), labels, fontfamily=_families(), rotation=45 if len(row) > 8 else 0)
+        for x, w in enumerate(row):
+            ax.text(x, w, f"{w:.2f}", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, max(float(row.max()) * 1.18, 0.05))
+        ax.set_ylabel("attention weight")
+        ax.set_title(title or f"head {head}: where “{labels[-1]}” looks (weights sum to 1)", fontfamily=_families(), fontsize=10)
+    return fig
+
+
+def attention_heads(weights: torch.Tensor, tokens: Sequence[Token], *, title: str | None = None, cols: int | None = None) -> Figure:
+    """All heads of one layer as small heat maps: row = query token, column = key token (Chapter 10)."""
+    _check(weights, tokens)
+    H, T, _ = weights.shape
+    cols = cols or min(H, 5 if H > 4 else H)
+    rows = math.ceil(H / cols)
+    labels = _labels(tokens)
+    size = 2.2 + 0.16 * T
+    with _style():
+        fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.4), squeeze=False)
+        for h, ax in enumerate(axes.flat):
+            if h >= H:
+                ax.set_axis_off()
+                continue
+            ax.imshow(weights[h].detach().cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"head {h}", fontsize=9)
+            show = T <= 24
+            ax.set_xticks(range(T) if show else [], labels if show else [], rotation=90, fontsize=6, fontfamily=_families())
+            ax.set_yticks(range(T) if show else [], labels if show else [], fontsize=6, fontfamily=_families())
+        if title:
+            fig.suptitle(title, fontfamily=_families(), fontsize=11)
+    return fig
+
+
+def rope(rotaries: Sequence[Rotary] | Rotary, positions: int = 8, pairs: Sequence[int] = (0, 8)) -> Figure:
+    """RoPE as a rotation (Chapter 9).
+
+    Left: one pair of dimensions of the first ``Rotary``, the vector (1, 0) placed at positions
+    0..positions-1, for a fast-turning and a slower pair. Right: the angle per position θ_i of every
+    pair, one line per ``Rotary`` (e.g. Gemma 3's local and global layers).
+    """
+    rotaries = [rotaries] if isinstance(rotaries, Rotary) else list(rotaries)
+    first = rotaries[0]
+    if positions > first.cos.shape[0]:
+        raise AnatomyError(f"positions={positions} but the Rotary holds {first.cos.shape[0]} positions; ask rotary() for more.")
+    n_pairs = first.theta.shape[0]
+    pairs = [p for p in pairs if 0 <= p < n_pairs] or [0]
+    with _style():
+        fig, axes = plt.subplots(1, len(pairs) + 1, figsize=(3.4 * len(pairs) + 4.4, 3.4))
+        colours = plt.cm.viridis(np.linspace(0, 0.9, positions))
+        for ax, p in zip(axes[:-1], pairs):
+            for pos in range(positions):
+                c, s = float(first.cos[pos, p]), float(first.sin[pos, p])  # rotate (1, 0) by pos × θ_p
+                ax.annotate("", xy=(c, s), xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=colours[pos], lw=1.6))
+                ax.text(1.13 * c, 1.13 * s, str(pos), ha="center", va="center", fontsize=8, color=colours[pos])
+            ax.add_patch(plt.Circle((0, 0), 1, fill=False, ls=":", color="#999999"))
+            ax.set_xlim(-1.3, 1.3)
+            ax.set_ylim(-1.3, 1.3)
+            ax.set_aspect("equal")
+            ax.set_title(f"pair {p}: θ = {float(first.theta[p]):.3g} rad per position", fontsize=9)
+            ax.set_xlabel(f"dimension {p}")
+            ax.set_ylabel(f"dimension {p + n_pairs}")
+        ax = axes[-1]
+        for r in rotaries:
+            label = f"layer {r.layer}" + (f", base {r.base:,.0f}" if r.base else "")
+            ax.semilogy(range(r.theta.shape[0]), r.theta.numpy(), label=label)
+        ax.set_xlabel("pair of dimensions i")
+        ax.set_ylabel("θ_i (radians per position)")
+        ax.legend(fontsize=8)
+        ax.set_title(first.model_name, fontsize=9)
+    return fig
+
+
+def timing(t: Timing) -> Figure:
+    """Left: one forward pass against length. Right: the T×T part of attention against length² (Chapter 10)."""
+    n = np.array(t.lengths, dtype=float)
+    with _style():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(9.5, 3.4))
+        a.plot(n, t.forward, "o-", label="whole forward pass")
+        a.plot(n, t.attention, "s-", label="T×T part of attention")
+        a.set_xlabel("input length T (tokens)")
+        a.set_ylabel("seconds")
+        a.legend(fontsize=8)
+        a.set_title(f"{t.model_name}, best of {t.repeats} run(s)", fontsize=9)
+        b.plot(n**2, t.attention, "s-", color="#dd8452")
+        b.set_xlabel("T² (tokens²)")
+        b.set_ylabel("seconds")
+        b.set_title("T×T part of attention against T²", fontsize=9)
+        b.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
+    return fig
+
+
+def window(rows: Mapping[str, torch.Tensor], window: int | None = None) -> Figure:
+    """Attention weights of one query over all key positions, one line per layer (log scale) (Chapter 10).
+
+    Zero weights are drawn at the bottom edge, so a sliding window shows as a cliff at T - window.
+    """
+    with _style():
+        fig, ax = plt.subplots(figsize=(8.5, 3.2))
+        floor = 1e-12
+        for label, row in rows.items():
+            r = row.detach().cpu().numpy()
+            ax.semilogy(np.arange(len(r)), np.maximum(r, floor), lw=0.9, label=label)
+            last = len(r) - 1
+        if window:
+            ax.axvline(last - window + 0.5, color="#999999", ls="--", lw=1)
+            ax.text(last - window + 2, 1e-11, f" {window} tokens back", fontsize=8, color="#555555")
+        ax.set_ylim(floor / 3, 1.5)
+        ax.set_xlabel("key position")
+        ax.set_ylabel("attention weight (0 drawn at 1e-12)")
+        ax.legend(fontsize=8)
+    return fig

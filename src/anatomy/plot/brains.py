@@ -1,0 +1,70 @@
+"""Figures of Chapter 12: the schedule of the little brains, what a nudge reaches, reading vs writing."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.figure import Figure
+
+from ..brains import Influence, ReadWrite, Schedule
+from .style import families as _families
+from .style import style as _style
+
+__all__ = ["influence", "reading_vs_writing", "schedules"]
+
+
+def schedules(*scheds: Schedule, titles: tuple[str, ...] | None = None) -> Figure:
+    """Each state (position, layer) coloured and numbered by the step that computes it (Chapter 12)."""
+    with _style():
+        fig, axes = plt.subplots(1, len(scheds), figsize=(4.2 * len(scheds), 3.6), squeeze=False)
+        for k, (ax, s) in enumerate(zip(axes[0], scheds)):
+            grid = s.steps.T.numpy()  # [L, T]: rows are layers, bottom = layer 1
+            ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
+            for layer in range(grid.shape[0]):
+                for t in range(grid.shape[1]):
+                    ax.text(t, layer, str(grid[layer, t]), ha="center", va="center", fontsize=8, color="white")
+            if s.n_new:
+                ax.axvline(s.n_prompt - 0.5, color="#dd4444", lw=2)
+            ax.set_xticks(range(grid.shape[1]), [f"{t}" + ("*" if t >= s.n_prompt else "") for t in range(grid.shape[1])])
+            ax.set_yticks(range(grid.shape[0]), [str(i + 1) for i in range(grid.shape[0])])
+            ax.set_xlabel("position (* = generated)")
+            ax.set_ylabel("layer")
+            title = titles[k] if titles else f"prompt {s.prompt_mode}"
+            ax.set_title(f"{title}\n{s.total_steps} steps", fontsize=10, fontfamily=_families())
+    return fig
+
+
+def influence(inf: Influence) -> Figure:
+    """Which states moved (dark) when one state was nudged (red frame) (Chapter 12)."""
+    with _style():
+        T = len(inf.tokens)
+        fig, ax = plt.subplots(figsize=(0.5 * T + 2.5, 4.2))
+        ax.imshow(inf.changed.numpy().astype(float), origin="lower", cmap="Greys", aspect="auto", vmin=0, vmax=1.4)
+        ax.add_patch(plt.Rectangle((inf.position - 0.5, inf.layer - 0.5), 1, 1, fill=False, ec="#dd4444", lw=2))
+        ax.set_xticks(range(T), inf.tokens, rotation=60, fontfamily=_families(), fontsize=8)
+        ax.set_ylabel("layer (0 = embeddings)")
+        ax.set_title(f"{inf.model_name}: states changed by a nudge at position {inf.position}, layer {inf.layer}", fontsize=10)
+    return fig
+
+
+def reading_vs_writing(results: list[ReadWrite]) -> Figure:
+    """Tokens per second, reading a prompt in one pass vs writing one token per pass (Chapter 12)."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.5, 0.9 * len(results) + 1.6))
+        names = [r.model_name for r in results]
+        y = range(len(results))
+        read = [r.read_tokens_per_s for r in results]
+        write = [r.write_tokens_per_s for r in results]
+        ax.barh([i - 0.2 for i in y], read, height=0.38, color="#4c72b0", label="reading (one pass over the prompt)")
+        ax.barh([i + 0.2 for i in y], write, height=0.38, color="#dd8452", label="writing (one token per pass, KV cache)")
+        for i, (a, b) in enumerate(zip(read, write)):
+            ax.text(a, i - 0.2, f" {a:.0f}", va="center", fontsize=8)
+            ax.text(b, i + 0.2, f" {b:.1f}", va="center", fontsize=8)
+        ax.set_yticks(list(y), names)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("tokens per second (log scale; measured on this machine at build time)")
+        ax.legend(loc="lower right", fontsize=8)
+    return fig

@@ -1,0 +1,108 @@
+"""Chapter 11: the FFN and its neurons by hand equal the model's own values, in every family."""
+
+import importlib
+
+import pytest
+import torch
+
+import anatomy
+from anatomy import AnatomyError, hooks
+
+ffn = importlib.import_module("anatomy.ffn")
+
+
+def _tiny_model(family):
+    from test_load import _tiny
+
+    return _tiny(family)
+
+
+@pytest.mark.parametrize("layer", [0, -1])
+def test_ffn_by_hand_equals_model(model, layer):
+    run = anatomy.ffn_run(model, layer, "The capital of France is Paris.")
+    hand = anatomy.ffn_by_hand(model, layer, run.x)
+    assert hand.shape == run.output.shape == run.x.shape
+    torch.testing.assert_close(hand, run.output, rtol=1e-4, atol=1e-4)
+    # each position alone gives the same row: the FFN never mixes positions
+    torch.testing.assert_close(anatomy.ffn_by_hand(model, layer, run.x[1]), run.output[1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text", "gemma3", "gpt2"])
+@torch.no_grad()
+def test_ffn_and_neuron_by_hand_on_random_weights(family):
+    model = _tiny_model(family)
+    ids = torch.tensor([[1, 17, 42, 99, 7, 3]])
+    places = ("layers.1.mlp.input", "layers.1.mlp.neurons", "layers.1.mlp")
+    with hooks.capture(model, *places) as seen:
+        model.hf(input_ids=ids)
+    x, neurons, out = (seen[p][0] for p in places)
+    torch.testing.assert_close(anatomy.ffn_by_hand(model, 1, x), out, rtol=1e-4, atol=1e-5)
+    w = anatomy.ffn_weights(model, 1)
+    assert (w.gate is None) == (family == "gpt2")  # GPT-2: c_fc -> GELU -> c_proj, no gate
+    for i in (0, 5, w.n_neurons - 1):
+        steps = anatomy.neuron_by_hand(anatomy.neuron(model, 1, i), x[3])
+        assert steps.output == pytest.approx(float(neurons[3, i]), rel=1e-4, abs=1e-5)
+
+
+def test_one_neuron_by_hand_matches_intermediate_activation(model):
+    run = anatomy.ffn_run(model, 3, "Two green apples.")
+    idx = int(run.neurons[-1].abs().argmax())
+    n = anatomy.neuron(model, 3, idx)
+    assert n.up.shape == n.value.shape == n.gate.shape == (model.d_model,)
+    steps = anatomy.neuron_by_hand(n, run.x[-1])
+    assert steps.output == pytest.approx(float(run.neurons[-1, idx]), rel=1e-4, abs=1e-5)
+    assert steps.activated == pytest.approx(float(ffn.act_fn(n.activation, torch.tensor(steps.gate_sum))), rel=1e-5)
+
+
+def test_activations_written_out_equal_torch():
+    z = torch.linspace(-6, 6, 101)
+    torch.testing.assert_close(ffn.act_fn("silu", z), torch.nn.functional.silu(z))
+    torch.testing.assert_close(ffn.act_fn("gelu_tanh", z), torch.nn.functional.gelu(z, approximate="tanh"))
+    torch.testing.assert_close(ffn.act_fn("relu", z), torch.relu(z))
+
+
+def test_neuron_activations_equal_single_runs(smollm2):
+    corpus = ("The cat sat on the mat.", "Paris is a city.", "Hi")  # different lengths: padding on the right
+    acts = anatomy.neuron_activations(smollm2, 4, corpus)
+    run = anatomy.ffn_run(smollm2, 4, corpus[1])
+    n0 = len(anatomy.tokenize(smollm2, corpus[0])) - 1  # the first position of each sentence is left out
+    assert acts.values.shape == (sum(len(anatomy.tokenize(smollm2, c)) - 1 for c in corpus), smollm2.config.intermediate_size)
+    torch.testing.assert_close(acts.values[n0:n0 + run.neurons.shape[0] - 1], run.neurons[1:], rtol=1e-4, atol=1e-4)
+    top = acts.top(7, k=3)
+    assert len(top) == 3 and top[0][2] >= top[1][2] >= top[2][2]
+    low = acts.top(7, k=2, sign=-1)
+    assert low[0][2] <= low[1][2] <= top[-1][2]
+
+
+def test_promoted_tokens_of_a_token_direction(model):
+    """The value vector read through the LM head: ordered scores, and +v and -v promote different tokens."""
+    w = anatomy.ffn_weights(model, -1)
+    n = anatomy.neuron(model, -1, 0)
+    promoted = anatomy.promoted_tokens(model, n, k=5)
+    assert len(promoted) == 5 and promoted[0][1] >= promoted[-1][1]
+    minus = anatomy.promoted_tokens(model, n, k=5, sign=-1)
+    assert promoted[0][0] not in [t for t, _ in minus]  # +v and -v promote different tokens
+    assert w.down.shape == (model.d_model, w.n_neurons)
+
+
+def test_neurons_pushing_paris(model):
+    rows = anatomy.neurons_pushing(model, model.n_layers - 4, "The capital of France is", " Paris", k=3)
+    assert len(rows) == 3 and rows[0][2] >= rows[1][2] >= rows[2][2] > 0
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda m: anatomy.ffn_weights(m, 99), "out of range"),
+        (lambda m: anatomy.neuron(m, 0, 10**6), "Neuron 1000000 is out of range"),
+        (lambda m: anatomy.neuron(m, 0, -1), "out of range"),
+        (lambda m: anatomy.ffn_by_hand(m, 0, torch.zeros(3, 7)), "size d="),
+        (lambda m: anatomy.ffn_run(m, 0, ""), "empty"),
+        (lambda m: anatomy.neurons_pushing(m, 0, "The capital of France is", " Parisian city"), "tokens"),
+        (lambda m: anatomy.neuron_activations(m, 0, ()), "corpus"),
+    ],
+)
+def test_bad_input_gets_one_clear_sentence(smollm2, call, words):
+    with pytest.raises(AnatomyError, match=words) as err:
+        call(smollm2)
+    assert "\n" not in str(err.value)
