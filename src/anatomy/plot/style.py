@@ -44,5 +44,10 @@ def style():
     # interactive mode) inside rc_context, leaving the context would undo that set-up: the first
     # figure of a notebook would be shown twice and later ones not at all.
     plt._get_backend_mod()
+    before = set(plt.get_fignums())
     with matplotlib.rc_context(rc):
         yield
+    # Hand the figure to the caller only: pyplot forgets it, so a notebook shows it once, as the
+    # value of the block (``anatomy.plot.tokens(...)`` or ``fig = ...; fig``), never twice.
+    for num in set(plt.get_fignums()) - before:
+        plt.close(num)
