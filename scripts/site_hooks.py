@@ -83,10 +83,19 @@ def _execute(nb, path: str, kernel_name: str) -> list:
 
     client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
                             resources={"metadata": {"path": str(Path(path).parent)}})
+    # The kernel inherits our environment: a caller's MPLBACKEND=Agg (pytest sets it) would turn
+    # every figure into "<Figure ...>" text. Figures on the page need the notebook's inline backend.
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
         client.execute()
     except CellExecutionError as err:
         raise PluginError(f"A code block of {path} failed, so the page is not built:\n{err}") from None
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
     return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
 
 
@@ -163,12 +172,16 @@ def on_config(config):
 
 
 def on_post_build(config):
-    # The language switch of mkdocs-material fetches the other language's sitemap.xml; the
-    # i18n plugin writes one only at the top, so give the Chinese site a copy.
+    # mkdocs-material's language switch fetches sitemap.xml next to the page its link points to
+    # (it expects links to language roots; ours land on the same chapter). The i18n plugin
+    # writes one sitemap per language root only, so put a copy beside every page.
     site = Path(config["site_dir"])
-    for top, sub in ((site.parent, site), (site, site / "zh")):
-        if sub.name == "zh" and sub.is_dir() and (top / "sitemap.xml").exists() and not (sub / "sitemap.xml").exists():
-            shutil.copy(top / "sitemap.xml", sub / "sitemap.xml")
+    top = site.parent if site.name == "zh" else site
+    for page in top.rglob("index.html"):
+        lang_root = top / "zh" if (top / "zh") in page.parents or page.parent == top / "zh" else top
+        source = lang_root / "sitemap.xml"
+        if source.exists() and not (page.parent / "sitemap.xml").exists():
+            shutil.copy(source, page.parent / "sitemap.xml")
     if timings:
         CACHE.mkdir(parents=True, exist_ok=True)
         (CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
