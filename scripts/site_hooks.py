@@ -177,6 +177,8 @@ def on_post_build(config):
     # writes one sitemap per language root only, so put a copy beside every page.
     site = Path(config["site_dir"])
     top = site.parent if site.name == "zh" else site
+    if (top / "zh").is_dir() and (top / "sitemap.xml").exists() and not (top / "zh" / "sitemap.xml").exists():
+        shutil.copy(top / "sitemap.xml", top / "zh" / "sitemap.xml")
     for page in top.rglob("index.html"):
         lang_root = top / "zh" if (top / "zh") in page.parents or page.parent == top / "zh" else top
         source = lang_root / "sitemap.xml"
