@@ -1,0 +1,113 @@
+"""The site's output cache never serves a stale figure, and a prose-only edit executes nothing.
+
+A small copy of the project (the site hooks, a copy of `src/anatomy`, one chapter) is built three
+times with mkdocs: once from scratch, once after a library function's output changed, once after
+an edit to prose only. The chapter prints what the library returns and draws it in a figure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHAPTER = """\
+---
+jupyter:
+  jupytext:
+    text_representation:
+      extension: .md
+      format_name: markdown
+  kernelspec:
+    display_name: Python 3
+    language: python
+    name: python3
+---
+
+# A chapter
+
+PROSE
+
+```python
+import anatomy
+import matplotlib.pyplot as plt
+
+print("library at", anatomy.__file__)
+version = dict(anatomy.versions().rows)["anatomy"]
+print("anatomy says", version)
+```
+
+```python
+fig, ax = plt.subplots(figsize=(2, 1))
+ax.set_title(version)
+plt.show()
+```
+"""
+
+
+
+def _config() -> str:
+    """The small project's mkdocs.yml: the real site's mkdocs-jupyter options and hooks."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    real = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+    jupyter = next(p["mkdocs-jupyter"] for p in real["plugins"] if isinstance(p, dict) and "mkdocs-jupyter" in p)
+    return yaml.safe_dump({"site_name": "cache test", "docs_dir": "docs", "strict": True,
+                           "plugins": [{"mkdocs-jupyter": jupyter}], "hooks": real["hooks"]})
+
+
+def _build(project: Path) -> tuple[str, str]:
+    """Build the small project; returns (the page's HTML, the build's log)."""
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "ANATOMY_SITE_CACHE": str(project / "cache")}
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"], cwd=project, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return (project / "site" / "index.html").read_text(encoding="utf-8"), out.stderr
+
+
+def _figures(html: str) -> list[str]:
+    return re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+
+
+def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "site_hooks.py", tmp_path / "scripts")
+    shutil.copytree(ROOT / "src" / "anatomy", tmp_path / "src" / "anatomy", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "docs").mkdir()
+    chapter = tmp_path / "docs" / "index.md"
+    chapter.write_text(CHAPTER.replace("PROSE", "First words."), encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text(_config(), encoding="utf-8")
+    init = tmp_path / "src" / "anatomy" / "__init__.py"
+    import anatomy
+
+    html, log = _build(tmp_path)
+    assert f"library at {tmp_path / 'src' / 'anatomy'}" in html  # the copy is the library that ran
+    assert f"anatomy says {anatomy.__version__}" in html
+    assert "executed" in log
+    first_figures = _figures(html)
+    assert len(first_figures) == 1
+
+    # A library function's output changes: the chapter runs again and the page shows the new output.
+    init.write_text(init.read_text(encoding="utf-8").replace(f'__version__ = "{anatomy.__version__}"', '__version__ = "9.9.9-changed"'), encoding="utf-8")
+    html, log = _build(tmp_path)
+    assert "anatomy says 9.9.9-changed" in html
+    assert f"anatomy says {anatomy.__version__}" not in html
+    assert "executed" in log
+    assert _figures(html) != first_figures and len(_figures(html)) == 1  # the figure was drawn again
+
+    # Only prose changes: nothing executes, the page has the new prose and the same outputs.
+    second_figures = _figures(html)
+    chapter.write_text(CHAPTER.replace("PROSE", "Other words."), encoding="utf-8")
+    html, log = _build(tmp_path)
+    assert "Other words." in html and "First words." not in html
+    assert "anatomy says 9.9.9-changed" in html and _figures(html) == second_figures
+    assert "executed" not in log and "from the cache" in log
