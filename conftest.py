@@ -2,30 +2,80 @@
 
 * Markdown chapters: pytest-markdown-docs collects each ```python block of docs/**/*.md as a
   test. Its ``continuation`` option would re-run all earlier blocks for every block (quadratic
-  in chapter length), so we register a default runner that runs each block exactly once, in
-  order, in one namespace per chapter file, the way a notebook or the site build runs them.
+  in chapter length). Instead, the runner registered here executes a chapter the way the site
+  build does, through the same code (``scripts/site_hooks.py``): every block once, in order, in
+  one Jupyter kernel per chapter, figures rendered. The English and Chinese pages of a chapter
+  run identical code (tests/test_docs.py checks it), so they share one execution, and the
+  executed outputs go to the site's cache, keyed on the chapter's code, the `anatomy` source and
+  the library versions. A chapter therefore runs at most once per test session *and* site build:
+  when the browser test has built the site, the blocks' tests read that execution, and a block
+  that raised fails here with its traceback. To force a fresh execution, point the cache
+  elsewhere: ``ANATOMY_SITE_CACHE=$(mktemp -d) pytest docs``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # before anything imports pyplot
 
-import matplotlib.pyplot as plt  # noqa: E402
+from markdown_it import MarkdownIt  # noqa: E402
 from pytest_markdown_docs._runners import DefaultRunner, register_runner  # noqa: E402
+from pytest_markdown_docs.plugin import extract_fence_tests  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+
+
+def site_hooks():
+    """The site build's hooks module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BlockFailed(Exception):
+    """A chapter's block raised while the chapter ran (message: the kernel's traceback)."""
 
 
 @register_runner(default=True)
 class ChapterRunner(DefaultRunner):
-    """Runs one code block in its chapter's shared namespace, once."""
+    """Passes a block if it ran without error in its chapter's (single, shared) execution."""
 
-    namespaces: dict = {}
+    hooks = None
+    chapters: dict[str, object] = {}  # path -> executed notebook, or the ChapterFailed error
+
+    def _chapter(self, path: str):
+        if path not in self.chapters:
+            if self.hooks is None:
+                type(self).hooks = site_hooks()
+            try:
+                self.chapters[path] = self.hooks.with_outputs(path)
+            except self.hooks.ChapterFailed as err:
+                self.chapters[path] = err
+        return self.chapters[path]
 
     def runtest(self, test, args, *, asyncio_runner=None):
-        ns = self.namespaces.setdefault(str(test.source_path), {"__name__": "__chapter__"})
-        try:
-            compiled = compile(test.source, filename=str(test.source_path), mode="exec", dont_inherit=True)
-            exec(compiled, ns)
-        finally:
-            plt.close("all")
+        path = str(test.source_path)
+        text = Path(path).read_text(encoding="utf-8")
+        blocks = list(extract_fence_tests(MarkdownIt(), text, 0, Path(path)))
+        index = [b.start_line for b in blocks].index(test.start_line)
+        result = self._chapter(path)
+        if isinstance(result, self.hooks.ChapterFailed):
+            if result.cell is None or index == result.cell:
+                raise BlockFailed(result.error)
+            if index > result.cell:
+                raise BlockFailed(f"not run: block {result.cell + 1} of this chapter (line {blocks[result.cell].start_line}) failed before it")
+            return
+        cells = [c for c in result.cells if c.cell_type == "code"]
+        assert len(cells) == len(blocks), f"the notebook of {path} has {len(cells)} code cells for {len(blocks)} python blocks"
+        assert cells[index].source.strip() == test.source.strip(), "the notebook cell differs from the block"
+        errors = [o for o in cells[index].outputs if o.get("output_type") == "error"]
+        assert not errors, errors
+
+    def repr_failure(self, test, excinfo, style=None):
+        if isinstance(excinfo.value, BlockFailed):
+            return f"{test.source_path}, block at line {test.start_line} raised:\n{excinfo.value}"
+        return super().repr_failure(test, excinfo, style)

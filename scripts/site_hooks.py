@@ -48,6 +48,16 @@ _executed: dict[str, list] = {}  # key -> outputs per code cell, for this build
 timings: dict[str, float] = {}  # page -> seconds spent executing it in this build
 
 
+class ChapterFailed(PluginError):
+    """A code block of a chapter raised: the page is not built (no error cell is ever published)."""
+
+    def __init__(self, path: str, cell: int | None, error: str):
+        error = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the kernel's traceback, without terminal colours
+        self.path, self.cell, self.error = path, cell, error
+        where = "A code block" if cell is None else f"Code block {cell + 1}"
+        super().__init__(f"{where} of {path} failed, so the page is not built:\n{error}")
+
+
 def fingerprint() -> str:
     """Everything besides a chapter's own code that can change what its code prints or draws."""
     h = hashlib.sha256()
@@ -90,7 +100,9 @@ def _execute(nb, path: str, kernel_name: str) -> list:
     try:
         client.execute()
     except CellExecutionError as err:
-        raise PluginError(f"A code block of {path} failed, so the page is not built:\n{err}") from None
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        failed = next((i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        raise ChapterFailed(path, failed, str(err)) from None
     finally:
         if backend is None:
             os.environ.pop("MPLBACKEND", None)
