@@ -15,8 +15,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # before anything imports pyplot
@@ -25,15 +25,8 @@ from markdown_it import MarkdownIt  # noqa: E402
 from pytest_markdown_docs._runners import DefaultRunner, register_runner  # noqa: E402
 from pytest_markdown_docs.plugin import extract_fence_tests  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
-
-
-def site_hooks():
-    """The site build's hooks module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # as pytest does for test modules
+from sitetools import site_hooks  # noqa: E402
 
 
 class BlockFailed(Exception):
@@ -44,16 +37,13 @@ class BlockFailed(Exception):
 class ChapterRunner(DefaultRunner):
     """Passes a block if it ran without error in its chapter's (single, shared) execution."""
 
-    hooks = None
     chapters: dict[str, object] = {}  # path -> executed notebook, or the ChapterFailed error
 
     def _chapter(self, path: str):
         if path not in self.chapters:
-            if self.hooks is None:
-                type(self).hooks = site_hooks()
             try:
-                self.chapters[path] = self.hooks.with_outputs(path)
-            except self.hooks.ChapterFailed as err:
+                self.chapters[path] = site_hooks().with_outputs(path)
+            except site_hooks().ChapterFailed as err:
                 self.chapters[path] = err
         return self.chapters[path]
 
@@ -63,7 +53,7 @@ class ChapterRunner(DefaultRunner):
         blocks = list(extract_fence_tests(MarkdownIt(), text, 0, Path(path)))
         index = [b.start_line for b in blocks].index(test.start_line)
         result = self._chapter(path)
-        if isinstance(result, self.hooks.ChapterFailed):
+        if isinstance(result, site_hooks().ChapterFailed):
             if result.cell is None or index == result.cell:
                 raise BlockFailed(result.error)
             if index > result.cell:

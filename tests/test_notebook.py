@@ -1,23 +1,12 @@
 """Take the chapter home: the generated notebook carries the library and runs on its own."""
 
-import importlib.util
-from pathlib import Path
-
 import nbformat
 from nbclient import NotebookClient
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _hooks():
-    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from sitetools import ROOT, site_hooks
 
 
 def test_generated_notebook_runs(tmp_path):
-    nb = _hooks().take_home_notebook(str(ROOT / "docs" / "en" / "index.md"))
+    nb = site_hooks().take_home_notebook(str(ROOT / "docs" / "en" / "index.md"))
     assert [c.metadata.get("tags") for c in nb.cells[1:3]] == [["install"], ["unpack"]]
     assert "%pip install" in nb.cells[1].source
     # The install cell needs PyPI and changes the environment: here everything is installed already.

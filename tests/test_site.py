@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -18,36 +17,19 @@ import threading
 from pathlib import Path
 
 import pytest
-import yaml
+from sitetools import ROOT, nav, site_hooks
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 
 
-def _nav() -> list[str]:
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
-    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
-    return [next(iter(item.values())) for item in config["nav"]]
-
-
-NAV = _nav()
+NAV = nav()
 
 
 def _url_of(chapter: str, lang: str) -> str:
     stem = chapter.removesuffix(".md")
     path = "" if stem == "index" else f"{stem}/"
     return ("" if lang == "en" else "zh/") + path
-
-
-def _hooks():
-    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +63,7 @@ def site(tmp_path_factory, browser):
 
 def _figures_in_chapter(chapter: str, lang: str) -> int:
     """How many figures the chapter's code produces (read from its executed notebook)."""
-    hooks = _hooks()
-    nb = hooks.with_outputs(str(ROOT / "docs" / lang / chapter))
+    nb = site_hooks().with_outputs(str(ROOT / "docs" / lang / chapter))
     return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}))
 
 

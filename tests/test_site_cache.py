@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from sitetools import ROOT, mkdocs_config
 
 CHAPTER = """\
 ---
@@ -52,15 +51,9 @@ plt.show()
 """
 
 
-
 def _config() -> str:
     """The small project's mkdocs.yml: the real site's mkdocs-jupyter options and hooks."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
-    real = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+    real = mkdocs_config()
     jupyter = next(p["mkdocs-jupyter"] for p in real["plugins"] if isinstance(p, dict) and "mkdocs-jupyter" in p)
     return yaml.safe_dump({"site_name": "cache test", "docs_dir": "docs", "strict": True,
                            "plugins": [{"mkdocs-jupyter": jupyter}], "hooks": real["hooks"]})

@@ -1,0 +1,35 @@
+"""What several tests (and the root conftest's chapter runner) read about the site project."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def site_hooks():
+    """The site build's hooks module (scripts/ is not a package), loaded once per process."""
+    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def mkdocs_config() -> dict:
+    """mkdocs.yml as a dict; its !!python tags (material's emoji functions and the like) read as None."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=Loader)
+
+
+def nav() -> list[str]:
+    """The chapters in the navigation, in order (paths relative to a language folder)."""
+    return [next(iter(item.values())) for item in mkdocs_config()["nav"]]
