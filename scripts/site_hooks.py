@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import platform
+import posixpath
 import re
 import shutil
 import time
@@ -256,9 +257,33 @@ def _is_chapter(page) -> bool:
         Path(src).read_text(encoding="utf-8").startswith("---\njupyter:")
 
 
+_MD_LINK = re.compile(r'(href|src)="([^":#?]+\.md)(#[^"]*)?"')
+
+
+def chapter_links(html: str, page, files) -> str:
+    """Links between pages, as mkdocs would have written them.
+
+    mkdocs rewrites `[Chapter 4](lm-head.md)` in the pages it renders; it does not in the pages
+    mkdocs-jupyter renders (mkdocs-jupyter issue #157), which then point to `layers/lm-head.md`
+    and give a 404. A link to a page that does not exist fails the build, as mkdocs --strict would.
+    """
+    src_dir = posixpath.dirname(page.file.src_uri)
+
+    def fix(m: re.Match) -> str:
+        attr, target, anchor = m.group(1), m.group(2), m.group(3) or ""
+        path = posixpath.normpath(posixpath.join(src_dir, target))
+        file = files.get_file_from_path(path)
+        if file is None:
+            raise PluginError(f"{page.file.src_uri} links to {target}, which is not a page of the site.")
+        return f'{attr}="{file.url_relative_to(page.file)}{anchor}"'
+
+    return _MD_LINK.sub(fix, html)
+
+
 def on_page_content(html, page, config, files):
     if not _is_chapter(page):
         return html
+    html = chapter_links(html, page, files)
     lang = "zh" if page.file.src_uri.startswith("zh/") else "en"
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'

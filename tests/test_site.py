@@ -13,8 +13,10 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import threading
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from sitetools import ROOT, nav, site_hooks
@@ -47,11 +49,18 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, browser):
-    """Build the whole site once and serve it on 127.0.0.1; yields the base URL."""
+def site_dir(tmp_path_factory) -> Path:
+    """The whole site, built once per test session."""
     out = tmp_path_factory.mktemp("site")
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def site(site_dir, browser):
+    """The built site served on 127.0.0.1; yields the base URL."""
+    out = site_dir
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
     handler.log_message = lambda *a, **k: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -136,4 +145,60 @@ def test_screenshots_for_a_person_to_look_at(site, browser):
         path = SCREENSHOTS / f"{lang}-{chapter.removesuffix('.md')}.png"
         page.screenshot(path=str(path))
         assert path.stat().st_size > 10_000
+    page.close()
+
+
+LANGS = ("en", "zh")
+
+
+def _internal_links(site_dir: Path):
+    """(page, attribute value, resolved file, fragment) for every internal href and src of the site."""
+    for page in sorted(site_dir.rglob("*.html")):
+        html = page.read_text(encoding="utf-8", errors="replace")
+        for url in re.findall(r'\b(?:href|src)="([^"]+)"', html):
+            parts = urlsplit(url)
+            if parts.scheme or parts.netloc or url.startswith(("#", "data:", "mailto:", "javascript:")):
+                continue
+            path = unquote(parts.path)
+            target = site_dir / path.lstrip("/") if path.startswith("/") else page.parent / path
+            if target.is_dir():
+                target = target / "index.html"
+            yield page, url, target, parts.fragment
+
+
+def test_every_internal_link_and_image_resolves(site_dir):
+    links = list(_internal_links(site_dir))
+    assert len(links) > 500  # the check saw the site: nav, chapter links, figures, assets
+    broken = [f"{p.relative_to(site_dir)} -> {u}" for p, u, t, _ in links if not t.exists()]
+    assert broken == [], f"{len(broken)} broken: " + "; ".join(broken[:20])
+    for lang in LANGS:  # every chapter links somewhere in its own language, and those links were checked
+        prefix = "" if lang == "en" else "zh/"
+        chapter_pages = [site_dir / (prefix + _url_of(c, "en")) / "index.html" for c in NAV]
+        assert all(any(p == page for p, *_ in links) for page in chapter_pages)
+
+
+def test_links_to_a_section_land_on_an_existing_anchor(site_dir):
+    missing = []
+    for page, url, target, fragment in _internal_links(site_dir):
+        if fragment and target.suffix == ".html" and target.exists():
+            if f'id="{unquote(fragment)}"' not in target.read_text(encoding="utf-8", errors="replace"):
+                missing.append(f"{page.relative_to(site_dir)} -> {url}")
+    assert missing == []
+
+
+CLICKS = [("index.md", "en", "embedding-table.md"), ("index.md", "zh", "embedding-table.md"),
+          ("ffn.md", "en", "attention.md"), ("ffn.md", "zh", "multi-head.md")]
+
+
+@pytest.mark.parametrize("chapter, lang, target", [c for c in CLICKS if c[0] in NAV and c[2] in NAV])
+def test_clicking_a_chapter_link_opens_that_chapter(site, browser, chapter, lang, target):
+    page = browser.new_page()
+    page.goto(site + _url_of(chapter, lang), wait_until="networkidle")
+    stem = target.removesuffix(".md")
+    link = page.locator(f'article a[href$="{stem}/"]').first
+    with page.expect_navigation():
+        link.click()
+    assert page.url == site + _url_of(target, lang)
+    assert page.locator("article h1").count() == 1
+    assert "404" not in page.title()
     page.close()
