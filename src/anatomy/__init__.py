@@ -10,6 +10,7 @@ from . import plot
 from .about import versions
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
+from .claims import Claim, ClaimFailed, claim
 from .capture import HiddenStates, hidden_states
 from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_dimensions, layer_similarity, max_difference, mean_similarity, token_vectors, word_similarity
 from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attention_weights, find_heads, layer_parameters, parameter_breakdown, parameter_groups, parameter_list, sink_share
@@ -39,6 +40,7 @@ __all__ = [
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "AnatomyError",
+    "Claim", "ClaimFailed", "claim",
     "LanguageCurves", "LogitLens", "language_curves", "lens_logits", "logit_lens",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
     "DEFAULT_MODELS",
