@@ -79,12 +79,25 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+def code_without_comments(source: str) -> list:
+    """The Python tokens of a block, comments and blank lines left out (a `#` inside a string stays)."""
+    import io
+    import tokenize
+
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+    try:
+        return [[t.type, t.string] for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return [source]  # not plain Python (a magic, say): the whole text counts
+
+
 def page_key(nb, fingerprint_: str) -> str:
-    """Key of a page's execution: its code without comments, plus the fingerprint."""
-    cleaned = []
-    for source in _code(nb):
-        lines = [re.sub(r"(^|\s)#.*$", "", line).rstrip() for line in source.splitlines()]
-        cleaned.append("\n".join(line for line in lines if line.strip()))
+    """Key of a page's execution: its code without comments, plus the fingerprint.
+
+    The English and Chinese pages of a chapter share a key (their comments may differ), and an
+    edit to prose or to a comment executes nothing again.
+    """
+    cleaned = [code_without_comments(source) for source in _code(nb)]
     return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
 
 
@@ -158,13 +171,45 @@ def with_outputs(path: str, kernel_name: str = "python3"):
 
 
 _render = nbconvert2.nb2html
+_NO_DESCRIPTION = {"en": "Figure", "zh": "图"}
+
+
+def page_language(path: str) -> str:
+    """The language of a page, from its folder under docs/."""
+    parts = Path(path).parts
+    return "zh" if "zh" in parts else "en"
+
+
+def figures_described(nb, lang: str):
+    """Each figure as <figure>: its description (from anatomy.plot) as alt text and as a caption.
+
+    nbconvert writes every image with the alt text "No description has been provided for this
+    image"; anatomy's figures carry a description in both languages in their output metadata.
+    """
+    import html as _html
+
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" not in data:
+                continue
+            text = out.get("metadata", {}).get("anatomy", {}).get("description", {}).get(lang)
+            alt = _html.escape(text or _NO_DESCRIPTION[lang], quote=True)
+            caption = f"<figcaption>{alt}</figcaption>" if text else ""  # tests require every chapter figure described
+            png = data["image/png"].replace("\n", "")
+            data["text/html"] = f'<figure class="anatomy-figure"><img src="data:image/png;base64,{png}" alt="{alt}">{caption}</figure>'
+
+            del data["image/png"]
+    return nb
 
 
 def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
     """mkdocs-jupyter's renderer, fed with our executed notebook instead of executing itself."""
     if not (execute and str(nb_path).endswith(".md")):
         return _render(nb_path, execute=execute, kernel_name=kernel_name, **kwargs)
-    nb = with_outputs(str(nb_path), kernel_name)
+    nb = figures_described(with_outputs(str(nb_path), kernel_name), page_language(str(nb_path)))
 
     class _Reader:  # what nbconvert2 calls `jupytext` while it renders this page
         read = staticmethod(lambda *_a, **_k: nb)
@@ -280,10 +325,63 @@ def chapter_links(html: str, page, files) -> str:
     return _MD_LINK.sub(fix, html)
 
 
+_TERM_HEADING = re.compile(r"^## (.+?) \{#([\w-]+)\}\s*$", re.M)
+_NO_LINK_INSIDE = {"a", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "figcaption", "table"}
+
+
+def glossary_terms(path: str) -> list[tuple[str, str]]:
+    """(anchor, words) for every term of a glossary page: `## Token {#token}`, `## 词元（token） {#token}`."""
+    terms = []
+    for title, anchor in _TERM_HEADING.findall(Path(path).read_text(encoding="utf-8")):
+        words = title.split("（")[0].strip()  # 词元（token） -> 词元
+        terms.append((anchor, words))
+    return terms
+
+
+def glossary_links(html: str, page, files) -> str:
+    """Link the first use of each glossary term in a chapter's prose to its entry (not in code, math or headings)."""
+    from bs4 import BeautifulSoup, Comment, NavigableString
+
+    lang_dir = page.file.src_uri.split("/")[0]
+    glossary = files.get_file_from_path(f"{lang_dir}/glossary.md")
+    if glossary is None or glossary.src_uri == page.file.src_uri:
+        return html
+    href = glossary.url_relative_to(page.file)
+    patterns = []
+    for anchor, words in glossary_terms(glossary.abs_src_path):
+        if re.search(r"[\u4e00-\u9fff]", words):
+            if len(words) < 2:  # 层 alone would also match inside other words
+                continue
+            patterns.append((anchor, re.compile(re.escape(words))))
+        else:  # an English word: whole words, any case, plural too
+            patterns.append((anchor, re.compile(rf"\b{re.escape(words)}s?\b", re.I)))
+    soup = BeautifulSoup(html, "html.parser")
+    cells = soup.select(".jp-MarkdownCell .jp-RenderedMarkdown, .jp-MarkdownOutput") or [soup]
+    texts = [t for cell in cells for t in cell.find_all(string=True)
+             if isinstance(t, NavigableString) and not isinstance(t, Comment) and t.strip()
+             and not any(p.name in _NO_LINK_INSIDE or "arithmatex" in (p.get("class") or []) for p in t.parents)]
+    for anchor, pattern in patterns:
+        for i, text in enumerate(texts):
+            m = pattern.search(str(text))
+            if not m:
+                continue
+            s = str(text)
+            before, after = NavigableString(s[: m.start()]), NavigableString(s[m.end():])
+            link = soup.new_tag("a", href=f"{href}#{anchor}", attrs={"class": "anatomy-term"})
+            link.string = m.group(0)
+            text.replace_with(before)
+            before.insert_after(link)
+            link.insert_after(after)
+            texts[i: i + 1] = [before, after]  # later terms may still be found around the link
+            break
+    return str(soup)
+
+
 def on_page_content(html, page, config, files):
     if not _is_chapter(page):
         return html
     html = chapter_links(html, page, files)
+    html = glossary_links(html, page, files)
     lang = "zh" if page.file.src_uri.startswith("zh/") else "en"
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'

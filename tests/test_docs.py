@@ -20,7 +20,9 @@ def code_blocks(path: Path) -> list[str]:
     return blocks
 
 
-CHAPTERS = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md"))
+PAGES = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md"))
+REFERENCE = [Path("glossary.md")]  # pages without code: plain Markdown, not executed
+CHAPTERS = [p for p in PAGES if p not in REFERENCE]
 
 
 def test_there_are_chapters():
@@ -45,11 +47,19 @@ def test_chapter_is_executable_markdown(chapter):
 
 def test_no_orphan_chinese_pages():
     zh = sorted(p.relative_to(DOCS / "zh") for p in (DOCS / "zh").rglob("*.md"))
-    assert zh == CHAPTERS
+    assert zh == PAGES
 
 
-def test_nav_lists_exactly_the_written_chapters():
-    assert sorted(map(Path, nav())) == CHAPTERS
+def test_nav_lists_exactly_the_written_pages():
+    assert sorted(map(Path, nav())) == PAGES
+
+
+@pytest.mark.parametrize("page", REFERENCE, ids=str)
+def test_reference_pages_have_no_code_and_a_chinese_twin_with_the_same_entries(page):
+    en, zh = (DOCS / lang / page for lang in ("en", "zh"))
+    assert not en.read_text(encoding="utf-8").startswith("---") and not code_blocks(en)
+    anchors = [re.findall(r"^## .+ \{#([\w-]+)\}$", p.read_text(encoding="utf-8"), re.M) for p in (en, zh)]
+    assert anchors[0] == anchors[1] and len(anchors[0]) >= 20
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=str)

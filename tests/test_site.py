@@ -72,6 +72,8 @@ def site(site_dir, browser):
 
 def _figures_in_chapter(chapter: str, lang: str) -> int:
     """How many figures the chapter's code produces (read from its executed notebook)."""
+    if not (ROOT / "docs" / lang / chapter).read_text(encoding="utf-8").startswith("---\njupyter:"):
+        return 0  # a page without code (the glossary)
     nb = site_hooks().with_outputs(str(ROOT / "docs" / lang / chapter))
     return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}))
 
@@ -202,3 +204,60 @@ def test_clicking_a_chapter_link_opens_that_chapter(site, browser, chapter, lang
     assert page.locator("article h1").count() == 1
     assert "404" not in page.title()
     page.close()
+
+
+def test_every_figure_has_a_description_as_alt_text_and_caption(site_dir):
+    pages = [site_dir / (("" if lang == "en" else "zh/") + _url_of(c, "en")) / "index.html" for c in NAV for lang in LANGS]
+    figures = 0
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert "No description has been provided" not in html, page
+        for img, caption in re.findall(r'<figure class="anatomy-figure">(<img [^>]+>)<figcaption>([^<]*)</figcaption>', html):
+            alt = re.search(r'alt="([^"]*)"', img).group(1)
+            assert 'src="data:image/png;base64,' in img
+            assert alt == caption and len(alt) > 30, (page, alt)
+            if "/zh/" in str(page):
+                assert re.search(r"[\u4e00-\u9fff]", alt), alt  # in the page's language
+            figures += 1
+    assert figures >= 2 * 30  # every chapter figure, in both languages
+
+
+WIDTHS = [(1280, 900), (390, 844)]
+
+
+@pytest.mark.parametrize("width, height", WIDTHS)
+@pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
+def test_tables_and_figures_fit_their_column_or_scroll_visibly(site, browser, chapter, lang, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(site + _url_of(chapter, lang), wait_until="networkidle")
+    # Every table and image: as wide as its column at most, or inside a box that scrolls sideways.
+    clipped = page.evaluate("""() => {
+        const bad = [];
+        const column = document.querySelector('article').getBoundingClientRect();
+        for (const el of document.querySelectorAll('article table, article img')) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 || r.right <= column.right + 1) continue;
+            let box = el.parentElement, scrolls = false;
+            while (box && box.tagName !== 'ARTICLE') {
+                const s = getComputedStyle(box);
+                if (['auto', 'scroll'].includes(s.overflowX) && box.scrollWidth > box.clientWidth
+                    && box.getBoundingClientRect().right <= column.right + 1) { scrolls = true; break; }
+                box = box.parentElement;
+            }
+            if (!scrolls) bad.push(el.tagName + ' ' + (el.innerText || el.alt || '').slice(0, 40));
+        }
+        return bad;
+    }""")
+    assert clipped == []
+    page.close()
+
+
+def test_chapters_link_the_first_use_of_a_glossary_term(site_dir):
+    for lang, prefix in (("en", ""), ("zh", "zh/")):
+        html = (site_dir / prefix / "embedding-table" / "index.html").read_text(encoding="utf-8")
+        links = re.findall(r'<a class="anatomy-term" href="([^"]+)">([^<]+)</a>', html)
+        anchors = [h.split("#")[1] for h, _ in links]
+        assert "embedding-table" in anchors and len(anchors) == len(set(anchors))  # each term once
+        glossary = (site_dir / prefix / "glossary" / "index.html").read_text(encoding="utf-8")
+        assert all(f'id="{a}"' in glossary for a in anchors)
+        assert all(h.startswith("../glossary/") for h, _ in links)

@@ -104,3 +104,23 @@ def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
     assert "Other words." in html and "First words." not in html
     assert "anatomy says 9.9.9-changed" in html and _figures(html) == second_figures
     assert "executed" not in log and "from the cache" in log
+
+
+def _key(*blocks: str) -> str:
+    import nbformat
+
+    from sitetools import site_hooks
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(b) for b in blocks])
+    return site_hooks().page_key(nb, "fingerprint")
+
+
+def test_a_hash_inside_a_string_is_code_not_a_comment():
+    assert _key('print("Note #1")') != _key('print("Note #2")')
+    assert _key("x = '#'  # a comment") != _key("x = '##'  # a comment")
+
+
+def test_comments_and_blank_lines_do_not_change_the_key():
+    assert _key("x = 1  # English comment\n\ny = 2") == _key("# 中文注释\nx = 1\ny = 2  # 另一条")
+    assert _key("x = 1") != _key("x = 2")
+    assert _key("x = 1", "y = 2") != _key("x = 1\ny = 2")  # blocks are kept apart

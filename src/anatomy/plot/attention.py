@@ -14,6 +14,7 @@ from ..attention import Rotary, Timing
 from ..errors import AnatomyError
 from ..tokens import Token
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["attention_bar", "attention_heads", "rope", "timing", "window"]
@@ -50,7 +51,11 @@ def attention_bar(weights: torch.Tensor, tokens: Sequence[Token], head: int, que
         ax.set_ylim(0, max(float(row.max()) * 1.18, 0.05))
         ax.set_ylabel("attention weight")
         ax.set_title(title or f"head {head}: where “{labels[-1]}” looks (weights sum to 1)", fontfamily=_families(), fontsize=10)
-    return fig
+    return _describe(
+        fig,
+        en=f"Bar chart: attention weights of head {head} from the token “{labels[-1]}” to each token up to it; the bars sum to 1. {title or ''}",
+        zh=f"柱状图：第 {head} 个头里，词元“{labels[-1]}”分给它及左边每个词元的注意力权重，总和为 1。{title or ''}",
+    )
 
 
 def attention_heads(weights: torch.Tensor, tokens: Sequence[Token], *, title: str | None = None, cols: int | None = None) -> Figure:
@@ -74,7 +79,11 @@ def attention_heads(weights: torch.Tensor, tokens: Sequence[Token], *, title: st
             ax.set_yticks(range(T) if show else [], labels if show else [], fontsize=6, fontfamily=_families())
         if title:
             fig.suptitle(title, fontfamily=_families(), fontsize=11)
-    return fig
+    return _describe(
+        fig,
+        en=f"Heat maps of the attention weights of all {H} heads of one layer: row = query token, column = key token, brighter = more weight. {title or ''}",
+        zh=f"热力图：同一层全部 {H} 个头的注意力权重，行是查询词元，列是被看的词元，越亮权重越大。{title or ''}",
+    )
 
 
 def rope(rotaries: Sequence[Rotary] | Rotary, positions: int = 8, pairs: Sequence[int] = (0, 8)) -> Figure:
@@ -113,7 +122,11 @@ def rope(rotaries: Sequence[Rotary] | Rotary, positions: int = 8, pairs: Sequenc
         ax.set_ylabel("θ_i (radians per position)")
         ax.legend(fontsize=8)
         ax.set_title(first.model_name, fontsize=9)
-    return fig
+    return _describe(
+        fig,
+        en=f"RoPE in {first.model_name}: the vector (1, 0) rotated by position in pairs {list(pairs)} of dimensions, and the angle per position of every pair (log scale) for layers {', '.join(str(r.layer) for r in rotaries)}.",
+        zh=f"{first.model_name} 的 RoPE：向量 (1, 0) 在第 {list(pairs)} 对维度上随位置旋转；右图是每一对维度每个位置转过的角度（对数刻度），层 {', '.join(str(r.layer) for r in rotaries)}。",
+    )
 
 
 def timing(t: Timing) -> Figure:
@@ -132,7 +145,11 @@ def timing(t: Timing) -> Figure:
         b.set_ylabel("seconds")
         b.set_title("T×T part of attention against T²", fontsize=9)
         b.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
-    return fig
+    return _describe(
+        fig,
+        en=f"Timing on {t.model_name} (best of {t.repeats} runs): seconds for a whole forward pass and for the T×T part of attention against input length T, and the T×T part against T².",
+        zh=f"{t.model_name} 的计时（{t.repeats} 次取最快）：整个前向传播和注意力中 T×T 部分的秒数随输入长度 T 的变化，以及 T×T 部分相对 T² 的变化。",
+    )
 
 
 def window(rows: Mapping[str, torch.Tensor], window: int | None = None) -> Figure:
@@ -154,4 +171,8 @@ def window(rows: Mapping[str, torch.Tensor], window: int | None = None) -> Figur
         ax.set_xlabel("key position")
         ax.set_ylabel("attention weight (0 drawn at 1e-12)")
         ax.legend(fontsize=8)
-    return fig
+    return _describe(
+        fig,
+        en=f"Attention weight of the last token on every key position (log scale), one line per layer: {', '.join(rows)}" + (f"; the dashed line marks {window} tokens back." if window else "."),
+        zh=f"最后一个词元在每个位置上的注意力权重（对数刻度），每层一条线：{'、'.join(rows)}" + (f"；虚线标出往回 {window} 个词元处。" if window else "。"),
+    )

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from ..brains import Influence, ReadWrite, Schedule
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["influence", "reading_vs_writing", "schedules"]
@@ -31,7 +32,11 @@ def schedules(*scheds: Schedule, titles: tuple[str, ...] | None = None) -> Figur
             ax.set_ylabel("layer")
             title = titles[k] if titles else f"prompt {s.prompt_mode}"
             ax.set_title(f"{title}\n{s.total_steps} steps", fontsize=10, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"Grids of positions × layers numbered by the step at which each state is computed: " + "; ".join(f"{titles[k] if titles else s.prompt_mode}: {s.total_steps} steps" for k, s in enumerate(scheds)) + ".",
+        zh="位置 × 层的网格，每格写着这个状态在第几步算出：" + "；".join(f"{titles[k] if titles else s.prompt_mode}：{s.total_steps} 步" for k, s in enumerate(scheds)) + "。",
+    )
 
 
 def influence(inf: Influence) -> Figure:
@@ -44,7 +49,11 @@ def influence(inf: Influence) -> Figure:
         ax.set_xticks(range(T), inf.tokens, rotation=60, fontfamily=_families(), fontsize=8)
         ax.set_ylabel("layer (0 = embeddings)")
         ax.set_title(f"{inf.model_name}: states changed by a nudge at position {inf.position}, layer {inf.layer}", fontsize=10)
-    return fig
+    return _describe(
+        fig,
+        en=f"{inf.model_name}: which hidden states (positions × layers, 0 = embeddings) change when the state at position {inf.position}, layer {inf.layer} is nudged; changed states are dark.",
+        zh=f"{inf.model_name}：轻推第 {inf.position} 个位置、第 {inf.layer} 层的状态后，哪些隐藏状态（位置 × 层，0 为嵌入）随之改变；变了的格子颜色深。",
+    )
 
 
 def reading_vs_writing(results: list[ReadWrite]) -> Figure:
@@ -67,4 +76,8 @@ def reading_vs_writing(results: list[ReadWrite]) -> Figure:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("tokens per second (log scale; measured on this machine at build time)")
         ax.legend(loc="lower right", fontsize=8)
-    return fig
+    return _describe(
+        fig,
+        en="Tokens per second on this machine, reading a prompt in one pass versus writing one token per pass with the KV cache, for " + ", ".join(names) + " (log scale).",
+        zh="本机上每秒处理的词元数：一次读完整个提示，对比借助 KV 缓存每次写一个词元；模型：" + "、".join(names) + "（对数刻度）。",
+    )

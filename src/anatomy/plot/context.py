@@ -9,6 +9,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..context import WordSimilarity
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["differences", "word_similarity"]
@@ -34,7 +35,11 @@ def differences(curves: dict[str, torch.Tensor], *, title: str = "") -> Figure:
         ax.legend(prop={"family": _families()}, fontsize=9, frameon=False)
         if title:
             ax.set_title(title, fontsize=10, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"Largest absolute difference between two vectors of the same token, layer by layer (0 = token embedding), for: {'; '.join(curves)}. {title}",
+        zh=f"同一个词元的两个向量之间的最大绝对差，逐层画出（0 为词元嵌入）：{'；'.join(curves)}。{title}",
+    )
 
 
 def word_similarity(results, *, title: str = "") -> Figure:
@@ -73,4 +78,8 @@ def word_similarity(results, *, title: str = "") -> Figure:
         fig.legend(handles, labels, loc="outside lower center", ncol=4, prop={"family": _families(), "size": 8}, frameon=False)
         if title:
             fig.suptitle(title, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en="Cosine similarity of the vectors of " + ", ".join(f"“{r.word}” in {r.model_name}" for r in results) + " across pairs of sentences, layer by layer: raw (top) and normalized against the all-token baseline (bottom); same-sense pairs solid, different-sense pairs dashed.",
+        zh="逐层的余弦相似度：" + "、".join(f"{r.model_name} 中的“{r.word}”" for r in results) + " 在每两句话之间的向量；上排为原始值，下排为相对所有词元对基线的归一化值；词义相同的句对为实线，词义不同的为虚线。",
+    )

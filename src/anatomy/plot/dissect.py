@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from ..dissect import Attention, ParameterBreakdown
 from ..errors import AnatomyError
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner"]
@@ -61,7 +62,11 @@ def parameter_breakdown(breakdowns) -> Figure:
                             loc="left", fontsize=10)
             right.set_ylim(0, float(bottom.max()) * 1.22)
             right.legend(frameon=False, fontsize=8, ncols=3, loc="upper right")
-    return fig
+    return _describe(
+        fig,
+        en="Parameters by role (left) and inside each layer (right), in millions: " + "; ".join(f"{b.model_name}: {b.total / 1e6:.1f} M in all, {b.per_layer.shape[0]} layers" for b in breakdowns) + ".",
+        zh="按角色统计的参数量（左）和每一层内部的参数量（右），单位百万：" + "；".join(f"{b.model_name}：共 {b.total / 1e6:.1f} M，{b.per_layer.shape[0]} 层" for b in breakdowns) + "。",
+    )
 
 
 def _count(n: int) -> str:
@@ -86,7 +91,11 @@ def weight_corner(weight: torch.Tensor, *, size: int = 100, title: str = "") -> 
         fig.colorbar(im, ax=ax, shrink=0.85, label="weight value")
         ax.set_title(title or f"top-left {corner.shape[0]} × {corner.shape[1]} of a {weight.shape[0]} × {weight.shape[1]} matrix",
                      fontsize=9, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"Heat map of the top-left {size}×{size} corner of a weight matrix of shape {tuple(weight.shape)}. {title}",
+        zh=f"热力图：形状为 {tuple(weight.shape)} 的权重矩阵左上角 {size}×{size} 的数值。{title}",
+    )
 
 
 def head_map(attention: Attention, layer: int, head: int, *, annotate: float = 0.1) -> Figure:
@@ -112,7 +121,11 @@ def head_map(attention: Attention, layer: int, head: int, *, annotate: float = 0
                             color="black" if w[i, j] > 0.6 else "white")
         fig.colorbar(im, ax=ax, shrink=0.8, label="attention weight")
         ax.set_title(f"{attention.model_name}: layer {layer}, head {head}", fontsize=10)
-    return fig
+    return _describe(
+        fig,
+        en=f"{attention.model_name}, layer {layer}, head {head}: attention weights as a heat map, row = query token, column = key token; weights above {annotate} are written in the cells.",
+        zh=f"{attention.model_name} 第 {layer} 层第 {head} 个头的注意力权重热力图：行是查询词元，列是被看的词元；大于 {annotate} 的权重写在格子里。",
+    )
 
 
 def _blocks(n_layers: int, n_heads: int, aspect: float = 1.3) -> int:
@@ -155,7 +168,11 @@ def head_grid(attention: Attention, *, gamma: float = 0.5) -> Figure:
         fig.colorbar(im, ax=axes[0].tolist(), shrink=0.6, label=f"attention weight (power scale, γ = {gamma:g})")
         fig.suptitle(f"{attention.model_name}: all {L} layers × {H} heads\neach square: {T} × {T} weights, row = attending token, column = attended token",
                      fontsize=10)
-    return fig
+    return _describe(
+        fig,
+        en=f"{attention.model_name}: the attention pattern of every head in every layer ({attention.weights.shape[0]} layers × {attention.weights.shape[1]} heads), one small heat map each.",
+        zh=f"{attention.model_name}：每一层每个头的注意力模式（{attention.weights.shape[0]} 层 × {attention.weights.shape[1]} 个头），每个头一张小热力图。",
+    )
 
 
 def sink_shares(shares: dict[str, torch.Tensor]) -> Figure:
@@ -178,7 +195,11 @@ def sink_shares(shares: dict[str, torch.Tensor]) -> Figure:
             ax.set_title(label, fontsize=10, fontfamily=_families())
             ax.legend(frameon=False, fontsize=8, loc="lower right")
         axes[0, 0].set_ylabel("share of attention on position 0")
-    return fig
+    return _describe(
+        fig,
+        en="Share of attention that goes to the first token, layer by layer, for " + ", ".join(shares) + ".",
+        zh="逐层统计分给第一个词元的注意力份额：" + "、".join(shares) + "。",
+    )
 
 
 @dataclass(frozen=True)

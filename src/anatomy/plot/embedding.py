@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 
 from ..embedding import Projection
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["projection"]
@@ -43,4 +44,8 @@ def projection(projections, *, title: str | None = None) -> Figure:
             ax.legend(fontsize=8, loc="best", prop={"family": _families(), "size": 8})
         if title:
             fig.suptitle(title, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en="Token embeddings projected onto their first two principal components, coloured by group (" + ", ".join(dict.fromkeys(projections[0].groups)) + "), for " + ", ".join(p.model_name for p in projections) + f". {title or ''}",
+        zh="词元嵌入投影到前两个主成分上，按组着色（" + "、".join(dict.fromkeys(projections[0].groups)) + "），模型：" + "、".join(p.model_name for p in projections) + f"。{title or ''}",
+    )

@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 
 from ..ffn import Neuron, NeuronActivations
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["neuron_tokens", "neuron_weights"]
@@ -26,7 +27,11 @@ def neuron_weights(n: Neuron) -> Figure:
             ax.set_title(label, loc="left", fontsize=10)
         axes[-1, 0].set_xlabel("dimension of the residual stream (0 … d−1)")
         fig.suptitle(f"{n.model_name}: layer index {n.layer}, neuron {n.index}", fontsize=11)
-    return fig
+    return _describe(
+        fig,
+        en=f"{n.model_name}, layer index {n.layer}, neuron {n.index}: its weights as bars over the d dimensions of the residual stream: " + ", ".join(label for label, _ in rows) + ".",
+        zh=f"{n.model_name} 第 {n.layer} 层（层索引）第 {n.index} 个神经元：它在残差流 d 个维度上的权重柱状图，依次为 " + "、".join(label for label, _ in rows) + "。",
+    )
 
 
 def neuron_tokens(acts: NeuronActivations, index: int, promoted: list[tuple[str, float]], k: int = 8, *, sign: int = 1) -> Figure:
@@ -49,4 +54,8 @@ def neuron_tokens(acts: NeuronActivations, index: int, promoted: list[tuple[str,
         right.set_xlabel("logit (order only)")
         right.set_title("… and then it promotes (" + ("+" if sign == 1 else "−") + "value vector)", loc="left", fontsize=10)
         fig.suptitle(f"{acts.model_name}: layer index {acts.layer}, neuron {index}", fontsize=11)
-    return fig
+    return _describe(
+        fig,
+        en=f"{acts.model_name}, layer index {acts.layer}, neuron {index}: the contexts where it is most " + ("positive" if sign == 1 else "negative") + f" (left) and the tokens its value vector promotes (right): {', '.join(repr(t) for t, _ in promoted[:5])}.",
+        zh=f"{acts.model_name} 第 {acts.layer} 层（层索引）第 {index} 个神经元：激活最" + ("正" if sign == 1 else "负") + f"的上下文（左），以及它的值向量推高的词元（右）：{'、'.join(repr(t) for t, _ in promoted[:5])}。",
+    )

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from ..errors import AnatomyError
 from ..lens import LanguageCurves, LogitLens
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["language_curves", "logit_lens"]
@@ -44,7 +45,11 @@ def logit_lens(lens: LogitLens, *, layers=None, title: str | None = None) -> Fig
         ax.spines[["left", "bottom"]].set_visible(False)
         fig.colorbar(im, ax=ax, shrink=0.6, label="probability of the top token")
         ax.set_title(title or f"{lens.model_name}: logit lens of “{lens.prompt}”", fontsize=10, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"Logit lens of {lens.model_name} on “{lens.prompt}”: the most likely next token and its probability read from every layer (rows, embedding at the bottom) at every position (columns); darker = more probable. {title or ''}",
+        zh=f"{lens.model_name} 对“{lens.prompt}”的 logit lens：从每一层（行，最下面是嵌入）、每个位置（列）读出的最可能的下一个词元及其概率；颜色越深概率越大。{title or ''}",
+    )
 
 
 def language_curves(curves, *, title: str | None = None) -> Figure:
@@ -72,4 +77,8 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
             ax.legend(prop={"family": _families(), "size": 8}, loc="upper left")
         if title:
             fig.suptitle(title, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en="Probability of the answer's first token in each language, layer by layer (0 = embedding), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
+        zh="逐层（0 为嵌入）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + f"。{title or ''}",
+    )

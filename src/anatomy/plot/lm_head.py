@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from ..errors import AnatomyError
 from ..lm_head import entropy
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["temperatures"]
@@ -51,4 +52,8 @@ def temperatures(dists, k: int = 8) -> Figure:
                     ax.set_xlabel("probability")
                 if c == 0:
                     ax.set_ylabel(f"{name}\n“{d.prompt}” →", fontsize=9, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"The {k} most likely next tokens as bars at temperatures {', '.join(f'{t:g}' for t in temps)}, one row per model: " + ", ".join(models) + ".",
+        zh=f"温度为 {'、'.join(f'{t:g}' for t in temps)} 时最可能的 {k} 个下一个词元的柱状图，每个模型一行：" + "、".join(models) + "。",
+    )

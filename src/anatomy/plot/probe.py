@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["probe_map", "probe_r2"]
@@ -45,7 +46,11 @@ def probe_r2(layers: dict, *, targets: tuple[str, ...] = ("latitude", "longitude
             ax.set_title(name, fontsize=10, fontfamily=_families())
         axes[0, 0].set_ylabel(f"R² on held-out cities (clipped at {_FLOOR})")
         axes[0, -1].legend(fontsize=8, loc="upper left")
-    return fig
+    return _describe(
+        fig,
+        en="R² of linear probes for " + " and ".join(targets) + " on held-out cities, layer by layer (0 = embeddings), against a shuffled-coordinates control, for " + ", ".join(f"{name} (best layer {lp.best_layer})" for name, lp in layers.items()) + ".",
+        zh="线性探针在留出城市上预测" + "和".join({"latitude": "纬度", "longitude": "经度"}.get(t, t) for t in targets) + "的 R²，逐层画出（0 为嵌入），并与打乱坐标的对照比较；" + "、".join(f"{name}（最佳层 {lp.best_layer}）" for name, lp in layers.items()) + "。",
+    )
 
 
 def _world(ax, title: str) -> None:
@@ -88,4 +93,8 @@ def probe_map(places, predictions: dict) -> Figure:
             _world(ax, title)
         handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in _CONTINENT_COLOURS.items()]
         fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
-    return fig
+    return _describe(
+        fig,
+        en=f"World maps of {len(test)} held-out cities coloured by continent: their true positions, then where each probe places them: " + ", ".join(predictions) + ".",
+        zh=f"世界地图：{len(test)} 个留出城市按大洲着色，先画真实位置，再画各探针预测的位置：" + "、".join(predictions) + "。",
+    )

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["steering"]
@@ -44,4 +45,8 @@ def steering(effects, *, title: str | None = None) -> Figure:
             fig.colorbar(im, ax=ax, shrink=0.8, label="change vs. no steering")
         if title:
             fig.suptitle(title, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en="Heat map of how steering shifts the next token towards the A markers (red) or the B markers (blue), by layer steered (rows) and strength (columns), for " + ", ".join(f"{e.model_name} ({e.n_prompts} held-out prompts)" for e in effects) + f". {title or ''}",
+        zh="热力图：按被引导的层（行）和强度（列），看下一个词元向 A 类标记（红）或 B 类标记（蓝）偏移多少；" + "、".join(f"{e.model_name}（{e.n_prompts} 个留出提示）" for e in effects) + f"。{title or ''}",
+    )

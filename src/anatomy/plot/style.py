@@ -8,8 +8,9 @@ from functools import lru_cache
 import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib import font_manager
+from matplotlib.figure import Figure
 
-__all__ = ["cjk_font", "families", "style"]
+__all__ = ["DescribedFigure", "cjk_font", "describe", "families", "style"]
 
 _CJK_FONTS = (
     "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
@@ -51,3 +52,24 @@ def style():
     # value of the block (``anatomy.plot.tokens(...)`` or ``fig = ...; fig``), never twice.
     for num in set(plt.get_fignums()) - before:
         plt.close(num)
+
+
+class DescribedFigure(Figure):
+    """A Figure that carries a short description of itself in English and Chinese.
+
+    A notebook keeps the description in the output's metadata (key ``anatomy``); the site shows it
+    as the image's alt text and as a caption, in the page's language (scripts/site_hooks.py).
+    """
+
+    description: dict[str, str]
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # No data of our own: the notebook's formatters add the PNG; we add the metadata.
+        return {}, {"anatomy": {"description": dict(self.description)}}
+
+
+def describe(fig: Figure, *, en: str, zh: str) -> Figure:
+    """Attach what the figure shows (what it plots, which model, layer and head) in both languages."""
+    fig.__class__ = DescribedFigure  # a Figure still: same state, one more way to show itself
+    fig.description = {"en": " ".join(en.split()), "zh": "".join(zh.split("\n")).strip()}
+    return fig

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 from ..tokens import Token
 from .style import families as _families
+from .style import describe as _describe
 from .style import style as _style
 
 __all__ = ["next_tokens", "tokens"]
@@ -36,7 +37,11 @@ def tokens(tokenized: dict[str, list[Token]], *, title: str | None = None) -> Fi
             ax.set_title(f"{name}: {len(toks)} tokens", loc="left", fontsize=10, fontfamily=_families())
         if title:
             fig.suptitle(title, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en="How each tokenizer cuts the same text, one row of coloured chips per model with token IDs below: " + "; ".join(f"{name}: {len(toks)} tokens" for name, toks in rows) + f". {title or ''}",
+        zh="每个分词器如何切分同一段文字，每个模型一行彩色方块，下方是词元 ID：" + "；".join(f"{name}：{len(toks)} 个词元" for name, toks in rows) + f"。{title or ''}",
+    )
 
 
 def next_tokens(dists, k: int = 10) -> Figure:
@@ -56,4 +61,8 @@ def next_tokens(dists, k: int = 10) -> Figure:
                 ax.text(p, y, f" {p:.3f}", va="center", fontsize=8)
             ax.set_xlim(0, max(probs) * 1.25)
             ax.set_title(f"{d.model_name}\n“{d.prompt}” →", fontsize=10, fontfamily=_families())
-    return fig
+    return _describe(
+        fig,
+        en=f"Bar charts of the {k} most likely next tokens and their probabilities, one panel per model: " + "; ".join(f"{d.model_name} after “{d.prompt}”" for d in dists) + ".",
+        zh=f"最可能的 {k} 个下一个词元及其概率的柱状图，每个模型一张：" + "；".join(f"{d.model_name}，提示“{d.prompt}”" for d in dists) + "。",
+    )
