@@ -15,6 +15,9 @@ pages (参数 is 參數, not 引數). What must not change is protected and copi
 * glosses that give the Simplified form of a Traditional word, 天氣（天气）, which would
   otherwise become 天氣（天氣）.
 
+A dictionary entry with a quotation mark in it names a quote that is a word, not a token
+(看不出任何"苹果"的意思: the idea of an apple): it is converted, as the entry says.
+
 Outputs of the code are not converted: they are what the model printed.
 """
 
@@ -83,6 +86,14 @@ def _terms() -> tuple:
     return tuple(read_terms())
 
 
+_QUOTES = "“”\"「」‘’"
+
+
+def context_terms() -> list[re.Pattern]:
+    """Dictionary entries with a quotation mark: quotes that are words, converted like prose."""
+    return [pattern for pattern, _ in _terms() if any(q in pattern.pattern for q in _QUOTES)]
+
+
 def code_strings(markdown: str) -> set[str]:
     """The string constants (with Chinese in them) of a page's python blocks."""
     strings = set()
@@ -109,6 +120,9 @@ def protected_spans(markdown: str) -> list[tuple[int, int]]:
     for pattern in _STRUCTURE:
         for m in list(pattern.finditer(masked)):
             protect(m.start(), m.end())
+    for pattern in context_terms():  # hidden from the rules below, converted by the dictionary
+        for m in list(pattern.finditer(masked)):
+            masked = masked[: m.start()] + "\0" * (m.end() - m.start()) + masked[m.end() :]
     strings = code_strings(markdown)
     for m in list(_QUOTED.finditer(masked)):
         group = next(i for i in range(1, 5) if m.group(i) is not None)
