@@ -334,6 +334,8 @@ def on_page_content(html, page, config, files):
         return html
     html = chapter_links(html, page, files)
     lang = page_lang(page.file.src_uri)
+    if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
+        html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     return link + html

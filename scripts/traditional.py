@@ -106,8 +106,11 @@ def code_strings(markdown: str) -> set[str]:
     return {s for s in strings if _CJK.search(s)}
 
 
-def protected_spans(markdown: str) -> list[tuple[int, int]]:
-    """(start, end) of every part of a Simplified page that the conversion copies unchanged, sorted."""
+def protected_spans(markdown: str, strings: set[str] | None = None) -> list[tuple[int, int]]:
+    """(start, end) of every part of a Simplified page that the conversion copies unchanged, sorted.
+
+    ``strings``: the code strings whose quotes are kept (by default, those of the page's own code).
+    """
     masked = markdown
     spans: list[tuple[int, int]] = []
 
@@ -123,7 +126,7 @@ def protected_spans(markdown: str) -> list[tuple[int, int]]:
     for pattern in context_terms():  # hidden from the rules below, converted by the dictionary
         for m in list(pattern.finditer(masked)):
             masked = masked[: m.start()] + "\0" * (m.end() - m.start()) + masked[m.end() :]
-    strings = code_strings(markdown)
+    strings = code_strings(markdown) if strings is None else strings
     for m in list(_QUOTED.finditer(masked)):
         group = next(i for i in range(1, 5) if m.group(i) is not None)
         text = m.group(group).strip()
@@ -157,14 +160,35 @@ def convert_text(text: str) -> str:
     return "".join(p if final else s2twp.convert(p) for p, final in pieces)
 
 
-def convert(markdown: str) -> str:
+def convert(markdown: str, strings: set[str] | None = None) -> str:
     """A Simplified page as a Traditional one: prose converted, protected spans copied unchanged."""
     out, at = [], 0
-    for start, end in protected_spans(markdown):
+    for start, end in protected_spans(markdown, strings):
         out += [convert_text(markdown[at:start]), markdown[start:end]]
         at = end
     out.append(convert_text(markdown[at:]))
     return "".join(out)
+
+
+_CLAIM_ZH = re.compile(r'(<div class="anatomy-claim[^"]*"[^>]*>.*?)<span lang="zh">(.*?)</span>', re.S)
+
+
+def convert_claims(html_text: str, markdown: str) -> str:
+    """The Chinese sentence of each checked claim (anatomy.claim) on a page, in Traditional.
+
+    A claim's sentence is the author's prose, written in the chapter's code as ``zh=...``; it
+    reaches the page through the shared execution, so in Simplified. Quotes of the page's code
+    strings stay as they are, as in the rest of the page.
+    """
+    import html
+
+    strings = code_strings(markdown)
+
+    def one(m: re.Match) -> str:
+        sentence = convert(html.unescape(m.group(2)), strings)
+        return f'{m.group(1)}<span lang="{TARGET}">{html.escape(sentence, quote=True)}</span>'
+
+    return _CLAIM_ZH.sub(one, html_text)
 
 
 def generate(docs: Path = ROOT / "docs") -> list[Path]:
