@@ -29,6 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # as pytest 
 from sitetools import site_hooks  # noqa: E402
 
 
+# docs/zh-TW is written by the site build from docs/zh (scripts/traditional.py), with the same
+# code blocks (tests/test_traditional.py checks it): its blocks are not collected a second time.
+collect_ignore = ["docs/zh-TW"]
+
+
 class BlockFailed(Exception):
     """A chapter's block raised while the chapter ran (message: the kernel's traceback)."""
 

@@ -40,6 +40,31 @@ from mkdocs_jupyter import convert, nbconvert2
 log = logging.getLogger("mkdocs.hooks.anatomy")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_traditional():
+    """scripts/traditional.py (scripts/ is not a package): the Traditional Chinese edition."""
+    import importlib.util
+    import sys
+
+    if "anatomy_traditional" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("anatomy_traditional", Path(__file__).with_name("traditional.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["anatomy_traditional"]
+
+
+traditional = _load_traditional()
+LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
+
+
+def page_lang(src_uri: str) -> str:
+    """The language of a page from its path in docs/: zh/x.md is zh, zh-TW/x.md is zh-TW."""
+    first = Path(src_uri).parts[0] if src_uri else ""
+    return first if first in LANGS else "en"
+
+
 CACHE = Path(os.environ.get("ANATOMY_SITE_CACHE", ROOT / ".cache" / "anatomy-site"))
 _PACKAGES = (
     "torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy", "matplotlib",
@@ -171,13 +196,15 @@ def with_outputs(path: str, kernel_name: str = "python3"):
 
 
 _render = nbconvert2.nb2html
-_NO_DESCRIPTION = {"en": "Figure", "zh": "图"}
+_NO_DESCRIPTION = {"en": "Figure", "zh": "图", "zh-TW": "圖"}
 
 
 def page_language(path: str) -> str:
-    """The language of a page, from its folder under docs/."""
-    parts = Path(path).parts
-    return "zh" if "zh" in parts else "en"
+    """The language of a page, from its absolute path (docs/zh-TW/x.md is zh-TW)."""
+    try:
+        return page_lang(Path(path).resolve().relative_to(ROOT / "docs").as_posix())
+    except ValueError:  # a page outside docs/ (the cache test's small project)
+        return page_lang(Path(path).parent.name + "/" + Path(path).name)
 
 
 def figures_described(nb, lang: str):
@@ -195,7 +222,10 @@ def figures_described(nb, lang: str):
             data = out.get("data", {})
             if "image/png" not in data:
                 continue
-            text = out.get("metadata", {}).get("anatomy", {}).get("description", {}).get(lang)
+            described = out.get("metadata", {}).get("anatomy", {}).get("description", {})
+            text = described.get(lang)
+            if lang == traditional.TARGET and described.get("zh"):  # the Simplified description, converted
+                text = traditional.convert_text(described["zh"])
             alt = _html.escape(text or _NO_DESCRIPTION[lang], quote=True)
             caption = f"<figcaption>{alt}</figcaption>" if text else ""  # tests require every chapter figure described
             png = data["image/png"].replace("\n", "")
@@ -226,6 +256,21 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
 def on_config(config):
     convert.nb2html = nb2html
     _FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
+    # The Traditional Chinese pages, written from docs/zh before mkdocs collects the files (this
+    # runs before the i18n plugin's on_config, once per language build; unchanged pages are not
+    # rewritten, so `mkdocs serve` does not reload in a loop). Its site name and navigation are
+    # the Simplified ones, converted.
+    written = traditional.generate(Path(config["docs_dir"]))
+    if written:
+        log.info("anatomy: wrote %d Traditional Chinese page(s) to docs/%s", len(written), traditional.TARGET)
+    i18n = config.plugins.get("i18n")
+    if i18n is not None:
+        languages = {lang.locale: lang for lang in i18n.config.languages}
+        zh, tw = languages.get(traditional.SOURCE), languages.get(traditional.TARGET)
+        if zh is not None and tw is not None:
+            converted = traditional.language_config({"site_name": zh.site_name, "nav_translations": zh.nav_translations})
+            tw.site_name = tw.site_name or converted["site_name"]
+            tw.nav_translations = tw.nav_translations or converted["nav_translations"]
     return config
 
 
@@ -234,14 +279,20 @@ def on_post_build(config):
     # (it expects links to language roots; ours land on the same chapter). The i18n plugin
     # writes one sitemap per language root only, so put a copy beside every page.
     site = Path(config["site_dir"])
-    top = site.parent if site.name == "zh" else site
-    if (top / "zh").is_dir() and (top / "sitemap.xml").exists() and not (top / "zh" / "sitemap.xml").exists():
-        shutil.copy(top / "sitemap.xml", top / "zh" / "sitemap.xml")
+    others = LANGS[1:]
+    top = site.parent if site.name in others else site
+    # Each language is built after the previous one and the sitemap grows with it: copies made by
+    # an earlier language's build are refreshed, so that every copy lists all three languages.
+    def refresh(source: Path, target: Path):
+        if source.exists() and source != target and (not target.exists() or target.read_bytes() != source.read_bytes()):
+            shutil.copy(source, target)
+
+    for lang in others:
+        if (top / lang).is_dir():
+            refresh(top / "sitemap.xml", top / lang / "sitemap.xml")
     for page in top.rglob("index.html"):
-        lang_root = top / "zh" if (top / "zh") in page.parents or page.parent == top / "zh" else top
-        source = lang_root / "sitemap.xml"
-        if source.exists() and not (page.parent / "sitemap.xml").exists():
-            shutil.copy(source, page.parent / "sitemap.xml")
+        lang_root = next((top / lang for lang in others if top / lang == page.parent or top / lang in page.parents), top)
+        refresh(lang_root / "sitemap.xml", page.parent / "sitemap.xml")
     if timings:
         CACHE.mkdir(parents=True, exist_ok=True)
         (CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -252,6 +303,12 @@ _DOWNLOAD = {
     "en": "Download this chapter as a Jupyter notebook (runs locally or in Colab)",
     "zh": "下载本章的 Jupyter 笔记本（可在本地或 Colab 中运行）",
 }
+_DOWNLOAD[traditional.TARGET] = traditional.convert_text(_DOWNLOAD["zh"])
+_NOTE = {
+    "en": "This notebook was generated from the LLM Anatomy site. Run the two set-up cells once, then the chapter.",
+    "zh": "本笔记本由 LLM 解剖课网站生成。先运行下面两个准备单元格，再运行本章内容。",
+}
+_NOTE[traditional.TARGET] = traditional.convert_text(_NOTE["zh"])
 _INSTALL = """\
 # Installs what the chapter needs. In Colab torch is already there; on your own machine
 # install torch first (pip install torch, or the CUDA build you want).
@@ -282,9 +339,8 @@ def _library_zip() -> str:
 def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     """The chapter as a notebook: install cells first, then the chapter's own cells (no outputs)."""
     nb = jupytext.read(md_path)
-    lang = "zh" if f"{os.sep}zh{os.sep}" in str(md_path) else "en"
-    note = ("This notebook was generated from the LLM Anatomy site. Run the two set-up cells once, then the chapter."
-            if lang == "en" else "本笔记本由 LLM 解剖课网站生成。先运行下面两个准备单元格，再运行本章内容。")
+    folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
+    note = _NOTE[folder if folder in LANGS else "en"]
     setup = [
         nbformat.v4.new_markdown_cell(note),
         nbformat.v4.new_code_cell(_INSTALL, metadata={"tags": ["install"]}),
@@ -382,7 +438,9 @@ def on_page_content(html, page, config, files):
         return html
     html = chapter_links(html, page, files)
     html = glossary_links(html, page, files)
-    lang = "zh" if page.file.src_uri.startswith("zh/") else "en"
+    lang = page_lang(page.file.src_uri)
+    if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
+        html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     return link + html

@@ -2,7 +2,8 @@
 
 The site is built once per test session (chapters execute through the build's own cache, see
 scripts/site_hooks.py), served on 127.0.0.1, and every page of the navigation is opened in both
-languages. Under CI (CI=true) these tests must run: a missing browser is a failure, not a skip.
+languages (English, Simplified Chinese, and the Traditional Chinese pages the build generates
+from the Simplified ones). Under CI (CI=true) these tests must run: a missing browser is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ SCREENSHOTS = ROOT / ".cache" / "screenshots"
 
 
 NAV = nav()
+LANGS = ("en", "zh", "zh-TW")  # English is the site root; the others live under their locale
 
 
 def _url_of(chapter: str, lang: str) -> str:
     stem = chapter.removesuffix(".md")
     path = "" if stem == "index" else f"{stem}/"
-    return ("" if lang == "en" else "zh/") + path
+    return ("" if lang == "en" else f"{lang}/") + path
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,7 @@ def _figures_in_chapter(chapter: str, lang: str) -> int:
     return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}))
 
 
-PAGES = [(c, lang) for c in NAV for lang in ("en", "zh")]
+PAGES = [(c, lang) for c in NAV for lang in LANGS]
 
 
 @pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
@@ -106,15 +108,29 @@ def test_page_loads_cleanly_with_its_figures(site, browser, chapter, lang):
 def test_language_switch_lands_on_the_same_chapter(site, browser, chapter):
     page = browser.new_page()
     page.goto(site + _url_of(chapter, "en"))
-    page.goto(page.eval_on_selector('a[hreflang="zh"]', "a => a.href"))
-    assert page.url == site + _url_of(chapter, "zh")
-    page.goto(page.eval_on_selector('a[hreflang="en"]', "a => a.href"))
-    assert page.url == site + _url_of(chapter, "en")
+    for lang in ("zh", "zh-TW", "en", "zh-TW", "zh", "en"):  # every language offers the other two
+        assert page.eval_on_selector_all("a[hreflang]", "els => els.map(e => e.hreflang)") == list(LANGS)
+        page.goto(page.eval_on_selector(f'a[hreflang="{lang}"]', "a => a.href"))
+        assert page.url == site + _url_of(chapter, lang)
+    page.close()
+
+
+def test_language_selector_in_the_header_lands_on_the_same_chapter(site, browser):
+    """A reader's click in material's language menu (its script looks the page up in sitemap.xml)."""
+    chapter = NAV[-1]
+    page = browser.new_page()
+    page.goto(site + _url_of(chapter, "zh"), wait_until="networkidle")
+    for lang in ("zh-TW", "en", "zh-TW", "zh"):
+        page.hover(".md-header .md-select")
+        with page.expect_navigation():
+            page.click(f'.md-header a[hreflang="{lang}"]')
+        assert page.url == site + _url_of(chapter, lang)
     page.close()
 
 
 SEARCHES = [("zh", "注意力", "attention.md"), ("en", "attention", "attention.md"),
-            ("zh", "词元", "function-and-tokens.md"), ("en", "tokenizer", "function-and-tokens.md")]
+            ("zh", "词元", "function-and-tokens.md"), ("en", "tokenizer", "function-and-tokens.md"),
+            ("zh-TW", "注意力", "attention.md"), ("zh-TW", "詞元", "function-and-tokens.md")]
 
 
 @pytest.mark.parametrize("lang, term, chapter", [s for s in SEARCHES if s[2] in NAV])
@@ -142,15 +158,12 @@ def test_narrow_screen_has_no_horizontal_overflow(site, browser, chapter, lang):
 def test_screenshots_for_a_person_to_look_at(site, browser):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1200, "height": 1600})
-    for chapter, lang in [(NAV[1], "en"), (NAV[1], "zh")]:
+    for chapter, lang in [(NAV[1], lang) for lang in LANGS]:
         page.goto(site + _url_of(chapter, lang), wait_until="networkidle")
         path = SCREENSHOTS / f"{lang}-{chapter.removesuffix('.md')}.png"
         page.screenshot(path=str(path))
         assert path.stat().st_size > 10_000
     page.close()
-
-
-LANGS = ("en", "zh")
 
 
 def _internal_links(site_dir: Path):
@@ -174,7 +187,7 @@ def test_every_internal_link_and_image_resolves(site_dir):
     broken = [f"{p.relative_to(site_dir)} -> {u}" for p, u, t, _ in links if not t.exists()]
     assert broken == [], f"{len(broken)} broken: " + "; ".join(broken[:20])
     for lang in LANGS:  # every chapter links somewhere in its own language, and those links were checked
-        prefix = "" if lang == "en" else "zh/"
+        prefix = "" if lang == "en" else f"{lang}/"
         chapter_pages = [site_dir / (prefix + _url_of(c, "en")) / "index.html" for c in NAV]
         assert all(any(p == page for p, *_ in links) for page in chapter_pages)
 
@@ -189,7 +202,8 @@ def test_links_to_a_section_land_on_an_existing_anchor(site_dir):
 
 
 CLICKS = [("index.md", "en", "embedding-table.md"), ("index.md", "zh", "embedding-table.md"),
-          ("ffn.md", "en", "attention.md"), ("ffn.md", "zh", "multi-head.md")]
+          ("ffn.md", "en", "attention.md"), ("ffn.md", "zh", "multi-head.md"),
+          ("index.md", "zh-TW", "embedding-table.md"), ("ffn.md", "zh-TW", "multi-head.md")]
 
 
 @pytest.mark.parametrize("chapter, lang, target", [c for c in CLICKS if c[0] in NAV and c[2] in NAV])

@@ -1,0 +1,256 @@
+"""The Traditional Chinese (Taiwan) edition: generated from docs/zh, same code, protected spans intact.
+
+The pages are generated here into a temporary folder the way the site build does
+(scripts/traditional.py, called from scripts/site_hooks.py's on_config), from whatever docs/zh holds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+
+import jupytext
+import pytest
+from sitetools import ROOT, mkdocs_config, site_hooks
+
+ZH = ROOT / "docs" / "zh"
+CHAPTERS = sorted(p.name for p in ZH.glob("*.md"))
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("traditional_under_test", ROOT / "scripts" / "traditional.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+traditional = _module()
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    """A docs folder whose zh is the repository's, with zh-TW generated from it."""
+    docs = tmp_path_factory.mktemp("docs")
+    (docs / "zh").symlink_to(ZH, target_is_directory=True)
+    written = traditional.generate(docs)
+    assert len(written) == len(list(ZH.rglob("*.*")))
+    return docs
+
+
+def _tw(docs: Path, chapter: str) -> str:
+    return (docs / "zh-TW" / chapter).read_text(encoding="utf-8")
+
+
+def _zh(chapter: str) -> str:
+    return (ZH / chapter).read_text(encoding="utf-8")
+
+
+def test_every_simplified_page_has_a_traditional_page(docs):
+    assert CHAPTERS and sorted(p.name for p in (docs / "zh-TW").glob("*.md")) == CHAPTERS
+
+
+def test_generation_rewrites_only_what_changed_and_drops_deleted_pages(tmp_path):
+    (tmp_path / "zh").mkdir()
+    (tmp_path / "zh" / "a.md").write_text("# 参数\n", encoding="utf-8")
+    assert traditional.generate(tmp_path) == [tmp_path / "zh-TW" / "a.md"]
+    assert traditional.generate(tmp_path) == []  # `mkdocs serve` does not reload in a loop
+    (tmp_path / "zh-TW" / "gone.md").write_text("# 已刪除\n", encoding="utf-8")
+    traditional.generate(tmp_path)
+    assert [p.name for p in (tmp_path / "zh-TW").iterdir()] == ["a.md"]
+    assert (tmp_path / "zh-TW" / "a.md").read_text(encoding="utf-8") == "# 參數\n"
+
+
+FENCE = re.compile(r"^```[^\n]*\n.*?^```[ \t]*$", re.S | re.M)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_traditional_page_runs_the_same_code(docs, chapter):
+    """Fenced blocks byte for byte, the same notebook cells, and so the same execution key."""
+    assert FENCE.findall(_tw(docs, chapter)) == FENCE.findall(_zh(chapter))
+    if _zh(chapter).startswith("---\n"):  # a chapter's jupytext header (the glossary has none)
+        assert _tw(docs, chapter).split("\n---\n", 1)[0] == _zh(chapter).split("\n---\n", 1)[0]
+    hooks = site_hooks()
+    zh_nb, tw_nb = jupytext.read(ZH / chapter), jupytext.read(docs / "zh-TW" / chapter)
+    assert [c.source for c in tw_nb.cells if c.cell_type == "code"] == [c.source for c in zh_nb.cells if c.cell_type == "code"]
+    assert hooks.page_key(tw_nb, "fingerprint") == hooks.page_key(zh_nb, "fingerprint")
+
+
+# Read independently of the converter's own rules: what a page quotes must come through unchanged.
+KEPT = {
+    "inline code": re.compile(r"(?<!`)`[^`\n]+`(?!`)"),
+    "display math": re.compile(r"\$\$.+?\$\$", re.S),
+    "inline math": re.compile(r"(?<!\$)\$[^$\n]+\$(?!\$)"),
+    "link target": re.compile(r"\]\(([^)\s]+)\)"),
+    "URL": re.compile(r"https?://[^\s)>\]）]+"),
+    "HTML tag": re.compile(r"</?[A-Za-z][^<>\n]*>"),
+}
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_protected_spans_are_unchanged(docs, chapter):
+    zh, tw = FENCE.sub("", _zh(chapter)), FENCE.sub("", _tw(docs, chapter))
+    for kind, pattern in KEPT.items():
+        assert pattern.findall(tw) == pattern.findall(zh), f"{kind} changed in {chapter}"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_quoted_tokens_and_prompts_of_the_code_are_kept(docs, chapter):
+    """“天气” quoted in the prose is the prompt "天气" of the code: the Traditional page shows the same."""
+    zh, tw = _zh(chapter), _tw(docs, chapter)
+    prose = FENCE.sub("", zh)
+    for pattern in traditional.context_terms():  # quotes the dictionary says are words
+        prose = pattern.sub("", prose)
+    for s in traditional.code_strings(zh):
+        for quoted in (f"“{s}”", f'"{s}"', f"「{s}」"):
+            assert FENCE.sub("", tw).count(quoted) >= prose.count(quoted), f"{quoted} was converted in {chapter}"
+
+
+PAGE = """---
+jupyter:
+  kernelspec:
+    name: python3
+---
+
+# 天气
+
+```python
+fruits = ["苹果", "葡萄"]  # 中文注释不变
+anatomy.logit_lens(gemma, "天气")
+```
+
+看不出任何"苹果"的意思。中文的"苹果"在里面，“天气”换成繁体的“天氣”。例句 今天天氣（今天天气）有 `天气` 和 $天气$。
+"""
+
+
+def test_what_a_page_quotes_from_its_code_is_kept():
+    tw = traditional.convert(PAGE)
+    assert tw.split("# 天氣")[0] == PAGE.split("# 天气")[0]  # header
+    assert FENCE.findall(tw) == FENCE.findall(PAGE)
+    assert '中文的"苹果"在裡面，“天气”換成繁體的“天氣”' in tw  # tokens and prompts of the code
+    assert "今天天氣（今天天气）" in tw  # a gloss of the Simplified form: not 今天天氣（今天天氣）
+    assert "`天气` 和 $天气$" in tw
+
+
+def test_a_quote_the_dictionary_names_as_a_word_is_converted():
+    assert '看不出任何"蘋果"的意思' in traditional.convert(PAGE)
+    assert "任何“蘋果”的意思" in traditional.convert(PAGE.replace('"苹果"的意思', "“苹果”的意思"))
+
+
+def test_simplified_and_traditional_examples_stay_distinct(docs):
+    tw = _tw(docs, "logit-lens.md")
+    assert re.search(r'[“"]天气[”"]', tw) and re.search(r'[“"]天氣[”"]', tw)  # the Simplified prompt and the Traditional one
+    glosses = 0
+    for chapter in CHAPTERS:
+        zh, text = FENCE.sub("", _zh(chapter)), _tw(docs, chapter)
+        twins = re.findall(r"([^\s（）]{1,20})（\1）", text)
+        assert twins == [], f"{chapter}: glosses became duplicates: {twins}"
+        for word, gloss in re.findall(r"([\u3400-\u9fff]{1,12})（([\u3400-\u9fff！，]{1,12})）", zh):
+            if word != gloss and word.endswith(traditional.convert_text(gloss)):
+                glosses += 1
+                assert f"（{gloss}）" in text, f"{chapter}: the gloss （{gloss}） was converted"
+    assert glosses >= 1  # docs/zh has such glosses (天氣（天气）); if none is left, this test has nothing to check
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_prose_has_no_simplified_character_left(chapter):
+    """Outside what is protected, the converted text is Traditional throughout (dictionary included)."""
+    md, at, prose = _zh(chapter), 0, []
+    for start, end in traditional.protected_spans(md):
+        prose.append(traditional.convert_text(md[at:start]))
+        at = end
+    prose.append(traditional.convert_text(md[at:]))
+    text = "".join(prose)
+    left = _simplified(text)
+    assert left == set(), [re.findall(f".{{0,8}}{ch}.{{0,8}}", text)[:3] for ch in left]
+
+
+# Characters that OpenCC's s2t would write otherwise but that are Traditional as Taiwan writes
+# them: 平台, 吃, 不相干, 群, 獲准, 高峰.
+ALSO_TRADITIONAL = set("台吃干群准峰")
+
+
+def _simplified(text: str) -> set[str]:
+    """The characters of a text that are Simplified forms."""
+    import opencc
+
+    s2t = opencc.OpenCC("s2t")
+    return {ch for ch in set(text) if s2t.convert(ch) != ch} - ALSO_TRADITIONAL
+
+
+# (Simplified, Traditional as our readers write it, what OpenCC alone would give)
+TERMS = [
+    ("模型有多少参数", "模型有多少參數", "引數"),
+    ("激活函数", "激活函數", "啟用"),
+    ("全局层和局部层", "全域層和局部層", "域性"),
+    ("更短的前缀", "更短的前綴", "字首"),
+    ("循环神经网络", "循環神經網路", "迴圈"),
+    ("三行测试都通过了", "三行測試都通過了", "透過"),
+    ("把一层打印出来", "把一層印出來", "列印"),
+    ("课程的幻灯片", "課程的投影片", "幻燈片"),
+    ("向量的点积", "向量的內積", "點積"),
+    ("\"方差\"", "\"變異數\"", "方差"),
+    ("用贪心解码", "用貪婪解碼", "貪心"),
+    ("画成柱状图", "畫成長條圖", "柱狀圖"),
+    ("构建本站", "建置本站", "構建"),
+    ("能并行处理", "能平行處理", "並行"),
+    ("许可证", "授權條款", "許可證"),
+    ("4 位量化", "4 位元量化", "4 位量化"),
+    ("看表征", "看表徵", "錶"),
+    ("位置信息、代码、默认、概率、内存", "位置資訊、程式碼、預設、機率、記憶體", "信息"),
+]
+
+
+@pytest.mark.parametrize("simplified, expected, wrong", TERMS, ids=[t[0] for t in TERMS])
+def test_dictionary_terms(simplified, expected, wrong):
+    assert traditional.convert_text(simplified) == expected
+    assert wrong not in expected
+
+
+def test_pages_use_the_dictionary(docs):
+    pages = {c: _tw(docs, c) for c in CHAPTERS}
+    with_param = [c for c in CHAPTERS if "参数" in FENCE.sub("", _zh(c))]
+    assert with_param, "no page of docs/zh says 参数 any more: pick another term for this test"
+    for chapter in with_param:
+        assert "參數" in pages[chapter] and "引數" not in FENCE.sub("", pages[chapter])
+    for chapter, text in pages.items():
+        prose = FENCE.sub("", text)
+        for wrong in ("全域性", "區域性", "字首", "啟用", "列印"):
+            assert wrong not in prose, f"{chapter}: {wrong}"
+
+
+def test_dictionary_file_is_well_formed():
+    terms = traditional.read_terms()
+    assert len(terms) >= 16
+    for pattern, replacement in terms:
+        assert _simplified(replacement) == set(), f"{pattern.pattern} → {replacement} is not Traditional"
+    bad = Path(traditional.TERMS).parent / "nonexistent.tsv"
+    with pytest.raises(FileNotFoundError):
+        traditional.read_terms(bad)
+
+
+def test_site_name_and_navigation_are_converted():
+    zh = next(lang for lang in mkdocs_config()["plugins"][1]["i18n"]["languages"] if lang["locale"] == "zh")
+    tw = traditional.language_config(zh)
+    assert tw["site_name"] == "LLM 解剖課"
+    assert tw["nav_translations"].keys() == zh["nav_translations"].keys()
+    assert tw["nav_translations"]["Start here"] == "從這裡開始"
+
+
+def test_the_generated_folder_is_not_in_git():
+    ignored = subprocess.run(["git", "check-ignore", "-q", "docs/zh-TW/index.md"], cwd=ROOT)
+    assert ignored.returncode == 0, "docs/zh-TW is generated by the build: keep it in .gitignore"
+
+
+def test_a_checked_claim_reads_in_traditional():
+    """anatomy.claim's sentence is prose written in the code: the Traditional page shows it converted."""
+    import anatomy.claims
+
+    claim = anatomy.claims.Claim(text="Gemma reads 天气 as one token.", zh='Gemma 把"天气"读成一个词元，参数不变。',
+                                 holds=True, models=("gemma-3-270m",))
+    page = claim._repr_html_()
+    tw = traditional.convert_claims(page, '```python\nx = "天气"\n```\n')
+    assert '<span lang="zh-TW">Gemma 把&quot;天气&quot;讀成一個詞元，參數不變。</span>' in tw
+    assert tw.replace('<span lang="zh-TW">Gemma 把&quot;天气&quot;讀成一個詞元，參數不變。</span>', "") == \
+        page.replace('<span lang="zh">Gemma 把&quot;天气&quot;读成一个词元，参数不变。</span>', "")
