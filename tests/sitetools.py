@@ -11,13 +11,28 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _script(name: str):
+    """scripts/<name>.py (scripts/ is not a package), once per process, shared with the site hooks."""
+    import sys
+
+    key = f"anatomy_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def executor():
+    """The chapter executor (scripts/executor.py): runs a chapter once, caches its outputs; no mkdocs."""
+    return _script("executor")
+
+
 @functools.cache
 def site_hooks():
-    """The site build's hooks module (scripts/ is not a package), loaded once per process."""
-    spec = importlib.util.spec_from_file_location("site_hooks", ROOT / "scripts" / "site_hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The site build's hooks module (mkdocs hooks), loaded once per process."""
+    return _script("site_hooks")
 
 
 def mkdocs_config() -> dict:

@@ -4,20 +4,18 @@ import re
 from pathlib import Path
 
 import pytest
-from sitetools import nav
+from sitetools import executor, nav
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.S | re.M)  # only to count the fences a reader sees
 HEADER = "---\njupyter:\n  jupytext:"
 
 
-def code_blocks(path: Path) -> list[str]:
-    """Python blocks of a chapter with comments, blank lines and trailing spaces removed."""
-    blocks = []
-    for body in FENCE.findall(path.read_text(encoding="utf-8")):
-        lines = [re.sub(r"(^|\s)#.*$", "", line).rstrip() for line in body.splitlines()]
-        blocks.append("\n".join(line for line in lines if line.strip()))
-    return blocks
+def code_blocks(path: Path) -> list:
+    """The ```python blocks of a page as the build reads them (jupytext), comments and blank lines left out."""
+    if not path.read_text(encoding="utf-8").startswith("---"):
+        return []  # plain Markdown: nothing is executed
+    return [executor().code_without_comments(source) for source in executor().code_cells(str(path))]
 
 
 PAGES = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md"))

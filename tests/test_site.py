@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import ROOT, nav, site_hooks
+from sitetools import ROOT, executor, nav
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
@@ -76,7 +76,7 @@ def _figures_in_chapter(chapter: str, lang: str) -> int:
     """How many figures the chapter's code produces (read from its executed notebook)."""
     if not (ROOT / "docs" / lang / chapter).read_text(encoding="utf-8").startswith("---\njupyter:"):
         return 0  # a page without code (the glossary)
-    nb = site_hooks().with_outputs(str(ROOT / "docs" / lang / chapter))
+    nb = executor().with_outputs(str(ROOT / "docs" / lang / chapter))
     return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}) or "image/svg+xml" in o.get("data", {}))
 
 

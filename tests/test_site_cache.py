@@ -73,7 +73,9 @@ def _figures(html: str) -> list[str]:
 
 def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
     (tmp_path / "scripts").mkdir()
-    shutil.copy(ROOT / "scripts" / "site_hooks.py", tmp_path / "scripts")
+    for script in (ROOT / "scripts").glob("*"):  # the hooks and the modules they load
+        if script.is_file():
+            shutil.copy(script, tmp_path / "scripts")
     shutil.copytree(ROOT / "src" / "anatomy", tmp_path / "src" / "anatomy", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "docs").mkdir()
     chapter = tmp_path / "docs" / "index.md"
@@ -109,10 +111,10 @@ def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
 def _key(*blocks: str) -> str:
     import nbformat
 
-    from sitetools import site_hooks
+    from sitetools import executor
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(b) for b in blocks])
-    return site_hooks().page_key(nb, "fingerprint")
+    return executor().page_key(nb, "fingerprint")
 
 
 def test_a_hash_inside_a_string_is_code_not_a_comment():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from sitetools import ROOT, mkdocs_config, site_hooks
+from sitetools import ROOT, mkdocs_config, executor, site_hooks
 
 ZH = ROOT / "docs" / "zh"
 CHAPTERS = sorted(p.name for p in ZH.glob("*.md"))
@@ -71,7 +71,7 @@ def test_traditional_page_runs_the_same_code(docs, chapter):
     assert FENCE.findall(_tw(docs, chapter)) == FENCE.findall(_zh(chapter))
     if _zh(chapter).startswith("---\n"):  # a chapter's jupytext header (the glossary has none)
         assert _tw(docs, chapter).split("\n---\n", 1)[0] == _zh(chapter).split("\n---\n", 1)[0]
-    hooks = site_hooks()
+    hooks = executor()
     zh_nb, tw_nb = jupytext.read(ZH / chapter), jupytext.read(docs / "zh-TW" / chapter)
     assert [c.source for c in tw_nb.cells if c.cell_type == "code"] == [c.source for c in zh_nb.cells if c.cell_type == "code"]
     assert hooks.page_key(tw_nb, "fingerprint") == hooks.page_key(zh_nb, "fingerprint")

