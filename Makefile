@@ -38,4 +38,4 @@ bench: setup
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf site .cache
+	rm -rf site .cache docs/zh-TW
