@@ -106,3 +106,29 @@ def test_figures(gemma):
     assert len(anatomy.plot.language_curves([c, c]).axes) == 2
     with pytest.raises(anatomy.AnatomyError, match="LogitLens"):
         anatomy.plot.logit_lens(c)
+
+
+def test_residual_stream_each_layer_adds_its_two_writes_to_one_running_sum(model):
+    rs = anatomy.residual_stream(model, PROMPT)
+    L, T, d = model.n_layers, len(rs.tokens), model.d_model
+    assert rs.stream.shape == (L + 1, T, d) and rs.attn.shape == rs.ffn.shape == (L, T, d)
+    torch.testing.assert_close(rs.sums, rs.stream[1:])  # input + attention write + FFN write = next input
+    hs = anatomy.hidden_states(model, PROMPT)
+    torch.testing.assert_close(rs.stream[:L], hs.states[:L])  # the same stream transformers returns
+    torch.testing.assert_close(model.final_norm(rs.stream[L]), hs.states[L])  # it norms only the last entry
+    assert (rs.attn.norm(dim=-1) > 0).all() and (rs.ffn.norm(dim=-1) > 0).all()  # both parts write something
+    n = rs.norms(-1)
+    assert n.shape == (L + 1, 3) and n[-1, 1:].isnan().all()
+    assert n[-1, 0] > 20 * n[0, 0]  # the stream grows by more than an order of magnitude with depth
+    t = rs.table()
+    assert len(t.rows) == L and max(r[-1] for r in t.rows) < 1e-3
+
+
+def test_residual_stream_bad_input_and_figure(smollm2, gemma):
+    rs = anatomy.residual_stream(smollm2, "Hello world")
+    with pytest.raises(anatomy.AnatomyError, match="out of range"):
+        rs.norms(5)
+    fig = anatomy.plot.residual_stream([rs, anatomy.residual_stream(gemma, "Hello world")])
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    with pytest.raises(anatomy.AnatomyError, match="ResidualStream"):
+        anatomy.plot.residual_stream(rs.stream)

@@ -17,7 +17,7 @@ from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attenti
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neurons_pushing, promoted_tokens
-from .lens import LanguageCurves, LogitLens, language_curves, lens_logits, logit_lens
+from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .load import DEFAULT_MODELS, Model, cache_dir, load
 from .next_token import NextTokens, next_token
@@ -41,7 +41,7 @@ __all__ = [
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "AnatomyError",
     "Claim", "ClaimFailed", "claim",
-    "LanguageCurves", "LogitLens", "language_curves", "lens_logits", "logit_lens",
+    "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
     "DEFAULT_MODELS",
     "HiddenStates",

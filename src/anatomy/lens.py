@@ -18,11 +18,13 @@ import torch
 
 from .capture import HiddenStates, hidden_states
 from .errors import AnatomyError
+from .hooks import capture
+from .next_token import check_prompt
 from .lm_head import logits_from_hidden
 from .show import Table
 from .tokens import Token, readable, tokenize
 
-__all__ = ["LanguageCurves", "LogitLens", "language_curves", "lens_logits", "logit_lens"]
+__all__ = ["LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream"]
 
 
 def _check_layer(hs: HiddenStates, layer) -> int:
@@ -193,3 +195,90 @@ def language_curves(model, prompts: Sequence[str], answers: Mapping[str, Sequenc
         rows.append(probs[:, ids])  # [L+1, G]
         shown.append(tuple(readable(tok, i) for i in ids))
     return LanguageCurves(model.name, prompts, langs, tuple(shown), torch.stack(rows))
+
+
+@dataclass(frozen=True)
+class ResidualStream:
+    """The residual stream of one prompt: what each layer reads, and what its two parts write (Chapter 7).
+
+    Every layer adds to one running sum, in one d-dimensional space: layer i reads ``stream[i]``,
+    its attention writes ``attn[i]`` and its feed-forward part writes ``ffn[i]``, and
+    ``stream[i + 1] = stream[i] + attn[i] + ffn[i]``. ``stream[0]`` is the token embedding,
+    ``stream[L]`` the last layer's output *before* the final norm. Writes are taken as they are
+    added: for Gemma, after the norm that follows each part (``post_attention_layernorm``,
+    ``post_feedforward_layernorm``).
+    """
+
+    model_name: str
+    prompt: str
+    tokens: tuple[Token, ...]  # the T tokens the model read
+    stream: torch.Tensor  # [L+1, T, d] the input of each layer, then the last layer's output
+    attn: torch.Tensor  # [L, T, d] what each layer's attention adds
+    ffn: torch.Tensor  # [L, T, d] what each layer's feed-forward part adds
+
+    @property
+    def n_layers(self) -> int:
+        return self.attn.shape[0]
+
+    @property
+    def sums(self) -> torch.Tensor:
+        """``stream[i] + attn[i] + ffn[i]`` per layer, added by hand. Shape [L, T, d]; equals ``stream[1:]``."""
+        return (self.stream[:-1] + self.attn) + self.ffn
+
+    def norms(self, position: int = -1) -> torch.Tensor:
+        """Length of the stream, of the attention write and of the FFN write per layer at one position.
+
+        Shape [L+1, 3]: row i is (|stream[i]|, |attn[i]|, |ffn[i]|); the last row has no writes (NaN).
+        """
+        T = len(self.tokens)
+        if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -T <= position < T:
+            raise AnatomyError(f"Position {position!r} is out of range: the prompt has {T} tokens (positions 0 to {T - 1}, or -1 for the last).")
+        nan = torch.full((1,), float("nan"))
+        return torch.stack([
+            self.stream[:, position].norm(dim=-1),
+            torch.cat([self.attn[:, position].norm(dim=-1), nan]),
+            torch.cat([self.ffn[:, position].norm(dim=-1), nan]),
+        ], dim=1)
+
+    def table(self, position: int = -1) -> Table:
+        """One row per layer at one position: the lengths, and how far the hand-made sum is from the next input."""
+        n = self.norms(position)
+        gap = (self.sums[:, position] - self.stream[1:, position]).abs().amax(-1)  # [L]
+        rows = tuple(
+            (str(i), float(n[i, 0]), float(n[i, 1]), float(n[i, 2]), float(n[i + 1, 0]), float(gap[i]))
+            for i in range(self.n_layers)
+        )
+        cols = ("layer", "|input|", "|attention write|", "|FFN write|", "|input + writes| = |next input|",
+                "largest difference, sum vs next input")
+        p = position % len(self.tokens)
+        return Table(cols, rows, f"{self.model_name}: residual stream at position {p} ({self.tokens[p].text!r}) of “{self.prompt}”")
+
+
+@torch.no_grad()
+def residual_stream(model, prompt: str) -> ResidualStream:
+    """Capture what every layer reads and what its attention and feed-forward parts add (Chapter 7).
+
+    One forward pass with hooks (``anatomy.hooks``): the embedding, each layer's attention and FFN
+    outputs, and each layer's output. The writes are what is added to the stream: Gemma normalizes
+    each part's output (``post_attention_layernorm``, ``post_feedforward_layernorm``) before adding it,
+    so that norm is applied here with the model's own module. Nothing else is computed by hand, so
+    ``stream[i] + attn[i] + ffn[i] == stream[i + 1]`` is a check on this reading, not a definition.
+    """
+    ids = check_prompt(model, prompt)  # [1, T]
+    L = model.n_layers
+    places = ["embedding", *(f"layers.{i}{part}" for i in range(L) for part in ("", ".attn", ".mlp"))]
+    with capture(model, *places) as seen:
+        model.hf(input_ids=ids)
+    attn, ffn = [], []
+    for i, block in enumerate(model.layers):
+        a, f = seen[f"layers.{i}.attn"], seen[f"layers.{i}.mlp"]
+        if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma 2/3: a norm after each part
+            a, f = block.post_attention_layernorm(a), block.post_feedforward_layernorm(f)
+        attn.append(a[0])
+        ffn.append(f[0])
+    stream = torch.stack([seen["embedding"][0], *(seen[f"layers.{i}"][0] for i in range(L))]).float().cpu()
+    tok = model.tokenizer
+    special = set(tok.all_special_ids)
+    tokens = tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, i), int(i) in special) for i in ids[0])
+    return ResidualStream(model.name, prompt, tokens, stream,
+                          torch.stack(attn).float().cpu(), torch.stack(ffn).float().cpu())

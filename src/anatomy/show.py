@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import dataclasses
 from dataclasses import dataclass
 
 __all__ = ["Table", "token_table"]
@@ -10,18 +11,33 @@ __all__ = ["Table", "token_table"]
 
 @dataclass(frozen=True)
 class Table:
-    """A small table that Jupyter (and so the site) shows as HTML, and `print` shows as text."""
+    """A small table that Jupyter (and so the site) shows as HTML, and `print` shows as text.
+
+    ``folded=True`` shows it closed, in a ``<details>`` block that opens on a click, for long tables
+    whose content a figure above already shows; ``summary`` is the line shown while it is closed.
+    """
 
     columns: tuple[str, ...]
     rows: tuple[tuple, ...]
     caption: str = ""
+    folded: bool = False
+    summary: str = ""
+
+    def fold(self, summary: str = "") -> Table:
+        """The same table, shown folded (closed until clicked) with ``summary`` as its visible line."""
+        return dataclasses.replace(self, folded=True, summary=summary)
 
     def _repr_html_(self) -> str:
         esc = lambda v: html.escape(_fmt(v), quote=True)  # noqa: E731
         head = "".join(f"<th>{esc(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in self.rows)
         cap = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
-        return f'<div class="anatomy-table"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        table = f'<div class="anatomy-table"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+        if not self.folded:
+            return table
+        summary = self.summary or self.caption or "the table"
+        return (f'<details class="anatomy-fold"><summary>{esc(summary)} ({len(self.rows)} row{"" if len(self.rows) == 1 else "s"})</summary>'
+                f"{table}</details>")
 
     def __str__(self) -> str:
         cells = [list(map(str, self.columns))] + [[_fmt(v) for v in row] for row in self.rows]

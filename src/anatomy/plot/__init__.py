@@ -9,7 +9,7 @@ from .attention import attention_bar, attention_heads, rope, timing, window
 from .context import differences, word_similarity
 from .dissect import Download, head_grid, head_map, parameter_breakdown, sink_shares, svg_download, weight_corner
 from .embedding import projection
-from .lens import language_curves, logit_lens
+from .lens import language_curves, logit_lens, residual_stream
 from .lm_head import temperatures
 from .brains import influence, reading_vs_writing, schedules
 from .ffn import neuron_tokens, neuron_weights
@@ -18,4 +18,4 @@ from .probe import probe_map, probe_r2
 from .style import cjk_font, families, style
 from .tokens import next_tokens, tokens
 
-__all__ = ["language_curves", "logit_lens", "probe_map", "probe_r2", "steering", "influence", "reading_vs_writing", "schedules", "neuron_tokens", "neuron_weights", "attention_bar", "attention_heads", "rope", "timing", "window", "Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner", "differences", "word_similarity", "projection", "temperatures", "cjk_font", "families", "next_tokens", "style", "tokens"]
+__all__ = ["language_curves", "logit_lens", "residual_stream", "probe_map", "probe_r2", "steering", "influence", "reading_vs_writing", "schedules", "neuron_tokens", "neuron_weights", "attention_bar", "attention_heads", "rope", "timing", "window", "Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner", "differences", "word_similarity", "projection", "temperatures", "cjk_font", "families", "next_tokens", "style", "tokens"]

@@ -1,4 +1,4 @@
-"""Figures of Chapter 7: the logit lens as a grid of tokens, and answer probabilities per layer."""
+"""Figures of Chapter 7: the logit lens as a grid of tokens, answer probabilities per layer, the residual stream."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
-from ..lens import LanguageCurves, LogitLens
+from ..lens import LanguageCurves, LogitLens, ResidualStream
 from .style import families as _families
 from .style import describe as _describe
 from .style import style as _style
 
-__all__ = ["language_curves", "logit_lens"]
+__all__ = ["language_curves", "logit_lens", "residual_stream"]
 
 _COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
@@ -81,4 +81,36 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
         fig,
         en="Probability of the answer's first token in each language, layer by layer (0 = embedding), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
         zh="逐层（0 为嵌入）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + f"。{title or ''}",
+    )
+
+
+def residual_stream(streams, *, position: int = -1, title: str | None = None) -> Figure:
+    """Per layer, the length of the stream and of what attention and the FFN add to it; one panel per model (Chapter 7).
+
+    Log scale: the stream grows by orders of magnitude from the embedding to the last layer.
+    """
+    streams = [streams] if isinstance(streams, ResidualStream) else list(streams)
+    if not streams or not all(isinstance(s, ResidualStream) for s in streams):
+        raise AnatomyError("residual_stream draws ResidualStream results: pass anatomy.residual_stream(model, prompt) for one or more models.")
+    with _style():
+        fig, axes = plt.subplots(1, len(streams), figsize=(5.2 * len(streams), 3.4), squeeze=False)
+        for ax, rs in zip(axes[0], streams):
+            n = rs.norms(position).numpy()  # [L+1, 3]
+            x = range(n.shape[0])
+            ax.plot(x, n[:, 0], color=_COLOURS[0], lw=2.2, marker="o", ms=3, label="|stream| (input of layer i)")
+            ax.plot(x[:-1], n[:-1, 1], color=_COLOURS[1], lw=1.2, label="|attention write| of layer i")
+            ax.plot(x[:-1], n[:-1, 2], color=_COLOURS[2], lw=1.2, label="|FFN write| of layer i")
+            ax.set_yscale("log")
+            ax.set_xlabel("layer i (0 = embedding; last = output before the final norm)")
+            ax.set_ylabel("length (L2 norm)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            p = position % len(rs.tokens)
+            ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=_families())
+            ax.legend(prop={"size": 8}, loc="upper left")
+        if title:
+            fig.suptitle(title, fontfamily=_families())
+    return _describe(
+        fig,
+        en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + f". {title or ''}",
+        zh="残差流在每一层输入处的长度（对数刻度），以及每层注意力和 FFN 加进去的向量的长度；词元：" + "；".join(f"{rs.model_name} 中的“{rs.tokens[position % len(rs.tokens)].text}”" for rs in streams) + f"。{title or ''}",
     )
