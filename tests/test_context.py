@@ -77,9 +77,23 @@ def test_baseline_is_mean_cosine_of_all_token_pairs(smollm2):
     hs = [anatomy.hidden_states(smollm2, s) for s in ("how are you?", "nice to meet you")]
     base = anatomy.mean_similarity(hs)
     k = 7
-    vecs = torch.cat([h.states[k] for h in hs])  # no special tokens in SmolLM2 prompts
+    vecs = torch.cat([h.states[k, 1:] for h in hs])  # position 0 (the attention sink) left out
     cos = [float(torch.nn.functional.cosine_similarity(vecs[i], vecs[j], dim=0)) for i in range(len(vecs)) for j in range(len(vecs)) if i != j]
     assert float(base[k]) == pytest.approx(sum(cos) / len(cos), abs=1e-5)
+
+
+def test_baseline_leaves_out_the_first_position_in_both_families(model):
+    """Gemma's <bos> and SmolLM2's first word are both attention sinks: the baseline treats them alike."""
+    hs = [anatomy.hidden_states(model, s) for s in ("how are you?", "nice to meet you")]
+    k = model.n_layers // 2
+    vecs = torch.cat([h.states[k, 1:] for h in hs])
+    unit = torch.nn.functional.normalize(vecs, dim=-1)
+    n = len(vecs)
+    expected = float((unit @ unit.T).sum() - n) / (n * (n - 1))
+    assert float(anatomy.mean_similarity(hs)[k]) == pytest.approx(expected, abs=1e-5)
+    with_sink = torch.nn.functional.normalize(torch.cat([h.states[k] for h in hs]), dim=-1)
+    m = len(with_sink)
+    assert abs(float((with_sink @ with_sink.T).sum() - m) / (m * (m - 1)) - expected) > 1e-3  # the sink changes it
 
 
 def test_same_sense_apples_are_closer_on_the_normalized_measure(model):

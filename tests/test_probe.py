@@ -156,3 +156,44 @@ def test_probe_figures(city_probes):
     other = anatomy.fit_probe(torch.randn(200, 3), places.coordinates[:200], torch.arange(100), torch.arange(100, 200), alpha=1.0)
     with pytest.raises(AnatomyError, match="different held-out"):
         anatomy.plot.probe_map(places, {"a": best, "b": other})
+
+
+# --- held-out countries, and a layer chosen on a validation split --------------------------------
+
+def test_group_split_keeps_every_country_in_one_split_and_every_continent_in_each():
+    places = anatomy.cities()
+    tr, va, te = anatomy.group_split(places.countries, strata=places.continents, fractions=(0.2, 0.2), seed=0)
+    assert sorted(torch.cat([tr, va, te]).tolist()) == list(range(len(places.names)))  # disjoint and complete
+    countries = [{places.countries[i] for i in s.tolist()} for s in (tr, va, te)]
+    assert not (countries[0] & countries[1]) and not (countries[0] & countries[2]) and not (countries[1] & countries[2])
+    for s in (va, te):
+        assert {places.continents[i] for i in s.tolist()} == set(places.continents)  # stratified by continent
+        assert 0.15 < len(s) / len(places.names) < 0.3
+    again = anatomy.group_split(places.countries, strata=places.continents, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip((tr, va, te), again))
+    assert not torch.equal(te, anatomy.group_split(places.countries, strata=places.continents, seed=1)[2])
+
+
+def test_group_split_rejects_bad_input():
+    with pytest.raises(AnatomyError, match="at least 3"):
+        anatomy.group_split(["a", "a", "b", "b"])
+    with pytest.raises(AnatomyError, match="two strata"):
+        anatomy.group_split(["a", "a", "b", "c"], strata=["x", "y", "x", "x"])
+    with pytest.raises(AnatomyError, match="fractions"):
+        anatomy.group_split(["a", "b", "c"], fractions=(0.6, 0.6))
+
+
+def test_best_layer_is_chosen_on_the_validation_rows():
+    """With a validation split, best_layer maximises validation R², and the test R² is reported as is."""
+    X, W = _toy(n=60, d=6)
+    y = X @ W
+    noise = torch.randn(60, 3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    states = torch.stack([X + 50 * noise[:, 0], X + 0.01 * noise[:, 1], X + 5 * noise[:, 2]], dim=1)  # [N, 3 layers, d]
+    tr, va, te = torch.arange(0, 40), torch.arange(40, 50), torch.arange(50, 60)
+    lp = anatomy.probe_layers(states, y, tr, te, val_idx=va, alpha=1.0)
+    assert lp.val_r2.shape == lp.r2.shape == (3, 2)
+    assert lp.best_layer == int(lp.val_r2.mean(1).argmax()) == 1  # the nearly noiseless layer
+    by_hand = anatomy.r2_score(y[va], lp.probe(1).predict(states[va, 1]))
+    torch.testing.assert_close(lp.val_r2[1], by_hand)
+    with pytest.raises(AnatomyError, match="overlaps"):
+        anatomy.probe_layers(states, y, tr, te, val_idx=te, alpha=1.0)

@@ -161,3 +161,53 @@ def test_plot(smollm2):
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["-1", "0", "1"]
     with pytest.raises(AnatomyError):
         anatomy.plot.steering([])
+
+
+def test_random_directions_have_the_norm_of_the_real_ones_and_are_seeded(smollm2):
+    vectors = anatomy.directions(smollm2, ZH, EN)
+    r = anatomy.random_directions(vectors, 3, seed=0)
+    assert r.shape == (3, smollm2.n_layers, smollm2.d_model)
+    torch.testing.assert_close(r.norm(dim=-1), vectors.norm(dim=-1).expand(3, -1), rtol=1e-4, atol=1e-4)
+    assert torch.equal(r, anatomy.random_directions(vectors, 3, seed=0))
+    assert not torch.equal(r, anatomy.random_directions(vectors, 3, seed=1))
+    cos = torch.nn.functional.cosine_similarity(r, vectors[None], dim=-1)  # [3, L]
+    assert cos.abs().max() < 0.3  # random, not the real direction
+    with pytest.raises(AnatomyError, match="at least one"):
+        anatomy.random_directions(vectors, 0)
+
+
+def test_controls_are_computed_in_the_same_pass_as_steering_one_vector_at_a_time(smollm2):
+    """The batched control equals steering with each random vector alone; the real effect is unchanged by batching."""
+    vectors = anatomy.directions(smollm2, ZH, EN)
+    layer = smollm2.n_layers // 2
+    eff = anatomy.steering_effect(smollm2, vectors, HELD, MA, MB, layers=(layer,), strengths=(1,), controls=2, seed=0)
+    plain = anatomy.steering_effect(smollm2, vectors, HELD, MA, MB, layers=(layer,), strengths=(1,))
+    assert eff.control.shape == (1, 1, 2)
+    assert torch.allclose(eff.effect, plain.effect, atol=1e-3)
+    randoms = anatomy.random_directions(vectors, 2, seed=0)
+    for k in range(2):
+        with anatomy.steer(smollm2, randoms[k, layer], layer, 1.0):
+            alone = anatomy.marker_difference(smollm2, HELD, MA, MB).mean()
+        assert float(eff.control[0, 0, k]) == pytest.approx(float(alone), abs=1e-3)
+    assert eff.control_shift_at(layer, 1).shape == (2,)
+    with pytest.raises(AnatomyError, match="was not tried"):
+        eff.shift_at(layer + 1, 1)
+
+
+def test_the_real_direction_beats_random_directions_of_the_same_norm(model):
+    """At the layer chosen on development prompts, the direction moves held-out prompts far more than chance."""
+    vectors = anatomy.directions(model, ZH, EN)
+    L = model.n_layers
+    dev = anatomy.steering_effect(model, vectors, ["This book is about", "His job is"], MA, MB,
+                                  layers=(L // 3, 2 * L // 3), strengths=(1,))
+    test = anatomy.steering_effect(model, vectors, HELD, MA, MB, layers=(dev.best_layer,), strengths=(1,), controls=4)
+    real, random = test.shift_at(dev.best_layer, 1), test.control_shift_at(dev.best_layer, 1)
+    assert real > 1.0 and real > 3 * float(random.abs().max())
+
+
+def test_plot_with_controls_shows_them_beside_the_direction(smollm2):
+    vectors = anatomy.directions(smollm2, ZH, EN)
+    eff = anatomy.steering_effect(smollm2, vectors, HELD[:2], MA, MB, layers=(4, 20), strengths=(-1, 0, 1), controls=2)
+    fig = anatomy.plot.steering([eff])
+    assert len(fig.axes) == 4  # the direction, the random directions, and their colour bars
+    assert "random" in fig.axes[1].get_title()

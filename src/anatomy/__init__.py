@@ -22,16 +22,16 @@ from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softm
 from .load import DEFAULT_MODELS, Model, cache_dir, load
 from .next_token import NextTokens, next_token
 from .patchscope import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
-from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, last_token_states, probe_layers, r2_score, split
+from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .show import Table, token_table, vocabulary_table
-from .steer import SteeringEffect, direction, directions, generate, marker_difference, steer, steering_effect
+from .steer import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
 from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "last_token_states", "probe_layers", "r2_score", "split",
-    "SteeringEffect", "direction", "directions", "generate", "marker_difference", "steer", "steering_effect",
+    "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
+    "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
     "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neurons_pushing", "promoted_tokens",
     "Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule",
     "AttentionByHand", "Rotary", "Timing", "attention_by_hand", "rotary", "time_by_length",

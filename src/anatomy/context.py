@@ -148,14 +148,15 @@ def mean_similarity(hiddens) -> torch.Tensor:
     """Average cosine similarity of all pairs of tokens of the given prompts, at each layer (Chapter 3).
 
     This is the baseline the lecture normalizes by: how alike two vectors of that layer are anyway.
-    Tokens of every prompt are pooled; special tokens (Gemma's <bos>, identical in every prompt and
-    an outlier) are left out. Shape [L+1].
+    Tokens of every prompt are pooled. The first position of every prompt is left out, in every
+    model alike: it is the attention sink (Chapters 11 and 13), an outlier whatever token sits there
+    (Gemma's <bos>, identical in every prompt; SmolLM2's first word). Shape [L+1].
     """
     hiddens = [h.hidden if isinstance(h, TokenVectors) else h for h in hiddens]
     unique = list({id(h): h for h in hiddens}.values())
     if not unique or len({h.states.shape[0] for h in unique}) != 1:
         raise AnatomyError("Give the hidden states of one or more prompts run through the same model.")
-    states = torch.cat([h.states[:, [i for i, t in enumerate(h.tokens) if not t.special]] for h in unique], dim=1)  # [L+1, N, d]
+    states = torch.cat([h.states[:, 1:] for h in unique], dim=1)  # [L+1, N, d], the sink position left out
     n = states.shape[1]
     if n < 2:
         raise AnatomyError("The baseline needs at least two tokens; give longer or more prompts.")

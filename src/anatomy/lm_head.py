@@ -115,7 +115,8 @@ def sample(probs: torch.Tensor, n: int = 10, *, seed: int = 0) -> torch.Tensor:
 class UnembeddingRank:
     """Where one token's embedding stands among all V rows, seen from a final vector (Chapter 4).
 
-    A rank is the number of rows that score strictly higher: 0 means the nearest.
+    A rank is 1 plus the number of rows that score strictly higher: 1 means the nearest (the book's one
+    convention for ranks, as in Chapter 2's analogies).
     """
 
     model_name: str
@@ -133,7 +134,7 @@ def unembedding_rank(model, vector: torch.Tensor, token_id: int) -> UnembeddingR
     """Rank a token's embedding among all rows of the embedding table, by dot product and by cosine (Chapter 4).
 
     ``vector`` has shape [d]. With a tied LM head the dot products are exactly the logits, so the
-    predicted token has dot rank 0; cosine ignores the rows' lengths and can rank it lower.
+    predicted token has dot rank 1; cosine ignores the rows' lengths and can rank it lower.
     """
     v = _check_vector(model, vector)
     if v.ndim != 1:
@@ -148,5 +149,5 @@ def unembedding_rank(model, vector: torch.Tensor, token_id: int) -> UnembeddingR
     nearest = tuple(readable(model.tokenizer, j) for j in cos.topk(10).indices)
     return UnembeddingRank(
         model.name, i, readable(model.tokenizer, i), float(dots[i]), float(cos[i]),
-        int((dots > dots[i]).sum()), int((cos > cos[i]).sum()), nearest,
+        1 + int((dots > dots[i]).sum()), 1 + int((cos > cos[i]).sum()), nearest,
     )

@@ -23,7 +23,7 @@ import torch
 from .errors import AnatomyError
 from .next_token import check_prompt
 
-__all__ = ["LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "last_token_states", "probe_layers", "r2_score", "split"]
+__all__ = ["LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split"]
 
 
 # --- the data: places with known coordinates ---------------------------------------------------
@@ -113,6 +113,47 @@ def split(n: int, *, test_fraction: float = 0.25, seed: int = 0) -> tuple[torch.
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_test = max(1, min(n - 2, round(n * test_fraction)))
     return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def group_split(groups, *, strata=None, fractions: tuple[float, float] = (0.2, 0.2), seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Split examples into training, validation and test indices by whole groups (Chapter 5).
+
+    ``groups`` gives one label per example (for cities: the country). Every group lands in one
+    split only, so a test city never has a neighbour from its own country among the training
+    cities. Groups are shuffled with ``seed``; the test split takes groups until it holds at least
+    ``fractions[1]`` of the examples, the validation split until it holds ``fractions[0]``, the rest
+    is for training. With ``strata`` (one label per example, constant within a group, e.g. the
+    continent) this is done within each stratum, so that every split covers every stratum.
+    Returns (train, val, test), each sorted.
+    """
+    groups = list(groups)
+    strata = [""] * len(groups) if strata is None else list(strata)
+    if len(strata) != len(groups):
+        raise AnatomyError(f"strata has {len(strata)} labels for {len(groups)} examples: give one per example.")
+    if len(set(groups)) < 3:
+        raise AnatomyError(f"Only {len(set(groups))} distinct groups: a group split needs at least 3 (one for each of train, validation and test).")
+    if len(fractions) != 2 or not all(0 < f < 1 for f in fractions) or sum(fractions) >= 1:
+        raise AnatomyError(f"fractions={fractions!r} must be (validation, test), each between 0 and 1 and together below 1, e.g. (0.2, 0.2).")
+    stratum_of = {}
+    for g, s in zip(groups, strata):
+        if stratum_of.setdefault(g, s) != s:
+            raise AnatomyError(f"Group {g!r} falls in two strata ({stratum_of[g]!r} and {s!r}): a stratum must hold whole groups.")
+    rng = torch.Generator().manual_seed(seed)
+    test, val = set(), set()
+    for stratum in sorted(set(strata)):
+        names = sorted({g for g, s in zip(groups, strata) if s == stratum})
+        rows = sum(1 for s in strata if s == stratum)
+        filled = {"test": 0, "val": 0}
+        for i in torch.randperm(len(names), generator=rng).tolist():
+            g = names[i]
+            if filled["test"] < fractions[1] * rows:
+                test.add(g); filled["test"] += groups.count(g)
+            elif filled["val"] < fractions[0] * rows:
+                val.add(g); filled["val"] += groups.count(g)
+    if len(test) + len(val) == len(set(groups)):
+        raise AnatomyError("No group is left for training: use smaller fractions or more groups.")
+    idx = lambda keep: torch.tensor([i for i, g in enumerate(groups) if keep(g)], dtype=torch.long)  # noqa: E731
+    return idx(lambda g: g not in test and g not in val), idx(lambda g: g in val), idx(lambda g: g in test)
 
 
 def r2_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
@@ -215,10 +256,11 @@ def fit_probe(X, y, train_idx, test_idx, *, alpha=(10.0, 100.0, 1e3, 1e4, 1e5)) 
 class LayerProbes:
     """One probe per layer, and the same probe trained on shuffled targets as a control (Chapter 5)."""
 
-    r2: torch.Tensor  # [L+1, k] held-out R² per layer and target column
+    r2: torch.Tensor  # [L+1, k] held-out (test) R² per layer and target column
     control_r2: torch.Tensor  # [L+1, k] held-out R² of the probe fitted on shuffled targets
     probes: tuple[ProbeResult, ...]  # L+1 probes on the real targets
     seed: int
+    val_r2: torch.Tensor | None = None  # [L+1, k] R² on the validation rows, if given: the layer is chosen there
 
     @property
     def n_layers(self) -> int:
@@ -230,7 +272,12 @@ class LayerProbes:
 
     @property
     def best_layer(self) -> int:
-        """The layer whose probe has the highest held-out R² (averaged over target columns)."""
+        """The layer whose probe has the highest R² averaged over target columns, on the validation rows.
+
+        Without validation rows it is chosen on the test rows themselves, which flatters its test score.
+        """
+        if self.val_r2 is not None:
+            return int(self.val_r2.mean(1).argmax())
         return int(self.mean_r2.argmax())
 
     def probe(self, layer: int) -> ProbeResult:
@@ -240,8 +287,11 @@ class LayerProbes:
         return self.probes[layer]
 
 
-def probe_layers(states, y, train_idx, test_idx, *, alpha=(10.0, 100.0, 1e3, 1e4, 1e5), seed: int = 0) -> LayerProbes:
+def probe_layers(states, y, train_idx, test_idx, *, val_idx=None, alpha=(10.0, 100.0, 1e3, 1e4, 1e5), seed: int = 0) -> LayerProbes:
     """Fit ``fit_probe`` at every layer of ``states`` [N, L+1, d], plus a shuffled-target control.
+
+    With ``val_idx`` (disjoint from the others), each probe is also scored on the validation rows,
+    and ``best_layer`` is chosen there, so that the test R² of that layer is an honest estimate.
 
     The control pairs each training vector with another city's coordinates (a seeded permutation
     of the training rows) and is scored on the true held-out coordinates: it measures what a probe
@@ -255,8 +305,14 @@ def probe_layers(states, y, train_idx, test_idx, *, alpha=(10.0, 100.0, 1e3, 1e4
     perm = torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed))
     y_shuffled = y.clone()
     y_shuffled[tr] = y[tr[perm]]  # held-out rows keep their true targets
-    probes, control = [], []
+    va = None if val_idx is None else _indices(val_idx, states.shape[0], "val_idx")
+    if va is not None and (set(va.tolist()) & (set(tr.tolist()) | set(_indices(test_idx, states.shape[0], "test_idx").tolist()))):
+        raise AnatomyError("val_idx overlaps train_idx or test_idx: the layer must be chosen on examples of its own.")
+    probes, control, val = [], [], []
     for layer in range(states.shape[1]):
         probes.append(fit_probe(states[:, layer], y, tr, test_idx, alpha=alpha))
         control.append(fit_probe(states[:, layer], y_shuffled, tr, test_idx, alpha=alpha).r2)  # scored on true y
-    return LayerProbes(torch.stack([p.r2 for p in probes]), torch.stack(control), tuple(probes), seed)
+        if va is not None:
+            val.append(r2_score(y[va], probes[-1].predict(torch.as_tensor(states[va, layer]))))
+    return LayerProbes(torch.stack([p.r2 for p in probes]), torch.stack(control), tuple(probes), seed,
+                       torch.stack(val) if va is not None else None)

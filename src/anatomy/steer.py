@@ -5,7 +5,8 @@ The recipe of the lecture, in four functions:
     v = direction(model, prompts_a, prompts_b, layer)     # mean(kind A) - mean(kind B) at layer l, [d]
     with steer(model, v, layer, strength=4):              # add strength * v to layer l's output
         generate(model, "My favourite food is")           # ...at every position, while generating
-    steering_effect(model, directions(...), held_out, markers_a, markers_b)   # try every layer
+    steering_effect(model, directions(...), dev, markers_a, markers_b, controls=2)   # try every layer,
+                                                          # beside random directions of the same norm
 
 Layers count from 0 like the module path ``model.layers.N``; "layer l" means the *output* of that
 layer (``hooks`` place ``"layers.l"``, i.e. ``hidden_states(...).states[l + 1]`` for every layer but
@@ -27,7 +28,7 @@ from .errors import AnatomyError
 from .next_token import check_prompt
 from .tokens import single_token_id
 
-__all__ = ["SteeringEffect", "direction", "directions", "generate", "marker_difference", "steer", "steering_effect"]
+__all__ = ["SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect"]
 
 
 def _prompts(prompts, what: str) -> list[str]:
@@ -145,7 +146,11 @@ def marker_difference(model, prompts, markers_a, markers_b) -> torch.Tensor:
     """
     prompts = _prompts(prompts, "prompts")
     ia, ib = _marker_ids(model, markers_a, "markers_a"), _marker_ids(model, markers_b, "markers_b")
-    h = _last_token(model, prompts, ["final_norm"])["final_norm"]  # [N, d] after the final norm
+    return _marker_logits(model, _last_token(model, prompts, ["final_norm"])["final_norm"], ia, ib)
+
+
+def _marker_logits(model, h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
+    """From final-norm vectors h [N, d]: mean logit of the A markers minus mean logit of the B markers. [N]"""
     ids = torch.cat([ia, ib])  # [ka + kb]
     logits = h @ model.lm_head.weight[ids].float().cpu().T  # [N, ka + kb]: only the marker rows of the LM head
     if model.lm_head.bias is not None:
@@ -156,13 +161,43 @@ def marker_difference(model, prompts, markers_a, markers_b) -> torch.Tensor:
     return logits[:, :len(ia)].mean(1) - logits[:, len(ia):].mean(1)  # [N]
 
 
+def random_directions(vectors: torch.Tensor, n: int = 2, *, seed: int = 0) -> torch.Tensor:
+    """The control of a steering experiment: n random directions per layer, each as long as that layer's real one.
+
+    ``vectors`` is [L, d] from ``directions``; the result is [n, L, d], drawn from a seeded Gaussian
+    and rescaled so that ``result[k, l].norm() == vectors[l].norm()``. A real direction matters only
+    if it moves the model more than these do at the same layer and strength (Chapter 6).
+    """
+    if not isinstance(vectors, torch.Tensor) or vectors.ndim != 2:
+        raise AnatomyError("random_directions needs the [L, d] directions of every layer; use directions(model, prompts_a, prompts_b).")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise AnatomyError(f"n={n!r} is not allowed: ask for at least one random direction, e.g. n=2.")
+    r = torch.randn(n, *vectors.shape, generator=torch.Generator().manual_seed(seed))  # [n, L, d]
+    return r / r.norm(dim=-1, keepdim=True) * vectors.float().norm(dim=-1, keepdim=True)
+
+
+@torch.no_grad()
+def _steered_differences(model, prompts: list[str], ia, ib, layer: int, vecs: torch.Tensor, strength: float) -> torch.Tensor:
+    """Marker difference averaged over the prompts, for each of K vectors added at one layer, in one batched pass. [K]"""
+    n = len(prompts)
+    rows = (strength * vecs.float()).repeat_interleave(n, dim=0)  # [K*N, d]: prompt copy i gets vector i // N
+
+    def add(h):  # h: [K*N, T, d]
+        return h + rows.to(device=h.device, dtype=h.dtype)[:, None, :]
+
+    with hooks.edit(model, f"layers.{layer}", add):
+        h = _last_token(model, prompts * len(vecs), ["final_norm"])["final_norm"]  # [K*N, d]
+    return _marker_logits(model, h, ia, ib).view(len(vecs), n).mean(1)  # [K]
+
+
 @dataclass(frozen=True)
 class SteeringEffect:
     """How much steering moves the marker-logit difference, per layer and strength (Chapter 6).
 
     ``effect[i, j]`` is the mean over the held-out prompts of (mean logit of A markers - mean logit
     of B markers) with ``strengths[j] * vectors[layers[i]]`` added to the output of ``layers[i]``;
-    ``baseline`` is the same mean without steering. ``shift = effect - baseline``.
+    ``baseline`` is the same mean without steering. ``shift = effect - baseline``. ``control[i, j, k]``
+    is the same mean with random direction k of the same length instead (the control), if asked for.
     """
 
     model_name: str
@@ -173,11 +208,32 @@ class SteeringEffect:
     markers_a: tuple[str, ...]
     markers_b: tuple[str, ...]
     n_prompts: int
+    control: torch.Tensor | None = None  # [n_layers, n_strengths, n_controls], random directions of the same norm
 
     @property
     def shift(self) -> torch.Tensor:
         """effect - baseline: how far steering moved the difference. Shape [n_layers, n_strengths]."""
         return self.effect - self.baseline
+
+    @property
+    def control_shift(self) -> torch.Tensor:
+        """control - baseline: how far the random directions moved it. Shape [n_layers, n_strengths, n_controls]."""
+        if self.control is None:
+            raise AnatomyError("This steering effect was computed without controls; pass controls=2 to steering_effect.")
+        return self.control - self.baseline
+
+    def shift_at(self, layer: int, strength: float) -> float:
+        """The real direction's shift at one layer and strength that were tried."""
+        return float(self.shift[self._index(layer, strength)])
+
+    def control_shift_at(self, layer: int, strength: float) -> torch.Tensor:
+        """The random directions' shifts at one layer and strength that were tried. Shape [n_controls]."""
+        return self.control_shift[self._index(layer, strength)]
+
+    def _index(self, layer: int, strength: float) -> tuple[int, int]:
+        if layer not in self.layers or float(strength) not in self.strengths:
+            raise AnatomyError(f"Layer {layer} with strength {strength} was not tried; tried layers {list(self.layers)} and strengths {list(self.strengths)}.")
+        return self.layers.index(layer), self.strengths.index(float(strength))
 
     @property
     def best_layer(self) -> int:
@@ -187,10 +243,13 @@ class SteeringEffect:
 
 
 def steering_effect(model, vectors: torch.Tensor, prompts, markers_a, markers_b, *,
-                    layers: Sequence[int] | None = None, strengths: Sequence[float] = (-4, -2, 0, 2, 4)) -> SteeringEffect:
+                    layers: Sequence[int] | None = None, strengths: Sequence[float] = (-4, -2, 0, 2, 4),
+                    controls: int = 0, seed: int = 0) -> SteeringEffect:
     """Try every layer (or ``layers``) and every strength on held-out prompts; one batched pass each (Chapter 6).
 
-    ``vectors`` is [L, d] from ``directions``. Cost: len(layers) * len(strengths) + 1 forward passes.
+    ``vectors`` is [L, d] from ``directions``. With ``controls=k``, each cell also adds k random
+    directions of the same norm (``random_directions(vectors, k, seed=seed)``), in the same batched
+    pass. Cost: len(layers) * len(nonzero strengths) + 1 forward passes of (k + 1) * len(prompts) rows.
     """
     if not isinstance(vectors, torch.Tensor) or vectors.ndim != 2 or tuple(vectors.shape) != (model.n_layers, model.d_model):
         shape = tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__
@@ -200,13 +259,16 @@ def steering_effect(model, vectors: torch.Tensor, prompts, markers_a, markers_b,
     if not layers or not strengths:
         raise AnatomyError("Give at least one layer and one strength, e.g. layers=range(0, 30, 3), strengths=(-4, 0, 4).")
     prompts = _prompts(prompts, "prompts")
+    ia, ib = _marker_ids(model, markers_a, "markers_a"), _marker_ids(model, markers_b, "markers_b")
     baseline = float(marker_difference(model, prompts, markers_a, markers_b).mean())
-    effect = torch.empty(len(layers), len(strengths))  # [n_layers, n_strengths]
+    randoms = random_directions(vectors, controls, seed=seed) if controls else torch.empty(0, *vectors.shape)  # [k, L, d]
+    both = torch.empty(len(layers), len(strengths), 1 + len(randoms))  # [n_layers, n_strengths, 1 + k]
     for i, layer in enumerate(layers):
         for j, s in enumerate(strengths):
             if s == 0:  # adding a zero vector changes nothing (tested); skip the pass
-                effect[i, j] = baseline
+                both[i, j] = baseline
                 continue
-            with steer(model, vectors[layer], layer, s):
-                effect[i, j] = marker_difference(model, prompts, markers_a, markers_b).mean()
-    return SteeringEffect(model.name, layers, strengths, effect, baseline, tuple(markers_a), tuple(markers_b), len(prompts))
+            vecs = torch.cat([vectors[layer].float()[None], randoms[:, layer]])  # [1 + k, d]: the real one first
+            both[i, j] = _steered_differences(model, prompts, ia, ib, layer, vecs, s)
+    return SteeringEffect(model.name, layers, strengths, both[:, :, 0], baseline, tuple(markers_a), tuple(markers_b),
+                          len(prompts), both[:, :, 1:] if controls else None)
