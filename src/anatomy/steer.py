@@ -150,7 +150,7 @@ def marker_difference(model, prompts, markers_a, markers_b) -> torch.Tensor:
     logits = h @ model.lm_head.weight[ids].float().cpu().T  # [N, ka + kb]: only the marker rows of the LM head
     if model.lm_head.bias is not None:
         logits = logits + model.lm_head.bias[ids].float().cpu()
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    softcap = model.arch.final_softcap  # from the family file (families/)
     if softcap:  # as in logits_from_hidden (Chapter 4)
         logits = softcap * torch.tanh(logits / softcap)
     return logits[:, :len(ia)].mean(1) - logits[:, len(ia):].mean(1)  # [N]
