@@ -55,12 +55,12 @@ class AttentionByHand:
     layer: int
     tokens: tuple[Token, ...]  # the T tokens read
     x: torch.Tensor  # [T, d] input of the layer (residual stream)
-    x_norm: torch.Tensor  # [T, d] after the input RMSNorm
-    q: torch.Tensor  # [H, T, hd] queries, before RoPE (after Gemma's q_norm)
-    k: torch.Tensor  # [H_kv, T, hd] keys, before RoPE (after Gemma's k_norm)
+    x_norm: torch.Tensor  # [T, d] after the norm before attention (x itself when there is none: OLMo2)
+    q: torch.Tensor  # [H, T, hd] queries, before RoPE (after the q_norm of Qwen3, Gemma 3, OLMo2)
+    k: torch.Tensor  # [H_kv, T, hd] keys, before RoPE (after the k_norm)
     v: torch.Tensor  # [H_kv, T, hd] values
-    cos: torch.Tensor  # [T, hd/2] cos(position × θ_i) for each pair i of dimensions
-    sin: torch.Tensor  # [T, hd/2]
+    cos: torch.Tensor  # [T, r/2] cos(position × θ_i) for each pair i of the r rotated dimensions (r = 0: no RoPE)
+    sin: torch.Tensor  # [T, r/2]
     q_rot: torch.Tensor  # [H, T, hd] queries after RoPE
     k_rot: torch.Tensor  # [H_kv, T, hd] keys after RoPE
     scale: float  # what Q Kᵀ is multiplied by
@@ -71,8 +71,9 @@ class AttentionByHand:
     heads: torch.Tensor  # [H, T, hd] each head's weighted sum of values
     concat: torch.Tensor  # [T, H*hd] heads side by side (the input of W_O)
     attn_out: torch.Tensor  # [T, d] concat × W_Oᵀ: the attention sub-layer's output
-    update: torch.Tensor  # [T, d] what is added to the residual stream (Gemma: normalized attn_out)
-    residual: torch.Tensor  # [T, d] x + update: the residual stream after attention
+    update: torch.Tensor  # [T, d] what is added to the residual stream (Gemma 2/3, OLMo2: normalized attn_out)
+    residual: torch.Tensor  # [T, d] x + update: the residual stream after attention (a parallel-residual
+    #                         layer, GPT-NeoX, adds the FFN's output to it too, computed from x)
 
     @property
     def n_heads(self) -> int:
@@ -216,9 +217,10 @@ class Rotary:
     model_name: str
     layer: int
     base: float | None  # the rope_theta of this layer
-    theta: torch.Tensor  # [hd/2] angle per position of each pair of dimensions (radians)
-    cos: torch.Tensor  # [P, hd/2] cos(p × θ_i) for positions p = 0..P-1
-    sin: torch.Tensor  # [P, hd/2]
+    theta: torch.Tensor  # [r/2] angle per position of each pair of rotated dimensions (radians); r = hd
+    #                      unless RoPE turns only part of each head (GPT-NeoX, some Phi-3)
+    cos: torch.Tensor  # [P, r/2] cos(p × θ_i) for positions p = 0..P-1
+    sin: torch.Tensor  # [P, r/2]
 
     def rotate(self, x: torch.Tensor, position: int) -> torch.Tensor:
         """Rotate a vector [.., hd] as if it sat at ``position`` (< P)."""

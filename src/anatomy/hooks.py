@@ -4,7 +4,8 @@ A *place* is a string naming the output of one module, resolved here from the mo
 description (``model.arch``, written per family in ``anatomy.families``):
 
 ==========================  ====================================================================
-``"embedding"``             the token embeddings fed to the first layer (already scaled for Gemma)
+``"embedding"``             the token embeddings (already scaled for Gemma; GPT-2 adds its learned
+                            positions after this place, so layer 0 reads embedding + positions)
 ``"layers.5"``              the output of layer index 5 (the 6th layer; ``hidden_states[6]``)
 ``"layers.5.attn"``         the attention sub-layer's output, before it is added to the residual
 ``"layers.5.attn.q"``       the query projection (also ``.k``, ``.v``), shape [B, T, heads*head_dim];
