@@ -40,7 +40,7 @@ def test_hand_attention_equals_the_default_models(model, layer):
     assert torch.all(hand.weights.triu(diagonal=1) == 0)
 
 
-@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text", "gemma3"])
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text", "gemma3", "gpt2"])
 def test_hand_attention_equals_random_weight_models(family):
     tiny = _tiny(family)
     for layer in range(tiny.n_layers):
@@ -124,9 +124,9 @@ def test_bad_input_gets_one_clear_sentence(smollm2, call, words):
     assert "\n" not in str(err.value)
 
 
-def test_gpt2_is_refused_with_a_reason():
-    with pytest.raises(AnatomyError, match="fused c_attn"):
-        anatomy.attention_by_hand(_tiny("gpt2"), TINY_IDS, 0)
+def test_gpt2_has_no_rotary_angles_to_show():
+    with pytest.raises(AnatomyError, match="learned table of positions"):
+        anatomy.rotary(_tiny("gpt2"), 0)
 
 
 def test_figures(gemma):

@@ -90,6 +90,32 @@ def test_neurons_pushing_paris(model):
     assert len(rows) == 3 and rows[0][2] >= rows[1][2] >= rows[2][2] > 0
 
 
+@torch.no_grad()
+def test_neuron_pushes_add_up_to_the_ffn_direct_effect(model):
+    """Issue 13 §3: one shared denominator, so the neurons' direct effects sum to the FFN's direct effect."""
+    from anatomy.families.base import gain
+
+    layer, prompt, token = model.n_layers - 4, "The capital of France is", " Paris"
+    acts, push = ffn.neuron_logit_attribution(model, layer, prompt, token)  # [m], [m]
+    tid = anatomy.single_token_id(model, token)
+    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    places = (f"layers.{layer}", f"layers.{layer}.resid_mid", f"layers.{model.n_layers - 1}", f"layers.{layer}.mlp.neurons")
+    with hooks.capture(model, *places) as seen:
+        logits = model.hf(input_ids=ids).logits[0, -1]
+    update = (seen[places[0]] - seen[places[1]])[0, -1]  # [d] what the FFN sub-layer added (after Gemma's post-FFN norm)
+    h = seen[places[2]][0, -1]  # [d] the last residual stream, before the final norm
+    rms = torch.sqrt(h.pow(2).mean() + model.arch.final_norm.eps)
+    g = gain(model.decoder, model.arch.final_norm)
+    row = model.lm_head.weight[tid]
+    torch.testing.assert_close(row @ (g * h / rms), logits[tid], rtol=1e-4, atol=1e-4)  # the fixed denominator is the model's
+    direct = row @ (g * update / rms)  # the FFN's direct contribution to the logit
+    torch.testing.assert_close(push.sum(), direct, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(acts, seen[places[3]][0, -1])
+    rows = anatomy.neurons_pushing(model, layer, prompt, token, k=3)
+    assert [r[0] for r in rows] == push.topk(3).indices.tolist()
+    assert rows[0][2] == pytest.approx(float(push.max()))
+
+
 @pytest.mark.parametrize(
     "call, words",
     [

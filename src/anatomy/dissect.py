@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import AnatomyError
+from .families.base import get
 from .hooks import layer_index, module_at
 from .next_token import check_prompt
 from .show import Table
@@ -44,19 +45,22 @@ ROLES = ("embedding table", "attention", "feed-forward", "norms", "LM head", "ot
 # --- parameters by role ----------------------------------------------------------------------
 
 
-def _is_norm(module: torch.nn.Module) -> bool:
-    """RMSNorm / LayerNorm modules of any family (LlamaRMSNorm, Gemma3RMSNorm, LayerNorm...)."""
-    return "norm" in type(module).__name__.lower()
+def _norm_modules(model, i: int) -> list[torch.nn.Module]:
+    """The norm modules of layer i, as ``model.arch`` lists them (q_norm/k_norm inside attention too)."""
+    spec, layer = model.arch.blocks[i], model.layers[i]
+    mods = [get(layer, n.path) for n in (spec.attn_norm, spec.ffn_norm, spec.post_attn_norm, spec.post_ffn_norm) if n]
+    attn = get(layer, spec.attn.path)
+    mods += [get(attn, n.path) for n in (spec.attn.q_norm, spec.attn.k_norm) if n]
+    return mods
 
 
 def _roles(model) -> dict[int, tuple[str, int | None]]:
     """For every parameter object (by id): its role and the index of its layer (None outside the layers)."""
     roles: dict[int, tuple[str, int | None]] = {}
     for i, layer in enumerate(model.layers):
-        for module in layer.modules():
-            if _is_norm(module):  # Gemma also has norms inside attention (q_norm, k_norm)
-                for p in module.parameters(recurse=False):
-                    roles[id(p)] = ("norms", i)
+        for module in _norm_modules(model, i):
+            for p in module.parameters():
+                roles[id(p)] = ("norms", i)
         for part, role in (("attn", "attention"), ("mlp", "feed-forward")):
             for p in module_at(model, f"layers.{i}.{part}")[0].parameters():
                 roles.setdefault(id(p), (role, i))

@@ -23,13 +23,14 @@ import torch
 
 from . import hooks
 from .errors import AnatomyError
+from .families.base import gain, get, weight
 from .lm_head import logits_from_hidden
 from .next_token import check_prompt
 from .tokens import readable, single_token_id
 
 __all__ = [
     "CORPUS", "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps",
-    "act_fn", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neurons_pushing", "promoted_tokens",
+    "act_fn", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
 ]
 
 # A small built-in corpus for "which tokens make a neuron fire": varied topics, a few in Chinese.
@@ -109,34 +110,19 @@ def act_fn(name: str, z: torch.Tensor) -> torch.Tensor:
     raise AnatomyError(f"Unknown activation {name!r}: anatomy knows 'silu', 'gelu_tanh', 'gelu' and 'relu'.")
 
 
-_ACT_NAMES = {
-    "silu": "silu", "swish": "silu",
-    "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_fast": "gelu_tanh", "gelu_tanh": "gelu_tanh",
-    "gelu": "gelu", "relu": "relu",
-}
-
-
-def _activation_name(model) -> str:
-    cfg = model.config
-    raw = getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", None) or getattr(cfg, "activation_function", None)
-    if raw not in _ACT_NAMES:
-        raise AnatomyError(f"{model.name} uses the activation {raw!r}, which ffn_by_hand does not know; anatomy knows SiLU, GELU and ReLU.")
-    return _ACT_NAMES[raw]
-
-
 def ffn_weights(model, layer: int) -> FFNWeights:
-    """The feed-forward weights of one layer (0-based), whatever the family (Chapter 11)."""
+    """The feed-forward weights of one layer (0-based), whatever the family (Chapter 11).
+
+    Read through ``model.arch``: separate or fused (Phi-3's gate_up_proj) projections, nn.Linear or
+    GPT-2's Conv1D (stored transposed), all returned in nn.Linear's [out, in] orientation.
+    """
     i = hooks.layer_index(model, layer)
-    mlp, _ = hooks.module_at(model, f"layers.{i}.mlp")
-    act = _activation_name(model)
-    if hasattr(mlp, "gate_proj"):  # Llama, Qwen2, Gemma 3: nn.Linear stores [out, in]
-        bias = lambda lin: None if lin.bias is None else lin.bias.detach()  # noqa: E731
-        return FFNWeights(model.name, i, act, up=mlp.up_proj.weight.detach(), down=mlp.down_proj.weight.detach(),
-                          gate=mlp.gate_proj.weight.detach(), up_bias=bias(mlp.up_proj), down_bias=bias(mlp.down_proj))
-    if hasattr(mlp, "c_fc"):  # GPT-2's Conv1D stores [in, out]: transpose to the nn.Linear orientation
-        return FFNWeights(model.name, i, act, up=mlp.c_fc.weight.detach().T, down=mlp.c_proj.weight.detach().T,
-                          up_bias=mlp.c_fc.bias.detach(), down_bias=mlp.c_proj.bias.detach())
-    raise AnatomyError(f"Cannot read the feed-forward weights of {type(mlp).__name__}; anatomy knows gated (Llama, Qwen, Gemma) and GPT-2 style FFNs.")
+    spec = model.arch.blocks[i].ffn
+    mlp = get(model.layers[i], spec.path)
+    up, up_bias = weight(mlp, spec.up)  # [m, d], [m]
+    down, down_bias = weight(mlp, spec.down)  # [d, m], [d]
+    gate = None if spec.gate is None else weight(mlp, spec.gate)[0]  # [m, d]
+    return FFNWeights(model.name, i, spec.activation, up=up, down=down, gate=gate, up_bias=up_bias, down_bias=down_bias)
 
 
 # --- the whole FFN by hand ----------------------------------------------------------------------
@@ -332,14 +318,14 @@ def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> N
 def _read_out(model, layer: int, v: torch.Tensor) -> torch.Tensor:
     """Carry vectors [..., d] written by the FFN of ``layer`` to the LM head's input, norms included.
 
-    Gemma normalizes the FFN output (post_feedforward_layernorm) before adding it to the residual;
-    every model applies the final norm before the LM head. On one vector an RMSNorm divides by a
-    positive number and multiplies each dimension by a fixed gain, so the *order* of the tokens it
-    promotes is exact, while the size of each logit is not.
+    Some families normalize the FFN output before adding it to the residual (Gemma 2/3, OLMo2:
+    ``post_ffn_norm`` in ``model.arch``); every model applies the final norm before the LM head.
+    On one vector an RMSNorm divides by a positive number and multiplies each dimension by a fixed
+    gain, so the *order* of the tokens it promotes is exact, while the size of each logit is not.
     """
-    post = getattr(model.layers[layer], "post_feedforward_layernorm", None)
+    post = model.arch.blocks[layer].post_ffn_norm
     if post is not None:
-        v = post(v)
+        v = get(model.layers[layer], post.path)(v)
     if model.final_norm is not None:
         v = model.final_norm(v)
     return v
@@ -367,20 +353,65 @@ def promoted_tokens(model, n: Neuron, k: int = 8, *, sign: int = 1) -> list[tupl
     return [(readable(model.tokenizer, j), float(s)) for s, j in zip(top.values, top.indices.tolist())]
 
 
+def _norm_scale(norm, x: torch.Tensor) -> torch.Tensor:
+    """The denominator a norm divides ``x`` [..., d] by: its RMS (or standard deviation), with eps. Shape [..., 1]."""
+    x = x.float()
+    if norm.kind == "layer":
+        x = x - x.mean(-1, keepdim=True)
+    return torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps)
+
+
+def _linear_part(norm, u: torch.Tensor) -> torch.Tensor:
+    """What a norm does to a vector once its denominator is fixed: RMSNorm keeps u, LayerNorm centers it."""
+    return u - u.mean(-1, keepdim=True) if norm.kind == "layer" else u
+
+
+@torch.no_grad()
+def neuron_logit_attribution(model, layer: int, prompt: str, token: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each neuron's exact direct effect on ``token``'s logit at the last position of ``prompt`` (Chapter 11).
+
+    The FFN writes y = Σᵢ aᵢ vᵢ (+ b). A post-FFN norm (Gemma 2/3, OLMo2) turns it into
+    g_post ⊙ y / rms_post, with rms_post the RMS of the whole y; the final norm divides the last
+    residual stream h by rms_final and multiplies by g_final before the LM head row W_U[t]. With
+    both denominators fixed at their values in this run (direct-logit attribution), neuron i adds
+
+        aᵢ · W_U[t] · (g_final ⊙ g_post ⊙ vᵢ) / (rms_post · rms_final)
+
+    to the logit (no g_post, rms_post without a post-FFN norm; a LayerNorm also centers vᵢ). The
+    contributions add up to the FFN's whole direct contribution W_U[t]·(g_final ⊙ update)/rms_final,
+    except for a down-projection bias. Logit soft-capping (Gemma 2) comes after and is left out.
+    Returns (activations [m], contributions [m]).
+    """
+    i = hooks.layer_index(model, layer)
+    ids = check_prompt(model, prompt)  # [1, T]
+    tid = single_token_id(model, token)
+    spec, arch = model.arch.blocks[i], model.arch
+    last = f"layers.{model.n_layers - 1}"
+    places = (f"layers.{i}.mlp.neurons", f"layers.{i}.mlp", last)
+    with hooks.capture(model, *places) as seen:
+        model.hf(input_ids=ids)
+    a = seen[places[0]][0, -1].float()  # [m] activations at the last position
+    y = seen[places[1]][0, -1].float()  # [d] the FFN's output
+    h = seen[places[2]][0, -1].float()  # [d] the last residual stream, before the final norm
+    values = ffn_weights(model, i).down.T.float()  # [m, d] every neuron's value vector
+    direction = model.lm_head.weight[tid].float()  # [d] the LM head row of the token
+    if arch.final_norm is not None:
+        direction = direction * gain(model.decoder, arch.final_norm) / _norm_scale(arch.final_norm, h)
+        values = _linear_part(arch.final_norm, values)
+    if spec.post_ffn_norm is not None:
+        direction = direction * gain(model.layers[i], spec.post_ffn_norm) / _norm_scale(spec.post_ffn_norm, y)
+    return a, a * (values @ direction)  # [m], [m]
+
+
 @torch.no_grad()
 def neurons_pushing(model, layer: int, prompt: str, token: str, k: int = 3) -> list[tuple[int, float, float]]:
     """The neurons of ``layer`` that push ``token`` up the most at the last position of ``prompt`` (Chapter 11).
 
-    For each neuron: its activation a at the last position, and its push = a times the logit of
-    ``token`` read from its value vector (as in :func:`promoted_tokens`). This is the neuron's
-    *direct* effect through the norms' gains; the layers above can still change what happens.
-    Returns (neuron index, activation, push) for the k largest pushes.
+    For each neuron: its activation a at the last position, and its push = its exact direct effect
+    on the logit of ``token`` (:func:`neuron_logit_attribution`: through the norms' gains and their
+    shared denominators, the pushes of all neurons add up to the FFN's direct effect). The layers
+    above can still change what happens. Returns (neuron index, activation, push) for the k largest pushes.
     """
-    run = ffn_run(model, layer, prompt)
-    w = ffn_weights(model, layer)
-    tid = single_token_id(model, token)
-    values = _read_out(model, run.layer, w.down.T[None])[0]  # [m, d] every value vector, read out
-    logit = values @ model.lm_head.weight[tid]  # [m] each value vector's score for the token
-    push = run.neurons[-1] * logit  # [m]
+    acts, push = neuron_logit_attribution(model, layer, prompt, token)  # [m], [m]
     top = push.topk(k)
-    return [(j, float(run.neurons[-1, j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]
+    return [(j, float(acts[j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]

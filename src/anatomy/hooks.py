@@ -1,17 +1,21 @@
 """Places in the model, by one name whatever the family, and hooks that read or change them.
 
-A *place* is a string naming the output of one module, resolved per family here and nowhere else:
+A *place* is a string naming the output of one module, resolved here from the model's architecture
+description (``model.arch``, written per family in ``anatomy.families``):
 
 ==========================  ====================================================================
-``"embedding"``             the token embeddings fed to the first layer (already scaled for Gemma)
+``"embedding"``             the token embeddings (already scaled for Gemma; GPT-2 adds its learned
+                            positions after this place, so layer 0 reads embedding + positions)
 ``"layers.5"``              the output of layer index 5 (the 6th layer; ``hidden_states[6]``)
 ``"layers.5.attn"``         the attention sub-layer's output, before it is added to the residual
-``"layers.5.attn.q"``       the query projection (also ``.k``, ``.v``), shape [B, T, heads*head_dim]
+``"layers.5.attn.q"``       the query projection (also ``.k``, ``.v``), shape [B, T, heads*head_dim];
+                            for a fused projection (Phi-3, GPT-2, GPT-NeoX) its rows of the fused output
 ``"layers.5.attn.o.input"`` the heads' weighted sums, concatenated, as they enter W_O
 ``"layers.5.mlp"``          the feed-forward sub-layer's output, before the residual add
 ``"layers.5.mlp.neurons"``  the neuron activations (the input of the down projection)
 ``"layers.5.mlp.input"``    what enters the feed-forward sub-layer (after the norm before it)
 ``"layers.5.resid_mid"``    the residual stream between the two sub-layers: layer input + attention
+                            (none in a parallel-residual layer, GPT-NeoX)
 ``"final_norm"``            the output of the final norm
 ==========================  ====================================================================
 
@@ -24,37 +28,23 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
 from .errors import AnatomyError
+from .families.base import get, row_index
 
-__all__ = ["capture", "edit", "module_at", "places"]
-
-# Sub-module names per family: attention, feed-forward, and the projections inside them.
-_ATTN = ("self_attn", "attn", "self_attention")
-_MLP = ("mlp", "feed_forward")
-_PROJ = {
-    "q": ("q_proj",), "k": ("k_proj",), "v": ("v_proj",),
-    "o": ("o_proj", "c_proj", "dense"),
-}
-_DOWN = ("down_proj", "c_proj", "fc2")
-_FFN_NORM = ("pre_feedforward_layernorm", "post_attention_layernorm", "ln_2")  # its input is resid_mid
+__all__ = ["Site", "capture", "edit", "module_at", "places", "site"]
 
 _PLACE = re.compile(r"^layers\.(-?\d+)(?:\.(attn|mlp)(?:\.(q|k|v|o\.input|neurons|input))?|\.(resid_mid))?$")
 
 
 def places(model) -> list[str]:
     """Examples of every kind of place this model has (layer 0 only, to keep the list short)."""
+    mid = [] if model.arch.blocks[0].parallel else ["layers.0.resid_mid"]
     return ["embedding", "layers.0", "layers.0.attn", "layers.0.attn.q", "layers.0.attn.k", "layers.0.attn.v",
-            "layers.0.attn.o.input", "layers.0.mlp", "layers.0.mlp.input", "layers.0.mlp.neurons", "layers.0.resid_mid", "final_norm"]
-
-
-def _child(module: torch.nn.Module, names: tuple[str, ...], what: str) -> torch.nn.Module:
-    for n in names:
-        if getattr(module, n, None) is not None:
-            return getattr(module, n)
-    raise AnatomyError(f"Cannot find the {what} in {type(module).__name__}; anatomy knows Llama, Gemma, Qwen and GPT-2 style layers.")
+            "layers.0.attn.o.input", "layers.0.mlp", "layers.0.mlp.input", "layers.0.mlp.neurons", *mid, "final_norm"]
 
 
 def layer_index(model, layer: int) -> int:
@@ -65,36 +55,68 @@ def layer_index(model, layer: int) -> int:
     return layer % n
 
 
-def module_at(model, place: str) -> tuple[torch.nn.Module, bool]:
-    """The module behind a place, and whether the place is that module's *input* (not its output)."""
+@dataclass(frozen=True)
+class Site:
+    """Where a place is read: a module's output (or input), and for a fused projection its rows."""
+
+    module: torch.nn.Module
+    is_input: bool
+    rows: torch.Tensor | None = None  # [n] indices of the last axis that belong to the place
+
+    def take(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.rows is None else t[..., self.rows.to(t.device)]
+
+    def put(self, t: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if self.rows is None:
+            return fn(t)
+        rows = self.rows.to(t.device)
+        out = t.clone()
+        out[..., rows] = fn(t[..., rows])
+        return out
+
+
+def site(model, place: str) -> Site:
+    """Resolve a place name to its Site, reading the model's architecture description (``model.arch``)."""
     if place == "embedding":
-        return model.embedding, False
+        return Site(model.embedding, False)
     if place == "final_norm":
-        return model.final_norm, False
+        return Site(model.final_norm, False)
     m = _PLACE.match(place) if isinstance(place, str) else None
     if m is None:
         raise AnatomyError(f"Unknown place {place!r}: use 'embedding', 'layers.N', 'layers.N.attn', 'layers.N.attn.q|k|v|o.input', 'layers.N.mlp', 'layers.N.mlp.neurons|input', 'layers.N.resid_mid' or 'final_norm'.")
-    layer = model.layers[layer_index(model, int(m.group(1)))]
+    i = layer_index(model, int(m.group(1)))
+    layer, spec = model.layers[i], model.arch.blocks[i]
     part, sub = m.group(2), m.group(3)
-    if m.group(4):  # the input of the norm before the FFN (Llama names it post_attention_layernorm)
-        return _child(layer, _FFN_NORM, "norm before the feed-forward sub-layer"), True
+    if m.group(4):  # the residual stream between the sub-layers: what the FFN's norm (or the FFN) reads
+        if spec.parallel:
+            raise AnatomyError(f"{model.name} runs attention and the feed-forward sub-layer side by side (parallel residual), so there is no 'layers.{m.group(1)}.resid_mid'; use 'layers.{m.group(1)}.attn' and 'layers.{m.group(1)}.mlp'.")
+        if spec.ffn_norm is not None:
+            return Site(get(layer, spec.ffn_norm.path), True)
+        return Site(get(layer, spec.ffn.path), True)
     if part is None:
-        return layer, False
+        return Site(layer, False)
     if part == "attn":
-        attn = _child(layer, _ATTN, "attention sub-layer")
+        attn = get(layer, spec.attn.path)
         if sub is None:
-            return attn, False
+            return Site(attn, False)
         if sub in ("neurons", "input"):  # those belong to the feed-forward sub-layer
             raise AnatomyError(f"Unknown place {place!r}: '.{sub}' exists only under 'layers.N.mlp', e.g. 'layers.{m.group(1)}.mlp.{sub}'.")
         if sub == "o.input":
-            return _child(attn, _PROJ["o"], "output projection W_O"), True
-        return _child(attn, _PROJ[sub], f"{sub} projection"), False
-    mlp = _child(layer, _MLP, "feed-forward sub-layer")
+            return Site(get(attn, spec.attn.o.path), True)
+        proj = getattr(spec.attn, sub)
+        return Site(get(attn, proj.path), False, None if proj.rows is None else row_index(proj.rows))
+    mlp = get(layer, spec.ffn.path)
     if sub is None:
-        return mlp, False
+        return Site(mlp, False)
     if sub == "input":
-        return mlp, True  # what enters the feed-forward sub-layer, after its norm (Chapter 11)
-    return _child(mlp, _DOWN, "down projection"), True  # neurons = what enters the down projection
+        return Site(mlp, True)  # what enters the feed-forward sub-layer, after its norm (Chapter 11)
+    return Site(get(mlp, spec.ffn.down.path), True)  # neurons = what enters the down projection
+
+
+def module_at(model, place: str) -> tuple[torch.nn.Module, bool]:
+    """The module behind a place, and whether the place is that module's *input* (not its output)."""
+    s = site(model, place)
+    return s.module, s.is_input
 
 
 def _first(x):
@@ -115,12 +137,12 @@ def capture(model, *place_names: str) -> Iterator[dict[str, torch.Tensor]]:
     handles = []
     try:
         for name in place_names:
-            module, is_input = module_at(model, name)
+            s = site(model, name)
 
-            def hook(mod, args, output, name=name, is_input=is_input):
-                seen[name] = _first(args if is_input else output).detach().clone()
+            def hook(mod, args, output, name=name, s=s):
+                seen[name] = s.take(_first(args if s.is_input else output)).detach().clone()
 
-            handles.append(module.register_forward_hook(hook))
+            handles.append(s.module.register_forward_hook(hook))
         yield seen
     finally:
         for h in handles:
@@ -134,20 +156,20 @@ def edit(model, place: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Itera
     Used to steer (add a vector to a layer's output) and to patch (overwrite one position).
     The hook is removed on exit, even if the block raises.
     """
-    module, is_input = module_at(model, place)
+    s = site(model, place)
 
-    if is_input:
+    if s.is_input:
         def hook(mod, args):
-            return (fn(args[0]), *args[1:])
+            return (s.put(args[0], fn), *args[1:])
 
-        handle = module.register_forward_pre_hook(hook)
+        handle = s.module.register_forward_pre_hook(hook)
     else:
         def hook(mod, args, output):
             if isinstance(output, tuple):
-                return (fn(output[0]), *output[1:])
-            return fn(output)
+                return (s.put(output[0], fn), *output[1:])
+            return s.put(output, fn)
 
-        handle = module.register_forward_hook(hook)
+        handle = s.module.register_forward_hook(hook)
     try:
         yield
     finally:

@@ -56,7 +56,7 @@ def logits_from_hidden(model, last_vector: torch.Tensor) -> torch.Tensor:
     logits = v @ model.lm_head.weight.T  # [..., V]
     if model.lm_head.bias is not None:
         logits = logits + model.lm_head.bias
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    softcap = model.arch.final_softcap  # from the family file (families/)
     if softcap:  # Gemma 2 squashes logits into (-cap, cap); Gemma 3 does not
         logits = softcap * torch.tanh(logits / softcap)
     return logits.float().cpu()

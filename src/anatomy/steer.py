@@ -155,7 +155,7 @@ def _marker_logits(model, h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -
     logits = h @ model.lm_head.weight[ids].float().cpu().T  # [N, ka + kb]: only the marker rows of the LM head
     if model.lm_head.bias is not None:
         logits = logits + model.lm_head.bias[ids].float().cpu()
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    softcap = model.arch.final_softcap  # from the family file (families/)
     if softcap:  # as in logits_from_hidden (Chapter 4)
         logits = softcap * torch.tanh(logits / softcap)
     return logits[:, :len(ia)].mean(1) - logits[:, len(ia):].mean(1)  # [N]

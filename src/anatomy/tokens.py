@@ -47,8 +47,10 @@ def _byte_decoder() -> dict[str, int]:
 
 
 def _is_byte_level(tokenizer) -> bool:
+    from tokenizers.decoders import ByteLevel
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and type(backend.decoder).__name__ == "ByteLevel"
+    return backend is not None and isinstance(backend.decoder, ByteLevel)
 
 
 def token_bytes(tokenizer, token_id: int) -> bytes:
