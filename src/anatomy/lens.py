@@ -259,9 +259,9 @@ def residual_stream(model, prompt: str) -> ResidualStream:
     """Capture what every layer reads and what its attention and feed-forward parts add (Chapter 7).
 
     One forward pass with hooks (``anatomy.hooks``): the embedding, each layer's attention and FFN
-    outputs, and each layer's output. The writes are what is added to the stream: Gemma normalizes
-    each part's output (``post_attention_layernorm``, ``post_feedforward_layernorm``) before adding it,
-    so that norm is applied here with the model's own module. Nothing else is computed by hand, so
+    outputs, and each layer's output. The writes are what is added to the stream: some families
+    (Gemma 2 and 3, OLMo2) normalize a part's output before adding it, so that norm, named by the
+    model's architecture description (``model.arch``), is applied here with the model's own module. Nothing else is computed by hand, so
     ``stream[i] + attn[i] + ffn[i] == stream[i + 1]`` is a check on this reading, not a definition.
     """
     ids = check_prompt(model, prompt)  # [1, T]
@@ -272,8 +272,11 @@ def residual_stream(model, prompt: str) -> ResidualStream:
     attn, ffn = [], []
     for i, block in enumerate(model.layers):
         a, f = seen[f"layers.{i}.attn"], seen[f"layers.{i}.mlp"]
-        if getattr(block, "pre_feedforward_layernorm", None) is not None:  # Gemma 2/3: a norm after each part
-            a, f = block.post_attention_layernorm(a), block.post_feedforward_layernorm(f)
+        spec = model.arch.blocks[i]  # where this family normalizes a part's output before adding it
+        if spec.post_attn_norm is not None:
+            a = block.get_submodule(spec.post_attn_norm.path)(a)
+        if spec.post_ffn_norm is not None:
+            f = block.get_submodule(spec.post_ffn_norm.path)(f)
         attn.append(a[0])
         ffn.append(f[0])
     stream = torch.stack([seen["embedding"][0], *(seen[f"layers.{i}"][0] for i in range(L))]).float().cpu()
