@@ -3,7 +3,10 @@
 
 Each measurement runs in a fresh subprocess, so "first load" really starts from an empty cache
 and nothing is shared between measurements. Peak memory is the largest resident set of any
-single measured process. Usage: python benchmarks/run.py [--skip-site] [--skip-tests]
+single measured process. Usage: python benchmarks/run.py [--skip-site] [--skip-tests] [--peers]
+
+``--peers`` runs only the side-by-side section: ours against nnsight for the same work on the same
+weights, in one process (see ``peers``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,11 +83,155 @@ def site_builds() -> list[tuple[str, str]]:
     return rows
 
 
+PROMPT = "The capital of France is"  # short, English: the lens cost is the LM head, not the forward
+STEER_PROMPT = "My favourite food is"  # the steered continuation runs 20 tokens without an end-of-text
+
+
+def _median_pair(ours, theirs, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``ours()`` and ``theirs()``, run alternately after one warm-up each
+    (alternating spreads the noise of a shared machine evenly over both)."""
+    ours(), theirs()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((ours, a), (theirs, b)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
+class _NNsight:
+    """nnsight's view of a model, switched on only while nnsight runs.
+
+    ``LanguageModel(model.hf)`` gives every module a ``forward`` wrapper (and ``__nnsight__``);
+    left in place they would slow our own calls down too, so they are set aside while ours run.
+    """
+
+    ATTRS = ("forward", "__nnsight__")
+
+    def __init__(self, model):
+        import warnings
+
+        from nnsight import LanguageModel
+
+        warnings.simplefilter("ignore")  # LanguageModel is deprecated in favour of TransformersModel(repo_id)
+        before = {id(m): set(m.__dict__) for m in model.hf.modules()}
+        self.lm = LanguageModel(model.hf, tokenizer=model.tokenizer)
+        self.saved = {m: {a: m.__dict__[a] for a in self.ATTRS if a in m.__dict__ and a not in before[id(m)]}
+                      for m in model.hf.modules()}
+        self.off()
+
+    def on(self):
+        for m, attrs in self.saved.items():
+            m.__dict__.update(attrs)
+
+    def off(self):
+        for m, attrs in self.saved.items():
+            for a in attrs:
+                m.__dict__.pop(a, None)
+
+
+def peers(repeats: int = 5) -> list[tuple[str, str]]:
+    """Ours vs nnsight 0.8 for the same work, both default models, in this process.
+
+    The nnsight side is written as a user of nnsight would write it (a trace reading module outputs,
+    modules applied by hand). Each line: median of ``repeats`` alternating runs, and ours/nnsight.
+    """
+    import torch
+
+    import anatomy
+
+    rows: list[tuple[str, str]] = []
+
+    def line(what, o, t):
+        rows.append((what, f"ours {o * 1000:7.0f} ms   nnsight {t * 1000:7.0f} ms   ratio {o / t:.2f}x"))
+
+    for name in ("smollm2-135m", "gemma-3-270m"):
+        model = anatomy.load(name)
+        nn = _NNsight(model)
+        lm, L = nn.lm, model.n_layers
+        ids = torch.tensor([[t.id for t in anatomy.tokenize(model, PROMPT)]], device=model.device)
+
+        def theirs(fn):
+            def run():
+                nn.on()
+                try:
+                    with torch.no_grad():
+                        return fn()
+                finally:
+                    nn.off()
+            return run
+
+        def nn_lens():
+            with lm.trace(PROMPT):  # final norm + LM head on the embedding and every layer; last: the model's own
+                top = list().save()
+                top.append(torch.softmax(lm.lm_head(lm.model.norm(lm.model.embed_tokens.output)), -1).topk(5, dim=-1))
+                for i, layer in enumerate(lm.model.layers):
+                    if i < L - 1:
+                        top.append(torch.softmax(lm.lm_head(lm.model.norm(layer.output)), -1).topk(5, dim=-1))
+                top.append(torch.softmax(lm.lm_head.output, -1).topk(5, dim=-1))
+            return top
+
+        def nn_capture():
+            with lm.trace(PROMPT):
+                out = list().save()
+                out.append(lm.model.embed_tokens.output)
+                for layer in lm.model.layers:
+                    out.append(layer.output)
+            return out
+
+        def nn_attention():
+            with lm.trace(PROMPT):
+                out = list().save()
+                for layer in lm.model.layers:
+                    out.append(layer.self_attn.output[1])
+            return out
+
+        layer = L // 2
+        v = anatomy.direction(model, ["I love this, it is wonderful."], ["I hate this, it is awful."], layer)
+
+        def ours_steer():
+            with anatomy.steer(model, v, layer, 4.0):
+                return anatomy.generate(model, STEER_PROMPT, max_new_tokens=20)
+
+        def nn_steer():
+            with lm.generate(STEER_PROMPT, max_new_tokens=20, min_new_tokens=20, do_sample=False) as tracer:
+                for _ in tracer.iter[:20]:  # the prompt, then each new token
+                    lm.model.layers[layer].output = lm.model.layers[layer].output + 4.0 * v
+                out = tracer.result.save()
+            return out
+
+        def plain():
+            with torch.no_grad():
+                return model.hf(input_ids=ids)
+
+        T = ids.shape[1]
+        line(f"{name}: logit lens, {L + 1} layers x {T} positions, top 5",
+             *_median_pair(lambda: anatomy.logit_lens(model, PROMPT, k=5), theirs(nn_lens), repeats))
+        line(f"{name}: capture every layer's output",
+             *_median_pair(lambda: anatomy.hidden_states(model, PROMPT), theirs(nn_capture), repeats))
+        line(f"{name}: attention weights of every layer",
+             *_median_pair(lambda: anatomy.attention_weights(model, PROMPT), theirs(nn_attention), repeats))
+        line(f"{name}: steered generation, 20 tokens",
+             *_median_pair(ours_steer, theirs(nn_steer), max(3, repeats // 2)))
+        c, f = _median_pair(lambda: anatomy.hidden_states(model, PROMPT), plain, repeats)
+        rows.append((f"{name}: capture overhead (every layer's output / plain forward)",
+                     f"ours {c * 1000:7.0f} ms   forward {f * 1000:7.0f} ms   ratio {c / f:.2f}x (target <= 1.1x)"))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--skip-site", action="store_true")
     ap.add_argument("--skip-tests", action="store_true")
+    ap.add_argument("--peers", action="store_true", help="only the side-by-side section: ours vs nnsight")
+    ap.add_argument("--repeats", type=int, default=7, help="runs per line of the side-by-side section (median kept)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for the side-by-side section (1: steadier on a shared machine)")
     args = ap.parse_args()
+    if args.peers:
+        _print(side_by_side(args))
+        return
     rows: list[tuple[str, str]] = []
     for name in ("smollm2-135m", "gemma-3-270m"):
         with tempfile.TemporaryDirectory() as empty:
@@ -104,6 +252,19 @@ def main() -> None:
             rows.append(("test suite, cold (every chapter executed once)", f"{wall:.0f} s, peak {peak:.0f} MB"))
             wall, peak, _ = run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"], env={"ANATOMY_SITE_CACHE": cache})
             rows.append(("test suite, warm (chapter outputs cached)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+    rows += side_by_side(args)
+    _print(rows)
+
+
+def side_by_side(args) -> list[tuple[str, str]]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows = [(f"ours vs nnsight (medians of {args.repeats} runs, {args.threads} torch thread(s), one process)", "")]
+    return rows + peers(args.repeats)
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     width = max(len(r[0]) for r in rows)
     for what, value in rows:

@@ -132,16 +132,33 @@ def logit_lens(model, prompt: str, targets: Sequence = (), *, k: int = 5) -> Log
         targets = (targets,)
     target_ids = tuple(_first_token(model, t) for t in targets)
     hs = hidden_states(model, prompt)
-    probs = torch.softmax(lens_logits(model, hs), dim=-1)  # [L+1, T, V]
-    top = probs.topk(k, dim=-1)  # [L+1, T, k]
-    tprobs = probs[..., list(target_ids)]  # [L+1, T, n]
-    top_ids = top.indices
+    # Layers 0..L-1 through the LM head in one product; layer L is the model's own logits, which
+    # its forward pass already computed (hs.logits), so the 262k x 640 head is not read twice for it.
+    inner = lens_logits(model, hs, list(range(hs.n_layers)))  # [L, T, V]
+    parts = [_top_and_targets(rows, k, target_ids) for rows in (*inner, hs.logits.clone())]  # per layer: [T, .]
+    top_ids, top_probs, tprobs = (torch.stack(x) for x in zip(*parts))  # [L+1, T, k], [L+1, T, k], [L+1, T, n]
     tok = model.tokenizer
-    text = tuple(tuple(tuple(readable(tok, j) for j in pos) for pos in layer) for layer in top_ids.tolist())
+    shown = {j: readable(tok, j) for j in set(top_ids.flatten().tolist())}  # each distinct token read once
+    text = tuple(tuple(tuple(shown[j] for j in pos) for pos in layer) for layer in top_ids.tolist())
     return LogitLens(
-        model.name, prompt, hs.tokens, top_ids, top.values, text,
+        model.name, prompt, hs.tokens, top_ids, top_probs, text,
         tuple(readable(tok, j) for j in target_ids), target_ids, tprobs,
     )
+
+
+def _top_and_targets(logits: torch.Tensor, k: int, target_ids: tuple[int, ...]):
+    """Top-k token IDs and probabilities, and the targets' probabilities, from logits [T, V].
+
+    Softmax written out (p_i = exp(s_i - max) / sum_j exp(s_j - max)) but computed only for the
+    k + n probabilities that are kept: the top-k logits give the max, the exponentials are taken in
+    place (``logits`` is overwritten: pass a tensor that is not needed afterwards), and no [T, V]
+    table of probabilities is made. One layer at a time, so the temporaries stay small.
+    """
+    top = logits.topk(k, dim=-1)  # [T, k]: the same order as the probabilities (exp is increasing)
+    top_logit = top.values[:, :1]  # [T, 1] the largest logit of each row
+    e = logits.sub_(top_logit).exp_()  # [T, V] exp(s - max), in place
+    total = e.sum(dim=-1, keepdim=True)  # [T, 1]
+    return top.indices, (top.values - top_logit).exp() / total, e[:, list(target_ids)] / total
 
 
 @dataclass(frozen=True)
