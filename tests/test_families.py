@@ -86,7 +86,7 @@ def tiny(request, tokenizer, tmp_path_factory):
     tokenizer.save_pretrained(where)
     model = anatomy.load(str(where))
     yield request.param, model
-    anatomy.load.cache_clear()
+    anatomy.load.cache_clear(str(where))  # this model only: the session's default models stay shared
 
 
 def _ids(model):

@@ -185,6 +185,11 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     assert anatomy.cache_dir() == tmp_path
 
 
+def test_cache_clear_of_one_name_keeps_the_others(smollm2, gemma):
+    anatomy.load.cache_clear("a-model-never-loaded")
+    assert anatomy.load("smollm2-135m") is smollm2 and anatomy.load("gemma-3-270m") is gemma
+
+
 def test_cache_clear_forgets_loaded_models(smollm2):
     anatomy.load.cache_clear()
     try:
@@ -199,6 +204,7 @@ def test_cache_clear_forgets_loaded_models(smollm2):
 def _linked_entry(spec, root):
     """A cache entry under ``root`` whose files are links to the real (warm) entry: no copying."""
     real = cache.entry_dir(spec)
+    assert real.parent != root and (real / "model.safetensors").exists()  # the warm entry of the session's cache
     entry = root / real.name
     entry.mkdir()
     for f in real.iterdir():
@@ -208,8 +214,8 @@ def _linked_entry(spec, root):
 
 def test_leftover_of_a_killed_first_load_is_removed(smollm2, monkeypatch, tmp_path):
     spec = packaged.DEFAULT_MODELS["smollm2-135m"]
+    entry = _linked_entry(spec, tmp_path)  # links to the real entry: read before the cache moves to tmp_path
     monkeypatch.setenv("ANATOMY_CACHE", str(tmp_path))
-    entry = _linked_entry(spec, tmp_path)
     tmp = tmp_path / f".tmp-{entry.name}-deadbeef"  # what a build killed half-way leaves behind
     tmp.mkdir()
     (tmp / "model.safetensors").write_bytes(b"half")
@@ -221,18 +227,24 @@ def test_leftover_of_a_killed_first_load_is_removed(smollm2, monkeypatch, tmp_pa
 
 
 def test_leftover_is_kept_while_another_process_builds(smollm2, monkeypatch, tmp_path):
-    from filelock import FileLock
+    import subprocess
+    import sys
 
     spec = packaged.DEFAULT_MODELS["smollm2-135m"]
+    entry = _linked_entry(spec, tmp_path)  # links to the real entry: read before the cache moves to tmp_path
     monkeypatch.setenv("ANATOMY_CACHE", str(tmp_path))
-    entry = _linked_entry(spec, tmp_path)
     tmp = tmp_path / f".tmp-{entry.name}-cafe0000"
     tmp.mkdir()
-    with FileLock(str(entry) + ".lock"):  # a build in progress holds the lock (taken here in this process)
-        import threading
-
-        done = []
-        t = threading.Thread(target=lambda: done.append(cache.load_packaged(spec)))
-        t.start()
-        t.join()
-    assert done and tmp.exists()  # the load did not wait and did not delete a live build
+    # A build in progress in another process holds the entry's lock until we close its stdin.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from filelock import FileLock; l = FileLock(sys.argv[1]); l.acquire(); "
+         "print('held', flush=True); sys.stdin.read()", str(entry) + ".lock"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        model = cache.load_packaged(spec)  # reads the good entry without waiting for the lock
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert model.n_layers == smollm2.n_layers
+    assert tmp.exists()  # a live build's directory is not deleted

@@ -98,9 +98,10 @@ def load(name: str = "smollm2-135m", *, device="cpu", dtype="float32") -> Model:
     return _LOADED[key]
 
 
-def _cache_clear() -> None:
-    """Forget every model loaded in this process (like ``functools.lru_cache``'s ``cache_clear``)."""
-    _LOADED.clear()
+def _cache_clear(name: str | None = None) -> None:
+    """Forget the models loaded in this process, or only those loaded as ``name`` (like ``lru_cache.cache_clear``)."""
+    for key in [k for k in _LOADED if name is None or k[0] == name]:
+        del _LOADED[key]
 
 
 load.cache_clear = _cache_clear
