@@ -1,0 +1,112 @@
+"""Every chapter runs unchanged when a reader swaps its two models for others (issue 12 §5, in progress).
+
+Not collected by the test run yet (its name does not start with test_): it has not yet run to the end
+on every pair, and the 28- and 34-layer lecture-shaped models make the all-layer sweeps too slow for CI. Run it by
+hand, one pair at a time, and follow the log:
+
+    ANATOMY_SWAP_LOG=/tmp/swap.log ANATOMY_SWAP_MODELS=/tmp/swap python -m pytest tests/any_model_swap.py -k qwen3
+
+When every chapter passes on every pair within CI's budget, rename it test_any_model.py.
+
+A reader changes the two `anatomy.load(...)` lines of a chapter and runs it. Here each chapter is
+run that way with random-weight models saved as local directories (tests/swap_models.py): one pair
+shaped like the lecture's Llama 3.2 3B and Gemma 3 4B, and pairs of other families. All chapters of
+a pair run in one Jupyter kernel, in order, as the site build runs a chapter; a block that raises
+fails the test of its chapter. The chapters' claims do not fail on these models (they were written
+about the default models): they show a note instead, and many of them must, since random weights
+know nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import swap_models
+from sitetools import ROOT, nav
+
+LOADS = {'anatomy.load("smollm2-135m")': 0, 'anatomy.load("gemma-3-270m")': 1}
+CHAPTERS = [c for c in nav() if (ROOT / "docs" / "en" / c).read_text(encoding="utf-8").startswith("---\njupyter:")]
+
+
+def _swapped(chapter: str, paths: tuple[str, str]) -> list[str]:
+    """The chapter's code cells with its two load lines pointing at the given directories."""
+    cells = [c.source for c in jupytext.read(ROOT / "docs" / "en" / chapter).cells if c.cell_type == "code"]
+    out = []
+    for source in cells:
+        for call, slot in LOADS.items():
+            source = source.replace(call, f"anatomy.load({paths[slot]!r})")
+        out.append(source)
+    assert any(p in "".join(out) for p in paths), f"{chapter} has no anatomy.load line for a reader to change"
+    return out
+
+
+@pytest.fixture(scope="session")
+def swap_dir(tmp_path_factory) -> Path:
+    return Path(os.environ.get("ANATOMY_SWAP_MODELS") or tmp_path_factory.mktemp("swap-models"))
+
+
+_RUNS: dict[str, dict] = {}
+
+
+def _run_pair(pair: str, swap_dir: Path) -> dict[str, tuple[str, str] | None]:
+    """Run every chapter with the pair's models in one kernel; chapter -> (failing code, error) or None."""
+    if pair in _RUNS:
+        return _RUNS[pair]
+    from nbclient import NotebookClient
+
+    paths = tuple(str(swap_models.save(name, swap_dir)) for name in swap_models.PAIRS[pair])
+    cells, owner = [], []
+    for chapter in CHAPTERS:
+        for source in _swapped(chapter, paths):
+            cells.append(nbformat.v4.new_code_cell(source))
+            owner.append(chapter)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    progress = os.environ.get("ANATOMY_SWAP_LOG")  # a file to follow the run: one line per block
+
+    def done(cell, cell_index, **_):
+        if progress:
+            with open(progress, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {pair} {owner[cell_index]} block {cell_index}\n")
+
+    env = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
+    try:
+        NotebookClient(nb, kernel_name="python3", timeout=600, allow_errors=True, on_cell_executed=done,
+                       resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute()
+    finally:
+        if env is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = env
+    result: dict = {c: None for c in CHAPTERS}
+    notes: dict = {c: 0 for c in CHAPTERS}
+    for cell, chapter in zip(nb.cells, owner):
+        for o in cell.outputs:
+            if o.get("output_type") == "error" and result[chapter] is None:
+                trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(o.get("traceback", [])))
+                result[chapter] = (cell.source, trace[-3000:])
+            if "anatomy-claim-fails" in str(o.get("data", {}).get("text/html", "")):
+                notes[chapter] += 1
+    _RUNS[pair] = {"errors": result, "notes": notes}
+    return _RUNS[pair]
+
+
+@pytest.mark.parametrize("pair", list(swap_models.PAIRS))
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_on_other_models(pair, chapter, swap_dir):
+    error = _run_pair(pair, swap_dir)["errors"][chapter]
+    if error is not None:
+        code, trace = error
+        pytest.fail(f"{chapter} on {pair} ({', '.join(swap_models.PAIRS[pair])}) failed in the block\n{code}\n{trace}")
+
+
+@pytest.mark.parametrize("pair", list(swap_models.PAIRS))
+def test_claims_say_they_do_not_hold_on_random_weights(pair, swap_dir):
+    notes = _run_pair(pair, swap_dir)["notes"]
+    assert sum(notes.values()) >= 10, notes  # the checks are real: random weights fail many of them
