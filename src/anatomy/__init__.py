@@ -12,6 +12,7 @@ from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, rotar
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
 from .claims import Claim, ClaimFailed, claim
 from .capture import HiddenStates, hidden_states
+from .corpus import book_text
 from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_dimensions, layer_similarity, max_difference, mean_similarity, token_vectors, word_similarity
 from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attention_weights, find_heads, layer_parameters, parameter_breakdown, parameter_groups, parameter_list, sink_share
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
@@ -40,6 +41,7 @@ __all__ = [
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "AnatomyError",
+    "book_text",
     "Claim", "ClaimFailed", "claim",
     "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
