@@ -32,6 +32,8 @@ from sitetools import ROOT, nav
 
 LOADS = {'anatomy.load("smollm2-135m")': 0, 'anatomy.load("gemma-3-270m")': 1}
 CHAPTERS = [c for c in nav() if (ROOT / "docs" / "en" / c).read_text(encoding="utf-8").startswith("---\njupyter:")]
+if os.environ.get("ANATOMY_SWAP_CHAPTERS"):  # e.g. "layers.md,probing.md": only these chapters (each loads its own models)
+    CHAPTERS = [c for c in CHAPTERS if c in os.environ["ANATOMY_SWAP_CHAPTERS"].split(",")]
 
 
 def _swapped(chapter: str, paths: tuple[str, str]) -> list[str]:

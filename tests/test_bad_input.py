@@ -19,7 +19,7 @@ import anatomy
 from anatomy import AnatomyError
 
 hooks = importlib.import_module("anatomy.hooks")
-load_module = importlib.import_module("anatomy.load")
+load_module = importlib.import_module("anatomy.loading")
 
 
 def _offline_hub(monkeypatch, tmp_path):

@@ -238,7 +238,7 @@ _HF_NAMES = re.compile(
     r"gate_up_proj|dense_h_to_4h|dense_4h_to_h|self_attn|input_layernorm|post_attention_layernorm|pre_feedforward_layernorm|"
     r"post_feedforward_layernorm|ln_1|ln_2|ln_f|rotary_emb|layer_types|sliding_window|query_pre_attn_scalar|"
     r"attn_logit_softcapping|final_logit_softcapping|hidden_activation|hidden_act|rope_parameters)$")
-_ALLOWED = {"packaged.py", "hub.py", "load.py", "claims.py", "about.py", "__main__.py", "__init__.py"}  # model names in messages, not branching
+_ALLOWED = {"packaged.py", "hub.py", "loading.py", "claims.py", "about.py", "__main__.py", "__init__.py"}  # model names in messages, not branching
 
 
 def _docstrings(tree):

@@ -198,7 +198,7 @@ def test_cache_clear_forgets_loaded_models(smollm2):
         assert anatomy.load("smollm2-135m") is again
     finally:  # put the session's model back, so other tests keep sharing one copy
         anatomy.load.cache_clear()
-        importlib.import_module("anatomy.load")._LOADED[("smollm2-135m", "cpu", torch.float32)] = smollm2
+        importlib.import_module("anatomy.loading")._LOADED[("smollm2-135m", "cpu", torch.float32)] = smollm2
 
 
 def _linked_entry(spec, root):

@@ -11,7 +11,8 @@ from .about import versions
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
 from .claims import Claim, ClaimFailed, claim
-from .capture import HiddenStates, hidden_states
+from .hidden import HiddenStates, hidden_states
+from .hooks import capture, edit, places
 from .corpus import book_text
 from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_dimensions, layer_similarity, max_difference, mean_similarity, token_vectors, word_similarity
 from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attention_weights, find_heads, layer_parameters, parameter_breakdown, parameter_groups, parameter_list, sink_share
@@ -20,12 +21,12 @@ from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neurons_pushing, promoted_tokens
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
-from .load import DEFAULT_MODELS, Model, cache_dir, load
-from .next_token import NextTokens, next_token
-from .patchscope import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
+from .loading import DEFAULT_MODELS, Model, cache_dir, load
+from .prediction import NextTokens, next_token
+from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .show import Table, token_table, vocabulary_table
-from .steer import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
+from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
 from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census
 
 __version__ = "0.1.0"
@@ -54,6 +55,9 @@ __all__ = [
     "VocabularyCensus",
     "cache_dir",
     "hidden_states",
+    "capture",
+    "edit",
+    "places",
     "load",
     "next_token",
     "plot",

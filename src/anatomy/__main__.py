@@ -3,7 +3,7 @@
 import sys
 import time
 
-from .load import DEFAULT_MODELS, cache_dir, load
+from .loading import DEFAULT_MODELS, cache_dir, load
 
 
 def main(argv: list[str]) -> int:

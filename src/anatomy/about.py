@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 
-from .load import DEFAULT_MODELS
+from .loading import DEFAULT_MODELS
 from .show import Table
 
 __all__ = ["versions"]

@@ -34,7 +34,7 @@ from . import hooks
 from .errors import AnatomyError
 from .families.base import apply_norm, get, rope_parameters, weight
 from .lm_head import softmax_by_hand
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .tokens import Token, readable
 
 __all__ = [

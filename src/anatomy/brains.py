@@ -17,7 +17,7 @@ import torch
 
 from . import hooks
 from .errors import AnatomyError
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .tokens import readable
 
 __all__ = ["Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule"]

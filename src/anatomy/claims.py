@@ -22,7 +22,7 @@ import html
 from dataclasses import dataclass
 
 from .errors import AnatomyError
-from .load import DEFAULT_MODELS
+from .loading import DEFAULT_MODELS
 
 __all__ = ["Claim", "ClaimFailed", "claim"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .capture import HiddenStates, hidden_states
+from .hidden import HiddenStates, hidden_states
 from .errors import AnatomyError
 from .show import Table
 from .tokens import Token

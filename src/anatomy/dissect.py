@@ -20,7 +20,7 @@ import torch
 from .errors import AnatomyError
 from .families.base import get
 from .hooks import layer_index, module_at
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .show import Table
 from .tokens import Token, readable
 

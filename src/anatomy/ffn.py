@@ -25,7 +25,7 @@ from . import hooks
 from .errors import AnatomyError
 from .families.base import gain, get, weight
 from .lm_head import logits_from_hidden
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .tokens import readable, single_token_id
 
 __all__ = [

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .capture import HiddenStates, hidden_states
+from .hidden import HiddenStates, hidden_states
 from .errors import AnatomyError
 from .hooks import capture
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .lm_head import logits_from_hidden
 from .show import Table
 from .tokens import Token, readable, tokenize

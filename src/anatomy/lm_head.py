@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import AnatomyError
-from .next_token import NextTokens
+from .prediction import NextTokens
 from .tokens import readable
 
 __all__ = [

@@ -21,7 +21,7 @@ from importlib import resources
 import torch
 
 from .errors import AnatomyError
-from .next_token import check_prompt
+from .prediction import check_prompt
 
 __all__ = ["LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split"]
 

@@ -15,7 +15,7 @@ from ..errors import AnatomyError
 from ..tokens import Token
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["attention_bar", "attention_heads", "rope", "timing", "window"]
 

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from ..brains import Influence, ReadWrite, Schedule
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["influence", "reading_vs_writing", "schedules"]
 

@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 from ..context import WordSimilarity
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["differences", "word_similarity"]
 

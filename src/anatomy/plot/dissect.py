@@ -19,7 +19,7 @@ from ..dissect import Attention, ParameterBreakdown
 from ..errors import AnatomyError
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner"]
 

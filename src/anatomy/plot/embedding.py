@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from ..embedding import Projection
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["projection"]
 

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from ..ffn import Neuron, NeuronActivations
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["neuron_tokens", "neuron_weights"]
 

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from ..errors import AnatomyError
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["probe_map", "probe_r2"]
 

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-__all__ = ["DescribedFigure", "cjk_font", "describe", "families", "style"]
+__all__ = ["DescribedFigure", "book_style", "cjk_font", "describe", "families"]
 
 _CJK_FONTS = (
     "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
@@ -31,7 +31,7 @@ def families() -> list[str]:
 
 
 @contextlib.contextmanager
-def style():
+def book_style():
     """Apply the book's figure style inside a ``with`` block only (rcParams restored on exit)."""
     rc = {
         "font.family": families(),

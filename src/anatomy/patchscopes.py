@@ -21,7 +21,7 @@ import torch
 from . import hooks
 from .brains import greedy
 from .errors import AnatomyError
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .show import Table
 from .tokens import readable
 

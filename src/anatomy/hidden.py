@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import AnatomyError
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .tokens import Token, readable
 
 __all__ = ["HiddenStates", "hidden_states"]

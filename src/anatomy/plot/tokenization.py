@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from ..tokens import Token
 from .style import families as _families
 from .style import describe as _describe
-from .style import style as _style
+from .style import book_style as _style
 
 __all__ = ["next_tokens", "tokens"]
 

@@ -25,7 +25,7 @@ import torch
 from . import hooks
 from .brains import greedy
 from .errors import AnatomyError
-from .next_token import check_prompt
+from .prediction import check_prompt
 from .tokens import single_token_id
 
 __all__ = ["SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect"]
