@@ -139,3 +139,14 @@ def test_figures(gemma):
     assert len(anatomy.plot.timing(t).axes) == 2
     fig = anatomy.plot.window({"a": hand.weights[0, -1]}, window=2)
     assert len(fig.axes[0].lines) == 2  # the weights and the window edge
+
+
+def test_attention_projection_reads_the_family_description(smollm2, gemma):
+    for m in (smollm2, gemma):
+        attn = m.layers[1].self_attn
+        for role, lin in zip("qkvo", (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj)):
+            assert torch.equal(anatomy.attention_projection(m, 1, role), lin.weight)
+    with pytest.raises(anatomy.AnatomyError, match="not one of"):
+        anatomy.attention_projection(smollm2, 0, "x")
+    with pytest.raises(anatomy.AnatomyError, match="out of range"):
+        anatomy.attention_projection(smollm2, smollm2.n_layers, "q")

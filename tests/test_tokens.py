@@ -63,3 +63,19 @@ def test_single_token_id(model):
 def test_empty_text_is_refused(model):
     with pytest.raises(AnatomyError, match="empty"):
         anatomy.tokenize(model, "")
+
+
+def test_word_positions_cover_the_word(smollm2, gemma):
+    for m in (smollm2, gemma):
+        text = "兩顆青蘋果 and an apple"
+        toks = anatomy.tokenize(m, text)
+        for word in ("蘋果", "青", " apple"):
+            pos = anatomy.word_positions(m, text, word)
+            assert pos == tuple(range(pos[0], pos[-1] + 1))  # contiguous
+            joined = b"".join(anatomy.token_bytes(m.tokenizer, toks[p].id) for p in pos).decode("utf-8", errors="ignore")
+            assert word.strip() in joined
+    # Gemma keeps 蘋果 as one token; SmolLM2 cuts it into pieces
+    assert len(anatomy.word_positions(gemma, "兩顆青蘋果", "蘋果")) == 1
+    assert len(anatomy.word_positions(smollm2, "兩顆青蘋果", "蘋果")) > 1
+    with pytest.raises(anatomy.AnatomyError, match="appears 0 time"):
+        anatomy.word_positions(gemma, "an apple", "pear")

@@ -8,7 +8,7 @@
 
 from . import plot
 from .about import versions
-from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, rotary, time_by_length
+from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, attention_projection, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
 from .claims import Claim, ClaimFailed, claim
 from .hidden import HiddenStates, hidden_states
@@ -18,7 +18,7 @@ from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_di
 from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attention_weights, find_heads, layer_parameters, parameter_breakdown, parameter_groups, parameter_list, sink_share
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
-from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neurons_pushing, promoted_tokens
+from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
@@ -27,16 +27,16 @@ from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, pat
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
-from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census
+from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
-    "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neurons_pushing", "promoted_tokens",
+    "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
     "Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule",
-    "AttentionByHand", "Rotary", "Timing", "attention_by_hand", "rotary", "time_by_length",
+    "AttentionByHand", "Rotary", "Timing", "attention_by_hand", "attention_projection", "rotary", "time_by_length",
     "Attention", "Details", "HeadSearch", "ParameterBreakdown", "attention_weights", "find_heads", "layer_parameters", "parameter_breakdown", "parameter_groups", "parameter_list", "sink_share",
     "LargestDimensions", "TokenVectors", "WordSimilarity", "largest_dimensions", "layer_similarity", "max_difference", "mean_similarity", "token_vectors", "word_similarity",
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
@@ -69,4 +69,5 @@ __all__ = [
     "versions",
     "vocabulary_census",
     "vocabulary_table",
+    "word_positions",
 ]

@@ -42,6 +42,7 @@ __all__ = [
     "Rotary",
     "Timing",
     "attention_by_hand",
+    "attention_projection",
     "rotary",
     "time_by_length",
 ]
@@ -110,6 +111,22 @@ def _tokens(model, ids: torch.Tensor) -> tuple[Token, ...]:
         Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
         for i in ids[0]
     )
+
+
+def attention_projection(model, layer: int, role: str) -> torch.Tensor:
+    """The weight matrix W [out, in] of one attention projection of layer ``layer`` (Chapters 10, 13).
+
+    ``role`` is "q", "k", "v" or "o". It is read from the architecture description, so it is the
+    same question on every family: a separate ``q_proj`` (Llama, Gemma), the query rows of a fused
+    ``qkv_proj`` (Phi-3) or ``query_key_value`` (GPT-NeoX), or GPT-2's ``c_attn`` (stored [in, out],
+    returned [out, in] like every other).
+    """
+    if role not in ("q", "k", "v", "o"):
+        raise AnatomyError(f"Projection {role!r} is not one of 'q', 'k', 'v', 'o'.")
+    i = hooks.layer_index(model, layer)
+    spec = model.arch.blocks[i].attn
+    w, _ = weight(get(model.layers[i], spec.path), getattr(spec, role))
+    return w
 
 
 def _check_head(model_name: str, n: int, head) -> int:

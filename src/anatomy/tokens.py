@@ -18,7 +18,7 @@ def _hex_bytes(err: UnicodeDecodeError):
 
 codecs.register_error("anatomy-hex", _hex_bytes)
 
-__all__ = ["Token", "tokenize", "token_bytes", "readable", "single_token_id"]
+__all__ = ["Token", "tokenize", "token_bytes", "readable", "single_token_id", "word_positions"]
 
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
@@ -88,6 +88,24 @@ def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token
     ids = tok(text, add_special_tokens=add_special_tokens)["input_ids"]
     special = set(tok.all_special_ids)
     return [Token(i, tok.convert_ids_to_tokens(i), readable(tok, i), i in special) for i in ids]
+
+
+def word_positions(model, text: str, word: str, occurrence: int = 0) -> tuple[int, ...]:
+    """The positions of the tokens that cover ``word`` in ``text``, as the model reads it.
+
+    Positions count the tokens of ``model.tokenizer(text)`` (special tokens such as <bos> included),
+    like every position in the book. A word that is one token gives one position; a word the
+    tokenizer cuts into pieces gives all of them, in order (a chapter that needs one token can then
+    take the last piece, and say so). ``occurrence`` picks which appearance of ``word`` (0 = first).
+    """
+    if not isinstance(word, str) or word == "":
+        raise AnatomyError("The word is empty: give the text of a word that appears in the text.")
+    starts = [i for i in range(len(text)) if text.startswith(word, i)]
+    if not isinstance(occurrence, int) or not 0 <= occurrence < len(starts):
+        raise AnatomyError(f"{word!r} appears {len(starts)} time(s) in {text!r}; pick an occurrence from 0 to {len(starts) - 1} or another word.")
+    start, end = starts[occurrence], starts[occurrence] + len(word)
+    offsets = model.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    return tuple(p for p, (a, b) in enumerate(offsets) if b > a and a < end and b > start)
 
 
 def single_token_id(model, word: str) -> int:

@@ -112,6 +112,16 @@ class Arch:
     def n_layers(self) -> int:
         return len(self.blocks)
 
+    @property
+    def global_layers(self) -> tuple[int, ...]:
+        """The layers whose attention sees the whole input (no sliding window), counted from 0."""
+        return tuple(i for i, b in enumerate(self.blocks) if b.attn.window is None)
+
+    @property
+    def local_layers(self) -> tuple[int, ...]:
+        """The layers whose attention sees only the last ``window`` tokens (Gemma 2/3, Mistral)."""
+        return tuple(i for i, b in enumerate(self.blocks) if b.attn.window is not None)
+
 
 # --- reading the description on a live model ------------------------------------------------------
 def get(module: torch.nn.Module, path: str) -> torch.nn.Module:
