@@ -34,6 +34,13 @@ from sitetools import executor  # noqa: E402
 collect_ignore = ["docs/zh-TW"]
 
 
+def pytest_collection_finish(session):
+    """Execute the collected chapters that have no cached outputs, two at a time, before the tests run."""
+    paths = sorted({str(item.path) for item in session.items if str(item.path).endswith(".md")})
+    if paths:
+        executor().prefetch(paths)
+
+
 class BlockFailed(Exception):
     """A chapter's block raised while the chapter ran (message: the kernel's traceback)."""
 

@@ -18,6 +18,7 @@ notebook whose code cells are its ```python blocks.
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import hashlib
 import importlib.metadata
@@ -27,6 +28,7 @@ import logging
 import os
 import platform
 import re
+import threading
 import time
 import tokenize
 from pathlib import Path
@@ -112,45 +114,90 @@ def _execute(nb, path: str, kernel_name: str) -> list:
 
     client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
                             resources={"metadata": {"path": str(Path(path).parent)}})
-    # The kernel inherits our environment: a caller's MPLBACKEND=Agg (pytest sets it) would turn
-    # every figure into "<Figure ...>" text. Figures on the page need the notebook's inline backend.
-    backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # The kernel gets our environment with one change: a caller's MPLBACKEND=Agg (pytest sets it)
+    # would turn every figure into "<Figure ...>" text; figures on the page need the notebook's
+    # inline backend. Passed to this kernel only (os.environ is shared by concurrent executions).
+    env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     try:
-        client.execute()
+        client.execute(env=env)
     except CellExecutionError as err:
         code = [c for c in nb.cells if c.cell_type == "code"]
         failed = next((i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         raise ChapterFailed(path, failed, str(err)) from None
-    finally:
-        if backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = backend
     return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
+
+
+_failed: dict[str, ChapterFailed] = {}  # key -> the error of a page that raised in this build
+
+
+def _execute_and_store(nb, path: str, key: str, kernel_name: str) -> None:
+    """Execute a page and keep its outputs under its key (in memory and in the cache), or its error."""
+    cached = CACHE / f"{key}.json"
+    t = time.perf_counter()
+    try:
+        outputs = _execute(copy.deepcopy(nb), path, kernel_name)
+    except ChapterFailed as err:
+        _failed[key] = err
+        raise
+    timings[path] = time.perf_counter() - t
+    log.info("anatomy: executed %s in %.1f s", path, timings[path])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(outputs), encoding="utf-8")
+    os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
+    _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
 
 
 def executed_outputs(nb, path: str, kernel_name: str = "python3") -> list:
     """Outputs of every code cell of a page, executing it only if no page with its key has been."""
     key = page_key(nb, _fingerprint())
+    if key in _failed:
+        raise _failed[key]
     if key not in _executed:
         cached = CACHE / f"{key}.json"
         if cached.exists():
             _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
             log.info("anatomy: outputs of %s from the cache (%s)", path, key[:8])
         else:
-            t = time.perf_counter()
-            outputs = _execute(copy.deepcopy(nb), path, kernel_name)
-            timings[path] = time.perf_counter() - t
-            log.info("anatomy: executed %s in %.1f s", path, timings[path])
-            CACHE.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(outputs), encoding="utf-8")
-            os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
-            _executed[key] = json.loads(cached.read_text(encoding="utf-8"))
+            _execute_and_store(nb, path, key, kernel_name)
     else:
         log.info("anatomy: outputs of %s shared with its other language", path)
     return _executed[key]
+
+
+def workers() -> int:
+    """How many chapters execute at once: $ANATOMY_WORKERS, else 2 (this project's machines have 2 cores)."""
+    try:
+        return max(1, int(os.environ.get("ANATOMY_WORKERS", "2")))
+    except ValueError:
+        return 2
+
+
+def prefetch(paths, kernel_name: str = "python3", n_workers: int | None = None) -> None:
+    """Execute, a few at a time, every page among ``paths`` that has no outputs yet (each key once).
+
+    A chapter's kernel spends much of its time in Python and in small matrix products that do not
+    keep two cores busy, so two chapters side by side take much less time than one after the
+    other. Pages that fail are remembered: `executed_outputs` raises their error without
+    executing them again.
+    """
+    n = n_workers or workers()
+    todo: dict[str, tuple] = {}
+    for path in paths:
+        nb = read(str(path))
+        key = page_key(nb, _fingerprint())
+        if key in _executed or key in _failed or key in todo or (CACHE / f"{key}.json").exists():
+            continue
+        todo[key] = (nb, str(path))
+    if n <= 1 or len(todo) <= 1:
+        return  # executed one at a time, when first asked for
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        jobs = [pool.submit(_execute_and_store, nb, path, key, kernel_name) for key, (nb, path) in todo.items()]
+        for job in jobs:
+            try:
+                job.result()
+            except ChapterFailed:
+                pass  # kept in _failed; reported by executed_outputs for the page
 
 
 _FINGERPRINT: list[str] = []

@@ -141,6 +141,15 @@ def on_config(config):
     return config
 
 
+def on_files(files, config):
+    # Execute the chapters that have no cached outputs, a few at a time (scripts/executor.py), before
+    # the pages are rendered one by one; the English, Chinese and Traditional pages share a key.
+    pages = [f.abs_src_path for f in files if f.src_path.endswith(".md") and f.abs_src_path
+             and Path(f.abs_src_path).read_text(encoding="utf-8").startswith("---\njupyter:")]
+    executor.prefetch(pages)
+    return files
+
+
 def on_post_build(config):
     # mkdocs-material's language switch fetches sitemap.xml next to the page its link points to
     # (it expects links to language roots; ours land on the same chapter). The i18n plugin

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from sitetools import ROOT, mkdocs_config
 
@@ -126,3 +127,32 @@ def test_comments_and_blank_lines_do_not_change_the_key():
     assert _key("x = 1  # English comment\n\ny = 2") == _key("# 中文注释\nx = 1\ny = 2  # 另一条")
     assert _key("x = 1") != _key("x = 2")
     assert _key("x = 1", "y = 2") != _key("x = 1\ny = 2")  # blocks are kept apart
+
+
+def _page(path: Path, *blocks: str) -> str:
+    header = CHAPTER.split("# A chapter")[0]
+    path.write_text(header + "# A page\n\n" + "\n\n".join(f"```python\n{b}\n```" for b in blocks) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_prefetch_runs_pages_side_by_side_once_each_and_remembers_failures(tmp_path, monkeypatch):
+    from sitetools import executor
+
+    ex = executor()
+    monkeypatch.setattr(ex, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(ex, "_executed", {})
+    monkeypatch.setattr(ex, "_failed", {})
+    monkeypatch.setattr(ex, "timings", {})
+    stamp = tmp_path / "runs.txt"
+    ok = [_page(tmp_path / f"p{i}.md", f"open({str(stamp)!r}, 'a').write('{i}')", f"print({i} * 7)") for i in range(3)]
+    twin = _page(tmp_path / "twin.md", f"open({str(stamp)!r}, 'a').write('0')  # the same code as p0", "print(0 * 7)")
+    bad = _page(tmp_path / "bad.md", "1 / 0")
+    ex.prefetch([*ok, twin, bad], n_workers=2)
+    assert sorted(stamp.read_text()) == ["0", "1", "2"]  # each key executed once; p0 and twin share one
+    assert set(ex.timings) <= {*ok, twin, bad} and len(list((tmp_path / "cache").glob("*.json"))) == 3
+    for i, path in enumerate(ok):
+        outputs = ex.executed_outputs(ex.read(path), path)
+        assert outputs[1][0][0]["text"].strip() == str(i * 7)
+    with pytest.raises(ex.ChapterFailed, match="ZeroDivisionError"):
+        ex.executed_outputs(ex.read(bad), bad)
+    assert sorted(stamp.read_text()) == ["0", "1", "2"]  # nothing executed again
