@@ -64,12 +64,16 @@ def site_builds() -> list[tuple[str, str]]:
     out = tempfile.mkdtemp()
     build = [str(BIN / "mkdocs"), "build", "--strict", "--site-dir", out]
     with tempfile.TemporaryDirectory() as cache:
-        env = {"ANATOMY_SITE_CACHE": cache}
-        wall, peak, _ = run(build, env)
-        rows.append(("site build, cold (every chapter executed once)", f"{wall:.0f} s, peak {peak:.0f} MB"))
+        # One chapter at a time, so that each chapter's time is its own (the per-chapter budget).
+        wall, peak, _ = run(build, {"ANATOMY_SITE_CACHE": cache, "ANATOMY_WORKERS": "1"})
+        rows.append(("site build, cold, one chapter at a time", f"{wall:.0f} s, peak {peak:.0f} MB"))
         timings = json.loads((Path(cache) / "timings.json").read_text())
         for page, seconds in sorted(timings.items()):
             rows.append((f"  executing {Path(page).relative_to(ROOT)}", f"{seconds:.1f} s"))
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"ANATOMY_SITE_CACHE": cache}  # the default: two chapters side by side
+        wall, peak, _ = run(build, env)
+        rows.append(("site build, cold, two chapters at a time (default)", f"{wall:.0f} s, peak {peak:.0f} MB"))
         wall, peak, _ = run(build, env)
         rows.append(("site build, warm (outputs cached)", f"{wall:.0f} s, peak {peak:.0f} MB"))
         chapter = ROOT / "docs" / "en" / "function-and-tokens.md"

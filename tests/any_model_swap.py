@@ -54,15 +54,19 @@ def swap_dir(tmp_path_factory) -> Path:
 
 
 _RUNS: dict[str, dict] = {}
+ALL_PAIRS = {**swap_models.PAIRS, **swap_models.EXTRA_PAIRS}
 
 
-def _run_pair(pair: str, swap_dir: Path) -> dict[str, tuple[str, str] | None]:
+def _selected(pair: str) -> bool:
+    """PAIRS by default; $ANATOMY_SWAP_PAIRS (comma-separated names of PAIRS or EXTRA_PAIRS) chooses others."""
+    chosen = os.environ.get("ANATOMY_SWAP_PAIRS")
+    return pair in chosen.split(",") if chosen else pair in swap_models.PAIRS
+
+
+def _run_pair(pair: str, paths: tuple[str, str]) -> dict:
     """Run every chapter with the pair's models in one kernel; chapter -> (failing code, error) or None."""
-    if pair in _RUNS:
-        return _RUNS[pair]
     from nbclient import NotebookClient
 
-    paths = tuple(str(swap_models.save(name, swap_dir)) for name in swap_models.PAIRS[pair])
     cells, owner = [], []
     for chapter in CHAPTERS:
         for source in _swapped(chapter, paths):
@@ -76,16 +80,8 @@ def _run_pair(pair: str, swap_dir: Path) -> dict[str, tuple[str, str] | None]:
             with open(progress, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%H:%M:%S')} {pair} {owner[cell_index]} block {cell_index}\n")
 
-    env = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
-    try:
-        NotebookClient(nb, kernel_name="python3", timeout=600, allow_errors=True, on_cell_executed=done,
-                       resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute()
-    finally:
-        if env is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env
+    NotebookClient(nb, kernel_name="python3", timeout=900, allow_errors=True, on_cell_executed=done,
+                   resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute(env={**os.environ, "MPLBACKEND": "Agg"})
     result: dict = {c: None for c in CHAPTERS}
     notes: dict = {c: 0 for c in CHAPTERS}
     for cell, chapter in zip(nb.cells, owner):
@@ -95,20 +91,36 @@ def _run_pair(pair: str, swap_dir: Path) -> dict[str, tuple[str, str] | None]:
                 result[chapter] = (cell.source, trace[-3000:])
             if "anatomy-claim-fails" in str(o.get("data", {}).get("text/html", "")):
                 notes[chapter] += 1
-    _RUNS[pair] = {"errors": result, "notes": notes}
-    return _RUNS[pair]
+    return {"errors": result, "notes": notes}
 
 
-@pytest.mark.parametrize("pair", list(swap_models.PAIRS))
+def _runs(swap_dir: Path) -> dict[str, dict]:
+    """Every pair's run, two pairs side by side (one kernel each), on first use."""
+    if not _RUNS:
+        import concurrent.futures
+
+        paths = {pair: tuple(str(swap_models.save(name, swap_dir)) for name in names) for pair, names in ALL_PAIRS.items() if _selected(pair)}
+        workers = max(1, int(os.environ.get("ANATOMY_WORKERS", "2")))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            runs = {pair: pool.submit(_run_pair, pair, p) for pair, p in paths.items()}
+            _RUNS.update({pair: job.result() for pair, job in runs.items()})
+    return _RUNS
+
+
+@pytest.mark.parametrize("pair", list(ALL_PAIRS))
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_runs_on_other_models(pair, chapter, swap_dir):
-    error = _run_pair(pair, swap_dir)["errors"][chapter]
+    if not _selected(pair):
+        pytest.skip(f"{pair} not selected by ANATOMY_SWAP_PAIRS")
+    error = _runs(swap_dir)[pair]["errors"][chapter]
     if error is not None:
         code, trace = error
-        pytest.fail(f"{chapter} on {pair} ({', '.join(swap_models.PAIRS[pair])}) failed in the block\n{code}\n{trace}")
+        pytest.fail(f"{chapter} on {pair} ({', '.join(ALL_PAIRS[pair])}) failed in the block\n{code}\n{trace}")
 
 
-@pytest.mark.parametrize("pair", list(swap_models.PAIRS))
+@pytest.mark.parametrize("pair", list(ALL_PAIRS))
 def test_claims_say_they_do_not_hold_on_random_weights(pair, swap_dir):
-    notes = _run_pair(pair, swap_dir)["notes"]
+    if not _selected(pair):
+        pytest.skip(f"{pair} not selected by ANATOMY_SWAP_PAIRS")
+    notes = _runs(swap_dir)[pair]["notes"]
     assert sum(notes.values()) >= 10, notes  # the checks are real: random weights fail many of them
