@@ -215,7 +215,7 @@ def test_logits_and_neuron_attribution(tiny):
     ids = _ids(model)
     out = model.hf(input_ids=ids, output_hidden_states=True)
     torch.testing.assert_close(anatomy.logits_from_hidden(model, out.hidden_states[-1][0, -1]), out.logits[0, -1], rtol=1e-4, atol=1e-4)
-    acts, push = anatomy.ffn.neuron_logit_attribution(model, 1, SENTENCE, " the")
+    acts, push = anatomy.ffn.neuron_logit_attribution(model, SENTENCE, 1, " the")
     assert acts.shape == push.shape == (anatomy.ffn_weights(model, 1).n_neurons,)
 
 

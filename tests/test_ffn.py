@@ -19,7 +19,7 @@ def _tiny_model(family):
 
 @pytest.mark.parametrize("layer", [0, -1])
 def test_ffn_by_hand_equals_model(model, layer):
-    run = anatomy.ffn_run(model, layer, "The capital of France is Paris.")
+    run = anatomy.ffn_run(model, "The capital of France is Paris.", layer)
     hand = anatomy.ffn_by_hand(model, layer, run.x)
     assert hand.shape == run.output.shape == run.x.shape
     torch.testing.assert_close(hand, run.output, rtol=1e-4, atol=1e-4)
@@ -45,7 +45,7 @@ def test_ffn_and_neuron_by_hand_on_random_weights(family):
 
 
 def test_one_neuron_by_hand_matches_intermediate_activation(model):
-    run = anatomy.ffn_run(model, 3, "Two green apples.")
+    run = anatomy.ffn_run(model, "Two green apples.", 3)
     idx = int(run.neurons[-1].abs().argmax())
     n = anatomy.neuron(model, 3, idx)
     assert n.up.shape == n.value.shape == n.gate.shape == (model.d_model,)
@@ -64,7 +64,7 @@ def test_activations_written_out_equal_torch():
 def test_neuron_activations_equal_single_runs(smollm2):
     corpus = ("The cat sat on the mat.", "Paris is a city.", "Hi")  # different lengths: padding on the right
     acts = anatomy.neuron_activations(smollm2, 4, corpus)
-    run = anatomy.ffn_run(smollm2, 4, corpus[1])
+    run = anatomy.ffn_run(smollm2, corpus[1], 4)
     n0 = len(anatomy.tokenize(smollm2, corpus[0])) - 1  # the first position of each sentence is left out
     assert acts.values.shape == (sum(len(anatomy.tokenize(smollm2, c)) - 1 for c in corpus), smollm2.config.intermediate_size)
     torch.testing.assert_close(acts.values[n0:n0 + run.neurons.shape[0] - 1], run.neurons[1:], rtol=1e-4, atol=1e-4)
@@ -72,6 +72,9 @@ def test_neuron_activations_equal_single_runs(smollm2):
     assert len(top) == 3 and top[0][2] >= top[1][2] >= top[2][2]
     low = acts.top(7, k=2, sign=-1)
     assert low[0][2] <= low[1][2] <= top[-1][2]
+    # tokens are Token objects, the same ones a run of the sentence reads (its first position left out)
+    assert acts.tokens[n0:n0 + len(run.tokens) - 1] == run.tokens[1:]
+    assert run.tokens == tuple(anatomy.tokenize(smollm2, corpus[1]))
 
 
 def test_promoted_tokens_of_a_token_direction(model):
@@ -86,7 +89,7 @@ def test_promoted_tokens_of_a_token_direction(model):
 
 
 def test_neurons_pushing_paris(model):
-    rows = anatomy.neurons_pushing(model, model.n_layers - 4, "The capital of France is", " Paris", k=3)
+    rows = anatomy.neurons_pushing(model, "The capital of France is", model.n_layers - 4, " Paris", k=3)
     assert len(rows) == 3 and rows[0][2] >= rows[1][2] >= rows[2][2] > 0
 
 
@@ -96,7 +99,7 @@ def test_neuron_pushes_add_up_to_the_ffn_direct_effect(model):
     from anatomy.families.base import gain
 
     layer, prompt, token = model.n_layers - 4, "The capital of France is", " Paris"
-    acts, push = ffn.neuron_logit_attribution(model, layer, prompt, token)  # [m], [m]
+    acts, push = ffn.neuron_logit_attribution(model, prompt, layer, token)  # [m], [m]
     tid = anatomy.single_token_id(model, token)
     ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
     places = (f"layers.{layer}", f"layers.{layer}.resid_mid", f"layers.{model.n_layers - 1}", f"layers.{layer}.mlp.neurons")
@@ -111,7 +114,7 @@ def test_neuron_pushes_add_up_to_the_ffn_direct_effect(model):
     direct = row @ (g * update / rms)  # the FFN's direct contribution to the logit
     torch.testing.assert_close(push.sum(), direct, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(acts, seen[places[3]][0, -1])
-    rows = anatomy.neurons_pushing(model, layer, prompt, token, k=3)
+    rows = anatomy.neurons_pushing(model, prompt, layer, token, k=3)
     assert [r[0] for r in rows] == push.topk(3).indices.tolist()
     assert rows[0][2] == pytest.approx(float(push.max()))
 
@@ -123,8 +126,8 @@ def test_neuron_pushes_add_up_to_the_ffn_direct_effect(model):
         (lambda m: anatomy.neuron(m, 0, 10**6), "Neuron 1000000 is out of range"),
         (lambda m: anatomy.neuron(m, 0, -1), "out of range"),
         (lambda m: anatomy.ffn_by_hand(m, 0, torch.zeros(3, 7)), "size d="),
-        (lambda m: anatomy.ffn_run(m, 0, ""), "empty"),
-        (lambda m: anatomy.neurons_pushing(m, 0, "The capital of France is", " Parisian city"), "tokens"),
+        (lambda m: anatomy.ffn_run(m, "", 0), "empty"),
+        (lambda m: anatomy.neurons_pushing(m, "The capital of France is", 0, " Parisian city"), "tokens"),
         (lambda m: anatomy.neuron_activations(m, 0, ()), "corpus"),
     ],
 )

@@ -4,6 +4,22 @@
     model = anatomy.load("smollm2-135m")          # or "gemma-3-270m", or a Hugging Face id
     anatomy.tokenize(model, "今天天氣真好！")
     anatomy.next_token(model, "The capital of France is").top(5)
+
+Conventions, the same in every module (and stated once on the book's Start here page):
+
+* Layers: layer ``l`` is the block ``model.layers[l]``, counted from 0 like the module path and the
+  hook place ``"layers.l"``; "the output of layer l" is the residual stream after that block. The
+  token embeddings that enter layer 0 are "the embedding", never a layer. Results with one row per
+  stage (embedding, then every layer) say so and label their rows.
+* Arguments come in the order ``(model, prompt, layer, position, ...)``; heads and positions count
+  from 0; a generation length is ``max_new_tokens``; a result's ``tokens`` are ``Token`` objects.
+* Functions that compute return plain tensors or small frozen dataclasses. A result shows itself
+  as a table with its ``.table()`` method; a function named ``*_table`` compares several results or
+  models in one table. Plot functions (``anatomy.plot``) take results and return a figure that
+  carries its own description.
+* Places in a model are named the same whatever its family (``anatomy.places(model)``); reading and
+  changing them: ``anatomy.capture`` and ``anatomy.edit``. Families: ``anatomy.families``.
+* Bad input raises ``AnatomyError`` with one sentence saying what is wrong and what to do.
 """
 
 from . import plot

@@ -26,7 +26,7 @@ from .errors import AnatomyError
 from .families.base import gain, get, weight
 from .lm_head import logits_from_hidden
 from .prediction import check_prompt
-from .tokens import readable, single_token_id
+from .tokens import Token, readable, single_token_id, tokens_of
 
 __all__ = [
     "CORPUS", "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps",
@@ -163,14 +163,14 @@ class FFNRun:
     model_name: str
     layer: int
     prompt: str
-    tokens: tuple[str, ...]  # readable text of the T tokens
+    tokens: tuple[Token, ...]  # the T tokens the model read
     x: torch.Tensor  # [T, d] the sub-layer's input (after its norm)
     neurons: torch.Tensor  # [T, m] the neuron activations (input of the down projection)
     output: torch.Tensor  # [T, d] the sub-layer's output, before the residual add
 
 
 @torch.no_grad()
-def ffn_run(model, layer: int, prompt: str) -> FFNRun:
+def ffn_run(model, prompt: str, layer: int) -> FFNRun:
     """Run the model once and capture one layer's FFN input, neurons and output (Chapter 11)."""
     i = hooks.layer_index(model, layer)
     ids = check_prompt(model, prompt)  # [1, T]
@@ -178,8 +178,7 @@ def ffn_run(model, layer: int, prompt: str) -> FFNRun:
     with hooks.capture(model, *places) as seen:
         model.hf(input_ids=ids)
     x, neurons, out = (seen[p][0] for p in places)
-    tokens = tuple(readable(model.tokenizer, t) for t in ids[0])
-    return FFNRun(model.name, i, prompt, tokens, x, neurons, out)
+    return FFNRun(model.name, i, prompt, tokens_of(model, ids[0]), x, neurons, out)
 
 
 # --- one neuron ---------------------------------------------------------------------------------
@@ -251,7 +250,7 @@ class NeuronActivations:
 
     model_name: str
     layer: int
-    tokens: tuple[str, ...]  # readable text of all N tokens, sentence after sentence
+    tokens: tuple[Token, ...]  # all N tokens, sentence after sentence
     contexts: tuple[str, ...]  # for each token: the few tokens before it and the token, in brackets
     values: torch.Tensor  # [N, m] activation of each neuron at each token
 
@@ -264,7 +263,7 @@ class NeuronActivations:
             raise AnatomyError(f"sign={sign!r} is not allowed: use 1 (most positive) or -1 (most negative).")
         v = self.values[:, int(index)]
         top = (sign * v).topk(min(k, v.shape[0]))
-        return [(self.tokens[j], self.contexts[j], float(v[j])) for j in top.indices.tolist()]
+        return [(self.tokens[j].text, self.contexts[j], float(v[j])) for j in top.indices.tolist()]
 
 
 class _Enough(Exception):
@@ -305,11 +304,12 @@ def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> N
     special = set(model.tokenizer.all_special_ids)
     tokens, contexts, keep = [], [], []
     for b, r in enumerate(rows):
-        text = [readable(model.tokenizer, t) for t in r]
+        toks = tokens_of(model, r)
+        text = [tk.text for tk in toks]
         for t, tid in enumerate(r.tolist()):
             if t == 0 or tid in special:
                 continue
-            tokens.append(text[t])
+            tokens.append(toks[t])
             contexts.append("".join(text[max(0, t - 4):t]) + f"[{text[t]}]")
             keep.append(acts[b, t])
     return NeuronActivations(model.name, i, tuple(tokens), tuple(contexts), torch.stack(keep).float().cpu())
@@ -367,7 +367,7 @@ def _linear_part(norm, u: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def neuron_logit_attribution(model, layer: int, prompt: str, token: str) -> tuple[torch.Tensor, torch.Tensor]:
+def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Each neuron's exact direct effect on ``token``'s logit at the last position of ``prompt`` (Chapter 11).
 
     The FFN writes y = Σᵢ aᵢ vᵢ (+ b). A post-FFN norm (Gemma 2/3, OLMo2) turns it into
@@ -404,7 +404,7 @@ def neuron_logit_attribution(model, layer: int, prompt: str, token: str) -> tupl
 
 
 @torch.no_grad()
-def neurons_pushing(model, layer: int, prompt: str, token: str, k: int = 3) -> list[tuple[int, float, float]]:
+def neurons_pushing(model, prompt: str, layer: int, token: str, k: int = 3) -> list[tuple[int, float, float]]:
     """The neurons of ``layer`` that push ``token`` up the most at the last position of ``prompt`` (Chapter 11).
 
     For each neuron: its activation a at the last position, and its push = its exact direct effect
@@ -412,6 +412,6 @@ def neurons_pushing(model, layer: int, prompt: str, token: str, k: int = 3) -> l
     shared denominators, the pushes of all neurons add up to the FFN's direct effect). The layers
     above can still change what happens. Returns (neuron index, activation, push) for the k largest pushes.
     """
-    acts, push = neuron_logit_attribution(model, layer, prompt, token)  # [m], [m]
+    acts, push = neuron_logit_attribution(model, prompt, layer, token)  # [m], [m]
     top = push.topk(k)
     return [(j, float(acts[j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]

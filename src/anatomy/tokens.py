@@ -84,10 +84,14 @@ def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token
     """
     if not isinstance(text, str) or text == "":
         raise AnatomyError("The text is empty: give at least one character to tokenize.")
+    return list(tokens_of(model, model.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]))
+
+
+def tokens_of(model, ids) -> tuple[Token, ...]:
+    """The ``Token`` of each ID in ``ids`` (a list or a 1-D tensor): what a result keeps as its ``tokens``."""
     tok = model.tokenizer
-    ids = tok(text, add_special_tokens=add_special_tokens)["input_ids"]
     special = set(tok.all_special_ids)
-    return [Token(i, tok.convert_ids_to_tokens(i), readable(tok, i), i in special) for i in ids]
+    return tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, int(i)), int(i) in special) for i in ids)
 
 
 def word_positions(model, text: str, word: str, occurrence: int = 0) -> tuple[int, ...]:
