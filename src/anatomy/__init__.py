@@ -22,6 +22,9 @@ from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, le
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .load import DEFAULT_MODELS, Model, cache_dir, load
 from .next_token import NextTokens, next_token
+# anatomy.patching is the Chapter 8 context manager: the patching module (Chapter 17) is imported first,
+# so that the name binds to the function below and not to the submodule.
+from .patching import BackPatching, PatchingResult, activation_patching, answer_id, attribution_patching, back_patching, logit_difference
 from .patchscope import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .show import Table, token_table, vocabulary_table
@@ -44,6 +47,7 @@ __all__ = [
     "book_text",
     "Claim", "ClaimFailed", "claim",
     "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
+    "BackPatching", "PatchingResult", "activation_patching", "answer_id", "attribution_patching", "back_patching", "logit_difference",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
     "DEFAULT_MODELS",
     "HiddenStates",
