@@ -144,3 +144,5 @@ def test_plots_describe_themselves(model, few):
     assert model.name in fig.description["en"] and model.name in fig.description["zh"]
     fig = anatomy.plot.attribution_scatter([(r, r)])
     assert CLEAN in fig.description["en"]
+    table = r.table(k=3)
+    assert len(table.rows) == 6 and table.rows[0][2] >= table.rows[1][2] >= table.rows[2][2]
