@@ -3,7 +3,7 @@
 Each test computes one of our results and the same thing written independently in nnsight
 (``LanguageModel(model.hf, tokenizer=model.tokenizer)``: read a module's output inside a trace,
 apply modules by hand), on both default models and on prompts in English and Chinese.
-Activation patching is not covered yet: the library has no patching chapter to compare.
+Activation patching (Chapter 17): one layer × position patched from the clean into the corrupted run.
 """
 
 from __future__ import annotations
@@ -148,3 +148,29 @@ def test_steered_generation_equals_nnsight(peer, prompt):
     eos = model.tokenizer.eos_token_id
     new = new[:new.index(eos)] if eos in new else new
     assert ours == model.tokenizer.decode(new)
+
+
+@pytest.mark.parametrize("pair", [("The capital of France is", "The capital of Italy is", " Paris", " Rome"),
+                                  ("法国的首都叫", "德国的首都叫", "巴黎", "柏林")], ids=["en", "zh"])
+def test_activation_patching_equals_nnsight(peer, pair):
+    """One layer's clean output at one position written into the corrupted run: the logit difference (Chapter 17)."""
+    model, lm = peer
+    clean, corrupted, a, b = pair
+    if len(_ids(model, clean)) != len(_ids(model, corrupted)):
+        with pytest.raises(anatomy.AnatomyError, match="same number of tokens"):
+            anatomy.activation_patching(model, clean, corrupted, a, b, layers=[0], heads=False)
+        return
+    layer = model.n_layers // 2
+    ours = anatomy.activation_patching(model, clean, corrupted, a, b, layers=[layer], heads=False)
+    ia, ib = anatomy.answer_id(model, a), anatomy.answer_id(model, b)
+    T = ours.residual.shape[1]
+    differ = [p for p, (x, y) in enumerate(zip(_ids(model, clean), _ids(model, corrupted))) if x != y]
+    for p in (differ[0], T - 1):
+        with torch.no_grad(), lm.trace(clean):
+            v = lm.model.layers[layer].output[:, p].save()
+        with torch.no_grad(), lm.trace(corrupted):
+            lm.model.layers[layer].output[:, p] = v
+            logits = lm.lm_head.output.save()
+        ref = float(logits[0, -1, ia] - logits[0, -1, ib])
+        assert float(ours.residual[layer, p]) == pytest.approx(ref, abs=1e-4)
+    assert abs(float(ours.residual[layer, differ[0]]) - ours.corrupted_difference) > 0.1  # the patch did something

@@ -40,6 +40,7 @@ from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softm
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
 from .prediction import NextTokens, next_token
 from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
+from .circuits import BackPatching, PatchingResult, activation_patching, answer_id, attribution_patching, back_patching, logit_difference
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
@@ -61,6 +62,7 @@ __all__ = [
     "book_text",
     "Claim", "ClaimFailed", "claim",
     "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
+    "BackPatching", "PatchingResult", "activation_patching", "answer_id", "attribution_patching", "back_patching", "logit_difference",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
     "DEFAULT_MODELS",
     "HiddenStates",

@@ -1,0 +1,132 @@
+"""Figures of Chapter 17: where patching brings the answer back, attribution against exact, back-patching."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from ..errors import AnatomyError
+from .style import describe as _describe
+from .style import families as _families
+from .style import book_style as _style
+
+__all__ = ["attribution_scatter", "back_patching", "patching_grid"]
+
+
+def _list(x, attr: str, what: str) -> list:
+    items = [x] if hasattr(x, attr) else list(x)
+    if not items:
+        raise AnatomyError(f"Nothing to draw: pass the result of {what} (or a list of them).")
+    return items
+
+
+def _heat(ax, fig, grid, label: str):
+    lim = max(1.0, float(grid.abs().nan_to_num(0).max()))
+    im = ax.imshow(grid.numpy(), aspect="auto", origin="lower", cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim))
+    fig.colorbar(im, ax=ax, shrink=0.85, label=label)
+
+
+def patching_grid(results, *, title: str | None = None) -> Figure:
+    """How much of the clean answer each patch brings back, one row of panels per model (Chapter 17).
+
+    Left: the embedding (bottom row) and every layer's output at each position, one position per
+    patched run. Right: each attention head's output, patched at all positions. Red = the clean
+    answer comes back (1 = all of its lead), blue = the patch pushes further towards the corrupted one.
+    """
+    results = _list(results, "recovered", "activation_patching")
+    with _style():
+        fig, axes = plt.subplots(len(results), 2, figsize=(10.5, 4.6 * len(results)), squeeze=False,
+                                 gridspec_kw={"width_ratios": [1.6, 1]})
+        for k, r in enumerate(results):
+            left, right = axes[k]
+            grid = torch.cat([r.recovered_embedding[None], r.recovered])  # [L+1, T]
+            _heat(left, fig, grid, "recovered fraction")
+            T = grid.shape[1]
+            labels = [a.text if a.text == b.text else f"{a.text}\n/{b.text}" for a, b in zip(r.clean_tokens, r.corrupted_tokens)]
+            left.set_xticks(range(T), labels, fontsize=7, fontfamily=_families())
+            step = max(1, r.n_layers // 10)
+            rows = [0] + list(range(1, r.n_layers + 1, step))
+            left.set_yticks(rows, ["emb" if i == 0 else str(i - 1) for i in rows], fontsize=7)
+            left.set_ylabel("layers.l patched (emb = embedding)")
+            left.set_xlabel("position patched (clean / corrupted token)")
+            left.set_title(f"{r.model_name}, {r.method}: one position of one layer\n“{r.clean_prompt}” → “{r.corrupted_prompt}”",
+                           fontsize=9, fontfamily=_families())
+            _heat(right, fig, r.recovered_heads, "recovered fraction")
+            H = r.recovered_heads.shape[1]
+            right.set_xticks(range(H), [str(h) for h in range(H)], fontsize=7)
+            right.set_yticks(range(0, r.n_layers, step), [str(i) for i in range(0, r.n_layers, step)], fontsize=7)
+            right.set_xlabel("head")
+            right.set_ylabel("layer")
+            right.set_title(f"{r.model_name}: one head, all positions\nlogit({r.answers[0]}) − logit({r.answers[1]})", fontsize=9,
+                            fontfamily=_families())
+        if title:
+            fig.suptitle(title, fontfamily=_families())
+    names = ", ".join(f"{r.model_name} (“{r.clean_prompt}” → “{r.corrupted_prompt}”, {r.method})" for r in results)
+    return _describe(
+        fig,
+        en=f"Heat maps of the recovered fraction of the logit difference when one part of the clean run is patched into the corrupted run: embedding and layer outputs by position (left), attention heads by layer (right), for {names}. {title or ''}",
+        zh=f"热力图：把干净运行的一个部件补入被破坏的运行后，logit 差值恢复的比例；左为嵌入和各层输出（按位置），右为各层的注意力头；{names}。{title or ''}",
+    )
+
+
+def attribution_scatter(pairs, *, title: str | None = None) -> Figure:
+    """Attribution patching (y) against exact activation patching (x), one panel per model (Chapter 17).
+
+    ``pairs`` is a list of (exact, attribution) results for the same prompts. Dots: layer × position
+    cells; triangles: heads. The title of each panel gives both correlations and both times.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        raise AnatomyError("Nothing to draw: pass a list of (exact, attribution) pairs from activation_patching and attribution_patching.")
+    with _style():
+        fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.4), squeeze=False)
+        for ax, (ex, at) in zip(axes[0], pairs):
+            x, y = ex.recovered.flatten(), at.recovered.flatten()
+            hx, hy = ex.recovered_heads.flatten(), at.recovered_heads.flatten()
+            r_res = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+            r_heads = float(torch.corrcoef(torch.stack([hx, hy]))[0, 1])
+            ax.scatter(x, y, s=10, alpha=0.6, label=f"layer × position (r = {r_res:.2f})")
+            ax.scatter(hx, hy, s=16, marker="^", alpha=0.7, label=f"heads (r = {r_heads:.2f})")
+            lo = float(min(x.min(), y.min(), hx.min(), hy.min())) - 0.05
+            hi = float(max(x.max(), y.max(), hx.max(), hy.max())) + 0.05
+            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+            ax.set_xlabel(f"exact patching ({ex.seconds:.1f} s)")
+            ax.set_ylabel(f"attribution patching ({at.seconds:.1f} s)")
+            ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=_families())
+            ax.legend(frameon=False, fontsize=8, loc="upper left")
+        if title:
+            fig.suptitle(title, fontfamily=_families())
+    names = ", ".join(ex.model_name for ex, _ in pairs)
+    return _describe(
+        fig,
+        en=f"Scatter of the recovered fraction estimated by attribution patching against exact activation patching, for layer × position cells and for heads, on {names}; “{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”. {title or ''}",
+        zh=f"散点图：归因修补估计的恢复比例与精确激活修补的对比（层 × 位置的格子与注意力头），模型：{names}；“{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”。{title or ''}",
+    )
+
+
+def back_patching(results, *, title: str | None = None) -> Figure:
+    """The answer's probability after back-patching, source layer × target layer, one panel per prompt (Chapter 17)."""
+    results = _list(results, "prob", "back_patching")
+    with _style():
+        fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 4.2), squeeze=False)
+        for ax, r in zip(axes[0], results):
+            im = ax.imshow(r.prob.numpy(), origin="lower", cmap="Blues", vmin=0, vmax=max(0.05, float(r.prob.nan_to_num(0).max())))
+            s, t = torch.nonzero(r.answered, as_tuple=True)
+            ax.scatter(t, s, marker="x", color="red", s=14, label=f"{r.answer} is the top token")
+            ax.set_xlabel("target layer t (replaced)")
+            ax.set_ylabel("source layer s (its vector)")
+            ax.set_title(f"{r.model_name}: p({r.answer}), unpatched {r.base_prob:.2f} (top: {r.base_top})\n“{r.prompt}”",
+                         fontsize=8, fontfamily=_families())
+            if len(s):
+                ax.legend(frameon=False, fontsize=7, loc="lower right")
+            fig.colorbar(im, ax=ax, shrink=0.8)
+        if title:
+            fig.suptitle(title, fontfamily=_families())
+    names = "; ".join(f"{r.model_name}: “{r.prompt}” → {r.answer}" for r in results)
+    return _describe(
+        fig,
+        en=f"Heat maps of the answer's probability when the last-position vector of a later layer (source) replaces that of an earlier layer (target) of the same two-hop prompt: {names}. {title or ''}",
+        zh=f"热力图：把同一个两跳问题中较晚一层（源）在最后位置的向量放回较早一层（目标）之后，答案的概率；{names}。{title or ''}",
+    )
