@@ -108,7 +108,7 @@ def page_key(nb, fingerprint_: str) -> str:
     return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
 
 
-def _execute(nb, path: str, kernel_name: str) -> list:
+def _execute(nb, path: str, kernel_name: str, threads: int | None = None) -> list:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -118,6 +118,8 @@ def _execute(nb, path: str, kernel_name: str) -> list:
     # would turn every figure into "<Figure ...>" text; figures on the page need the notebook's
     # inline backend. Passed to this kernel only (os.environ is shared by concurrent executions).
     env = {**os.environ, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if threads:  # chapters side by side: one thread each, or their threads fight over the cores
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     try:
         client.execute(env=env)
     except CellExecutionError as err:
@@ -130,12 +132,12 @@ def _execute(nb, path: str, kernel_name: str) -> list:
 _failed: dict[str, ChapterFailed] = {}  # key -> the error of a page that raised in this build
 
 
-def _execute_and_store(nb, path: str, key: str, kernel_name: str) -> None:
+def _execute_and_store(nb, path: str, key: str, kernel_name: str, threads: int | None = None) -> None:
     """Execute a page and keep its outputs under its key (in memory and in the cache), or its error."""
     cached = CACHE / f"{key}.json"
     t = time.perf_counter()
     try:
-        outputs = _execute(copy.deepcopy(nb), path, kernel_name)
+        outputs = _execute(copy.deepcopy(nb), path, kernel_name, threads)
     except ChapterFailed as err:
         _failed[key] = err
         raise
@@ -178,8 +180,9 @@ def prefetch(paths, kernel_name: str = "python3", n_workers: int | None = None) 
 
     A chapter's kernel spends much of its time in Python and in small matrix products that do not
     keep two cores busy, so two chapters side by side take much less time than one after the
-    other. Pages that fail are remembered: `executed_outputs` raises their error without
-    executing them again.
+    other. Each kernel then gets an even share of the cores (``os.cpu_count() // n`` threads):
+    torch's default of one thread per core in every kernel makes them fight, several times slower.
+    Pages that fail are remembered: `executed_outputs` raises their error without executing them again.
     """
     n = n_workers or workers()
     todo: dict[str, tuple] = {}
@@ -192,7 +195,8 @@ def prefetch(paths, kernel_name: str = "python3", n_workers: int | None = None) 
     if n <= 1 or len(todo) <= 1:
         return  # executed one at a time, when first asked for
     with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
-        jobs = [pool.submit(_execute_and_store, nb, path, key, kernel_name) for key, (nb, path) in todo.items()]
+        threads = max(1, (os.cpu_count() or n) // n)
+        jobs = [pool.submit(_execute_and_store, nb, path, key, kernel_name, threads) for key, (nb, path) in todo.items()]
         for job in jobs:
             try:
                 job.result()

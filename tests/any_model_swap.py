@@ -81,7 +81,7 @@ def _run_pair(pair: str, paths: tuple[str, str]) -> dict:
                 f.write(f"{time.strftime('%H:%M:%S')} {pair} {owner[cell_index]} block {cell_index}\n")
 
     NotebookClient(nb, kernel_name="python3", timeout=900, allow_errors=True, on_cell_executed=done,
-                   resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute(env={**os.environ, "MPLBACKEND": "Agg"})
+                   resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute(env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     result: dict = {c: None for c in CHAPTERS}
     notes: dict = {c: 0 for c in CHAPTERS}
     for cell, chapter in zip(nb.cells, owner):
