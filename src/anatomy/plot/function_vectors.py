@@ -22,7 +22,7 @@ def function_vectors(scans) -> Figure:
         raise AnatomyError("No scans to draw: pass the results of function_vector_scan (one or a list).")
     names = list(dict.fromkeys(s.model_name for s in scans))
     with _style():
-        fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names) + 0.6, 3.6), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 2.6, 3.6), squeeze=False, sharey=True)
         for ax, name in zip(axes[0], names):
             for k, s in enumerate(x for x in scans if x.model_name == name):
                 c = f"C{k}"
@@ -34,7 +34,7 @@ def function_vectors(scans) -> Figure:
             ax.set_xlabel("layer (0-based) of the task vector")
             ax.set_ylim(-0.03, 1.03)
         axes[0, 0].set_ylabel("top-1 accuracy on held-out pairs")
-        axes[0, -1].legend(fontsize=7, loc="upper right", prop={"family": _families(), "size": 7})
+        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), prop={"family": _families(), "size": 7})
     tasks = ", ".join(dict.fromkeys(s.task for s in scans))
     return _describe(
         fig,

@@ -33,6 +33,7 @@ def refusal(scan) -> Figure:
         for ax in (left, right):
             ax.set_xlabel("layer (0-based) the direction comes from")
             ax.set_ylim(-0.03, 1.03)
+            ax.set_xticks(scan.layers)
             ax.legend(fontsize=7)
     return _describe(
         fig,
