@@ -104,12 +104,13 @@ def _accuracies(model, pairs, layer: int | None, vectors: torch.Tensor, mode: st
         h[rows, last] = v if mode == "patch" else h[rows, last] + v
         return h
 
+    body = model.hf.base_model  # the layers and the final norm, without the LM head: it runs below, on the right rows only
     with hooks.capture(model, "final_norm") as seen:
         if layer is None:
-            model.hf(input_ids=ids, attention_mask=mask)
+            body(input_ids=ids, attention_mask=mask, use_cache=False)
         else:
             with hooks.edit(model, f"layers.{layer}", change):
-                model.hf(input_ids=ids, attention_mask=mask)
+                body(input_ids=ids, attention_mask=mask, use_cache=False)
     h = seen["final_norm"][rows, last].float()  # [K*N, d]
     guess = logits_from_hidden(model, h.to(model.lm_head.weight.dtype)).argmax(-1)  # [K*N]
     return (guess == targets.repeat(k)).float().view(k, n).mean(1)  # [K]
