@@ -94,3 +94,12 @@ def test_bad_input(smollm2):
         task_accuracy(smollm2, PAIRS, smollm2.n_layers, torch.zeros(smollm2.d_model))
     with pytest.raises(AnatomyError, match="non-empty list of few-shot"):
         task_vectors(smollm2, [])
+
+
+def test_plot_names_model_and_tasks():
+    from anatomy.function_vectors import FunctionVectorScan
+    s = FunctionVectorScan("m", "antonyms", "patch", (0, 2), torch.tensor([0.0, 0.5]), torch.tensor([0.0, 0.0]), 0.0, 0.9, 4)
+    fig = anatomy.plot.function_vectors([s])
+    assert "m" in fig.description["en"] and "antonyms" in fig.description["en"] and "antonyms" in fig.description["zh"]
+    with pytest.raises(AnatomyError, match="function_vector_scan"):
+        anatomy.plot.function_vectors([])

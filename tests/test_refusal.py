@@ -109,3 +109,14 @@ def test_bad_input(smollm2, gemma):
     with pytest.raises(AnatomyError, match="shape"):
         with ablate_direction(smollm2, torch.ones(3)):
             pass
+
+
+def test_plot_names_model_and_counts():
+    from anatomy.refusal import RefusalScan
+    t = torch.tensor
+    s = RefusalScan("m", (1, 2), 2.0, t([0.0, 0.5]), t([0.0, 0.0]), t([1.0, 0.0]), t([1.0, 0.9]), 0.0, 1.0, 10, 8)
+    assert s.best_add_layer == 2 and s.best_ablate_layer == 2 and len(s.table().rows) == 2
+    fig = anatomy.plot.refusal(s)
+    assert "m" in fig.description["en"] and "10 answered" in fig.description["en"] and "8 declined" in fig.description["en"]
+    with pytest.raises(AnatomyError, match="refusal_scan"):
+        anatomy.plot.refusal(None)
