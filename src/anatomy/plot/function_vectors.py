@@ -29,7 +29,7 @@ def function_vectors(scans) -> Figure:
                 ax.plot(s.layers, s.accuracy.numpy(), "-o", color=c, ms=4, label=f"{s.task}: task vector")
                 ax.plot(s.layers, s.random_accuracy.numpy(), "--", color=c, alpha=0.6, label=f"{s.task}: random, same norm")
                 ax.axhline(s.zero_shot, color=c, ls=":", lw=1, label=f"{s.task}: zero-shot")
-                ax.axhline(s.few_shot, color=c, ls="-.", lw=1, alpha=0.5, label=f"{s.task}: few-shot (5 examples)")
+                ax.axhline(s.few_shot, color=c, ls="-.", lw=1, alpha=0.5, label=f"{s.task}: few-shot")
             ax.set_title(f"{name}: {scans[0].mode} at the query's last token", fontsize=9, fontfamily=_families())
             ax.set_xlabel("layer (0-based) of the task vector")
             ax.set_ylim(-0.03, 1.03)
