@@ -35,6 +35,7 @@ from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attenti
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
+from .function_vectors import FunctionVectorScan, continuation_id, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
@@ -42,6 +43,7 @@ from .prediction import NextTokens, next_token
 from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
 from .circuits import BackPatching, PatchingResult, activation_patching, answer_id, attribution_patching, back_patching, logit_difference
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
+from .refusal import Declines, RefusalScan, ablate_direction, answers, chat, declines, is_decline, refusal_directions, refusal_scan
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
 from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
@@ -58,6 +60,8 @@ __all__ = [
     "LargestDimensions", "TokenVectors", "WordSimilarity", "largest_dimensions", "layer_similarity", "max_difference", "mean_similarity", "token_vectors", "word_similarity",
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
+    "FunctionVectorScan", "continuation_id", "decode_vector", "few_shot_prompts", "function_vector_scan", "task_accuracy", "task_vectors", "zero_shot_prompt",
+    "Declines", "RefusalScan", "ablate_direction", "answers", "chat", "declines", "is_decline", "refusal_directions", "refusal_scan",
     "AnatomyError",
     "book_text",
     "Claim", "ClaimFailed", "claim",
