@@ -13,9 +13,10 @@ from .lens import language_curves, logit_lens, residual_stream
 from .lm_head import temperatures
 from .brains import influence, reading_vs_writing, schedules
 from .ffn import neuron_tokens, neuron_weights
+from .sae import sae_report
 from .steer import steering
 from .probe import probe_map, probe_r2
 from .style import cjk_font, families, style
 from .tokens import next_tokens, tokens
 
-__all__ = ["language_curves", "logit_lens", "residual_stream", "probe_map", "probe_r2", "steering", "influence", "reading_vs_writing", "schedules", "neuron_tokens", "neuron_weights", "attention_bar", "attention_heads", "rope", "timing", "window", "Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner", "differences", "word_similarity", "projection", "temperatures", "cjk_font", "families", "next_tokens", "style", "tokens"]
+__all__ = ["sae_report", "language_curves", "logit_lens", "residual_stream", "probe_map", "probe_r2", "steering", "influence", "reading_vs_writing", "schedules", "neuron_tokens", "neuron_weights", "attention_bar", "attention_heads", "rope", "timing", "window", "Download", "head_grid", "head_map", "parameter_breakdown", "sink_shares", "svg_download", "weight_corner", "differences", "word_similarity", "projection", "temperatures", "cjk_font", "families", "next_tokens", "style", "tokens"]
