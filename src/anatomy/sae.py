@@ -150,6 +150,9 @@ class SparseAutoencoder(torch.nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.model_name, self.layer = model_name, layer
 
+    def extra_repr(self) -> str:
+        return f"d={self.W_dec.shape[0]}, n_latents={self.n_latents}, model={self.model_name!r}, layer={self.layer}"
+
     @property
     def n_latents(self) -> int:
         return self.W_dec.shape[1]
