@@ -97,3 +97,12 @@ def test_bad_input(smollm2, acts, sae):
         S.residual_vectors(smollm2, [], 3)
     with pytest.raises(AnatomyError, match="n_latents"):
         S.train_sae(acts, 0)
+
+
+def test_report_figure(smollm2, acts, sae):
+    losses = S.spliced_losses(smollm2, anatomy.book_text("en")[6:8], sae, acts.mean, max_tokens=16)
+    assert losses.clean < losses.mean_vector and losses.layer == acts.layer
+    assert losses.recovered == pytest.approx((losses.mean_vector - losses.reconstruction) / (losses.mean_vector - losses.clean))
+    fig = anatomy.plot.sae_report(S.sae_metrics(sae, acts), losses)
+    assert len(fig.axes) == 2
+    assert smollm2.name in fig.description["en"] and f"第 {acts.layer} 层" in fig.description["zh"]
