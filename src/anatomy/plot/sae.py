@@ -1,0 +1,47 @@
+"""Figures of Chapter 16: how often each latent of a sparse autoencoder fires, and the loss with it spliced in."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from ..sae import SAEMetrics, SplicedLosses
+from .style import describe as _describe
+from .style import book_style as _style
+
+__all__ = ["sae_report"]
+
+
+def sae_report(metrics: SAEMetrics, losses: SplicedLosses) -> Figure:
+    """Left: how many latents fire how often (log scale); right: next-token loss clean / SAE / mean vector (Chapter 16)."""
+    freq = metrics.frequency.float()
+    alive = freq[freq > 0]
+    floor = math.log10(1 / max(2, len(freq)) / 100)  # where the dead latents are drawn
+    with _style():
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), width_ratios=(3, 2))
+        logs = alive.log10().numpy()
+        left.hist(logs, bins=40, color="#4c72b0", label="alive latents")
+        if metrics.dead:
+            left.bar([floor], [metrics.dead], width=0.08, color="#c44e52", label=f"dead latents ({metrics.dead})")
+        left.set_xlabel("log10(fraction of tokens on which the latent is active)")
+        left.set_ylabel("number of latents")
+        left.set_title(f"{metrics.n_latents} latents: FVE {metrics.fve:.2f}, mean L0 {metrics.mean_l0:.1f}", loc="left", fontsize=10)
+        left.legend(fontsize=9)
+        names = ("clean", "SAE reconstruction", "mean vector")
+        values = (losses.clean, losses.reconstruction, losses.mean_vector)
+        bars = right.bar(names, values, color=("#55a868", "#4c72b0", "#c44e52"))
+        right.bar_label(bars, fmt="%.2f", fontsize=9)
+        right.set_ylabel("next-token loss (nats)")
+        right.set_title(f"layer {losses.layer} replaced by…  loss recovered: {losses.recovered:.0%}", loc="left", fontsize=10)
+        fig.suptitle(f"{metrics.model_name}: sparse autoencoder on the output of layer {metrics.layer}", fontsize=11)
+    return _describe(
+        fig,
+        en=f"{metrics.model_name}, layer {metrics.layer}, sparse autoencoder with {metrics.n_latents} latents. Left: histogram of how often each "
+           f"latent fires (log scale), {metrics.dead} dead latents. Right: next-token loss on held-out text with the layer's output as it is "
+           f"({losses.clean:.2f}), replaced by the reconstruction ({losses.reconstruction:.2f}) and by the mean vector ({losses.mean_vector:.2f}).",
+        zh=f"{metrics.model_name} 第 {metrics.layer} 层，{metrics.n_latents} 个潜变量的稀疏自编码器。左：每个潜变量激活频率的直方图（对数刻度），"
+           f"死潜变量 {metrics.dead} 个。右：留出文本上的下一词元损失：该层输出保持原样（{losses.clean:.2f}）、换成重建（{losses.reconstruction:.2f}）、"
+           f"换成平均向量（{losses.mean_vector:.2f}）。",
+    )
