@@ -84,3 +84,14 @@ def test_bad_input_gets_one_clear_sentence(smollm2, call, words):
     with pytest.raises(AnatomyError, match=words) as err:
         call(smollm2)
     assert "\n" not in str(err.value)
+
+
+def test_figures_label_the_embedding_and_layers_from_0(smollm2):
+    inf = anatomy.influence(smollm2, "Two green apples and one red apple.", 5, 2)
+    ax = anatomy.plot.influence(inf).axes[0]
+    ticks = dict(zip(ax.get_yticks().tolist(), [t.get_text() for t in ax.get_yticklabels()]))
+    assert ticks[0] == "emb" and all(ticks[r] == str(int(r) - 1) for r in ticks if r > 0)  # row l + 1 is layer l
+    frame = ax.patches[0]
+    assert frame.get_xy() == (inf.position - 0.5, inf.layer + 0.5)  # the red frame sits on row layer + 1
+    ax = anatomy.plot.schedules(anatomy.schedule(3, 1, 4)).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2", "3"]

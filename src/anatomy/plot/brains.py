@@ -10,6 +10,7 @@ from ..brains import Influence, ReadWrite, Schedule
 from .style import families as _families
 from .style import describe as _describe
 from .style import book_style as _style
+from .style import stage_ticks
 
 __all__ = ["influence", "reading_vs_writing", "schedules"]
 
@@ -47,9 +48,8 @@ def influence(inf: Influence) -> Figure:
         ax.imshow(inf.changed.numpy().astype(float), origin="lower", cmap="Greys", aspect="auto", vmin=0, vmax=1.4)
         ax.add_patch(plt.Rectangle((inf.position - 0.5, inf.layer + 0.5), 1, 1, fill=False, ec="#dd4444", lw=2))  # row ℓ + 1
         ax.set_xticks(range(T), [t.text for t in inf.tokens], rotation=60, fontfamily=_families(), fontsize=8)
-        step = next(s for s in (1, 2, 5, 10, 20, 50) if inf.n_layers / s <= 12)
-        ticks = [0, *range(1, inf.n_layers + 1, step)]
-        ax.set_yticks(ticks, ["emb" if r == 0 else str(r - 1) for r in ticks])
+        layers = stage_ticks(inf.n_layers, most=12)
+        ax.set_yticks([0, *(ell + 1 for ell in layers)], ["emb", *map(str, layers)])  # row l + 1 holds layer l
         ax.set_ylabel("output of layer (emb = embedding)")
         ax.set_title(f"{inf.model_name}: states changed by a nudge at position {inf.position}, layer {inf.layer}", fontsize=10)
     return _describe(
