@@ -106,7 +106,10 @@ def test_last_token_states_match_hidden_states_despite_padding(model):
     assert X.shape == (len(texts), model.n_layers + 1, model.d_model)
     for i, t in enumerate(texts):
         alone = anatomy.hidden_states(model, t).states[:, -1]  # [L+1, d]
-        assert torch.allclose(X[i], alone, atol=1e-3, rtol=1e-3), t
+        # batching changes float rounding; compare each stage at its own scale (Gemma's raw last
+        # layer has entries near 1e3 beside entries near 0, where an elementwise rtol says nothing)
+        scale = alone.abs().amax(-1, keepdim=True)  # [L+1, 1]
+        assert ((X[i] - alone).abs() <= 1e-3 + 1e-4 * scale).all(), t
 
 
 def test_last_token_states_rejects_bad_input(smollm2):
