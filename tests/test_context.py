@@ -26,21 +26,44 @@ def test_state_zero_is_the_scaled_table_row(model):
 
 
 @torch.no_grad()
-def test_last_state_is_final_norm_of_last_layer_output(model):
+def test_every_stage_is_raw_and_the_normed_last_one_is_kept_apart(model):
     captured = {}
 
     def keep(module, args, output):
         captured["out"] = (output[0] if isinstance(output, tuple) else output).detach().float()
 
+    before = set(model.layers[-1]._forward_hooks)  # transformers keeps a hook of its own there
     handle = model.layers[-1].register_forward_hook(keep)
     try:
         h = anatomy.hidden_states(model, "how are you?")
     finally:
         handle.remove()
-    assert handle.id not in model.layers[-1]._forward_hooks  # our hook is gone
+    assert set(model.layers[-1]._forward_hooks) == before  # ours is gone, and hidden_states removed its own
     last = captured["out"][0]  # [T, d]
-    torch.testing.assert_close(h.states[-1], model.final_norm(last).float(), rtol=1e-4, atol=1e-4)
-    assert not torch.allclose(h.states[-1], last, atol=1e-2)  # the norm really changes it
+    torch.testing.assert_close(h.states[-1], last, rtol=1e-5, atol=1e-5)  # raw, like every other stage
+    torch.testing.assert_close(h.layer(-1), last, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h.final, model.final_norm(last).float(), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(h.final, last, atol=1e-2)  # the norm really changes it
+
+
+@torch.no_grad()
+def test_layer_l_is_the_hook_place_layers_l_and_the_embedding_is_apart(model):
+    """The book's one numbering: hidden_states(...).layer(l) is what "layers.l" (model.layers[l]) outputs."""
+    h = anatomy.hidden_states(model, "how are you?")
+    L = model.n_layers
+    ids = model.tokenizer("how are you?", return_tensors="pt")["input_ids"]
+    places = ["embedding", *(f"layers.{i}" for i in range(L))]
+    with anatomy.capture(model, *places) as seen:
+        model.hf(input_ids=ids)
+    torch.testing.assert_close(h.embedding, seen["embedding"][0].float(), rtol=1e-5, atol=1e-5)
+    for i in range(L):
+        torch.testing.assert_close(h.layer(i), seen[f"layers.{i}"][0].float(), rtol=1e-5, atol=1e-5)
+        assert h.row(i) == i + 1 and h.stages[i + 1] == str(i)
+    assert h.stages[0] == "embedding" and h.row("embedding") == 0 and len(h.stages) == L + 1
+    torch.testing.assert_close(h.layer(-L), h.layer(0))
+    for bad in (L, -L - 1, "embedding", 1.5):
+        with pytest.raises(anatomy.AnatomyError):
+            h.layer(bad)
 
 
 def test_causality_how_identical_you_differs(model):
@@ -59,7 +82,8 @@ def test_token_vectors_finds_the_word(smollm2, gemma):
     assert s.token.text == "␣apple" and s.position == 3
     assert g.token.text == "␣apple" and g.position == 4  # after <bos>
     assert s.vectors.shape == (smollm2.n_layers + 1, smollm2.d_model)
-    torch.testing.assert_close(g.layer(5), g.hidden.states[5, 4])
+    torch.testing.assert_close(g.layer(5), g.hidden.states[6, 4])  # the output of layer 5 is row 6
+    torch.testing.assert_close(g.embedding, g.hidden.embedding[4])
 
 
 def test_similarity_per_layer_is_cosine(model):
@@ -110,12 +134,13 @@ def test_gemma_raw_cosine_is_high_because_a_few_dimensions_dominate(gemma):
     r = anatomy.word_similarity(gemma, FRUIT + COMPANY, "apple", ["fruit"] * 2 + ["company"] * 2)
     mid = r.middle_layers()
     assert (r.raw[:, mid] > 0.9).all() and (r.baseline[mid] > 0.85).all()
-    v = anatomy.token_vectors(gemma, FRUIT[0], "apple").layer(gemma.n_layers // 2)
+    mid = gemma.n_layers // 2
+    v = anatomy.token_vectors(gemma, FRUIT[0], "apple").layer(mid)
     top = anatomy.largest_dimensions(v, k=3)
     assert top.share > 0.8  # three of 640 dimensions hold most of the squared length
     assert float(top.values.abs()[0]) > 50 * top.median_abs
     # the same two dimensions, with the same signs, lead in every token of the four sentences
-    states = torch.cat([v.hidden.states[gemma.n_layers // 2, 1:] for v in r.vectors])  # [N, d], <bos> left out
+    states = torch.cat([v.hidden.layer(mid)[1:] for v in r.vectors])  # [N, d], <bos> left out
     assert (states.abs().topk(2, dim=-1).indices.sort(dim=-1).values == top.indices[:2].sort().values).all()
     assert (torch.sign(states[:, top.indices[:2]]) == torch.sign(top.values[:2])).all()
 

@@ -25,6 +25,11 @@ def test_captured_layers_equal_hidden_states(model):
     torch.testing.assert_close(seen["layers.0"], hs[1])
     torch.testing.assert_close(seen["layers.5"], hs[6])
     torch.testing.assert_close(seen["final_norm"], hs[-1])
+    mine = anatomy.hidden_states(model, "The apple is green.")  # the book's names for the same tensors
+    torch.testing.assert_close(mine.embedding, seen["embedding"][0].float())
+    torch.testing.assert_close(mine.layer(0), seen["layers.0"][0].float())
+    torch.testing.assert_close(mine.layer(5), seen["layers.5"][0].float())
+    torch.testing.assert_close(mine.final, seen["final_norm"][0].float())
 
 
 @torch.no_grad()

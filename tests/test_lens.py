@@ -40,16 +40,20 @@ def test_last_layer_is_the_models_own_next_token_distribution(lens):
 def test_final_norm_is_applied_exactly_once(model):
     hs = anatomy.hidden_states(model, PROMPT)
     L = model.n_layers
-    # last layer: hidden_states already holds final_norm(output), so the lens gives the model's logits
-    assert torch.allclose(lens_logits(model, hs, L), hs.logits, atol=1e-3, rtol=1e-4)
+    # the last layer's raw output, normed once, gives the model's own logits
+    assert torch.allclose(lens_logits(model, hs, L - 1), hs.logits, atol=1e-3, rtol=1e-4)
+    assert torch.allclose(lens_logits(model, hs, -1), hs.logits, atol=1e-3, rtol=1e-4)
     # norming it a second time is a different (wrong) reading: the test would catch a double norm
-    twice = anatomy.logits_from_hidden(model, model.final_norm(hs.states[L]))
+    twice = anatomy.logits_from_hidden(model, model.final_norm(model.final_norm(hs.layer(L - 1))))
     assert not torch.allclose(twice, hs.logits, atol=1e-2)
-    # inner layers: final norm then LM head, by hand
-    by_hand = anatomy.logits_from_hidden(model, model.final_norm(hs.states[L // 2]))
+    # any layer, and the embedding: final norm then LM head, by hand
+    by_hand = anatomy.logits_from_hidden(model, model.final_norm(hs.layer(L // 2)))
     assert torch.allclose(lens_logits(model, hs, L // 2), by_hand, atol=1e-4)
-    assert lens_logits(model, hs).shape == (L + 1, len(hs.tokens), model.vocab_size)
-    assert torch.allclose(lens_logits(model, hs, [L // 2, L]), lens_logits(model, hs)[[L // 2, L]], atol=1e-4)
+    emb = anatomy.logits_from_hidden(model, model.final_norm(hs.embedding))
+    assert torch.allclose(lens_logits(model, hs, "embedding"), emb, atol=1e-4)
+    every = lens_logits(model, hs)
+    assert every.shape == (L + 1, len(hs.tokens), model.vocab_size)  # row 0 the embedding, row l + 1 layer l
+    assert torch.allclose(lens_logits(model, hs, [L // 2, "embedding"]), every[[L // 2 + 1, 0]], atol=1e-4)
 
 
 def test_embedding_layer_predicts_the_input_token_itself(gemma):
@@ -60,9 +64,10 @@ def test_embedding_layer_predicts_the_input_token_itself(gemma):
 
 
 def test_gemma_weather_in_english_in_middle_layers(gemma):
-    # Measured on Gemma 3 270M: 天气 reads as English weather words in layers 12-15, then Chinese.
+    # Measured on Gemma 3 270M: 天气 reads as English weather words at the outputs of layers 11-14, then Chinese.
     ll = anatomy.logit_lens(gemma, "天气", k=1)
-    middle = {ll.top_text[i][-1][0] for i in range(12, 16)}
+    middle = {ll.top(i, -1, k=1)[0][0] for i in range(11, 15)}
+    assert middle == {ll.top_text[i + 1][-1][0] for i in range(11, 15)}  # row l + 1 holds layer l
     assert "␣weather" in middle
     assert all(t.startswith("␣") and t[1:].isascii() for t in middle)
     assert not ll.top_text[-1][-1][0].isascii()  # the last layer is back to Chinese
@@ -77,12 +82,14 @@ def test_language_curves_shape_and_last_layer(gemma):
     assert torch.allclose(c.probs[0, -1], own[ids], atol=1e-6, rtol=1e-4)
     assert c.mean[-1, 1] > c.mean[-1, 0]  # the last layer answers in Chinese
     assert c.probs[0, :, 0].argmax() < gemma.n_layers  # English peaks before the last layer
+    assert c.peak(0, 0) == int(c.probs[0, :, 0].argmax()) - 1  # reported as a layer number, row l + 1 = layer l
 
 
 def test_bad_input(smollm2):
     hs = anatomy.hidden_states(smollm2, PROMPT)
-    with pytest.raises(anatomy.AnatomyError, match="out of range"):
-        lens_logits(smollm2, hs, smollm2.n_layers + 1)
+    for bad in (smollm2.n_layers, -smollm2.n_layers - 1, "final"):
+        with pytest.raises(anatomy.AnatomyError, match="out of range"):
+            lens_logits(smollm2, hs, bad)
     ll = anatomy.logit_lens(smollm2, "Hello", k=2)
     with pytest.raises(anatomy.AnatomyError, match="Position 5 is out of range"):
         ll.top(3, 5)
@@ -101,7 +108,11 @@ def test_figures(gemma):
     fig = anatomy.plot.logit_lens(ll)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["<bos>", "天气"]
-    assert len(ax.get_yticklabels()) == gemma.n_layers + 1
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["emb", *(str(i) for i in range(gemma.n_layers))]  # bottom: the embedding, then layer 0...
+    assert ll.stages == ("embedding", *(str(i) for i in range(gemma.n_layers)))
+    t = ll.table(k=1, layers=["embedding", 0, -1])
+    assert [r[0] for r in t.rows] == ["embedding", "0", str(gemma.n_layers - 1)]
     c = anatomy.language_curves(gemma, ['Français: "fleur" - 中文: "'], {"English": ["flower"], "中文": ["花"]})
     assert len(anatomy.plot.language_curves([c, c]).axes) == 2
     with pytest.raises(anatomy.AnatomyError, match="LogitLens"):
@@ -114,8 +125,9 @@ def test_residual_stream_each_layer_adds_its_two_writes_to_one_running_sum(model
     assert rs.stream.shape == (L + 1, T, d) and rs.attn.shape == rs.ffn.shape == (L, T, d)
     torch.testing.assert_close(rs.sums, rs.stream[1:])  # input + attention write + FFN write = next input
     hs = anatomy.hidden_states(model, PROMPT)
-    torch.testing.assert_close(rs.stream[:L], hs.states[:L])  # the same stream transformers returns
-    torch.testing.assert_close(model.final_norm(rs.stream[L]), hs.states[L])  # it norms only the last entry
+    torch.testing.assert_close(rs.stream, hs.states)  # the same stages: the embedding, then each layer's raw output
+    torch.testing.assert_close(model.final_norm(rs.stream[L]), hs.final)
+    assert rs.stages == hs.stages
     assert (rs.attn.norm(dim=-1) > 0).all() and (rs.ffn.norm(dim=-1) > 0).all()  # both parts write something
     n = rs.norms(-1)
     assert n.shape == (L + 1, 3) and n[-1, 1:].isnan().all()

@@ -16,7 +16,7 @@ PROMPT = "今天天氣真"
 def final(model):
     """(model, hidden states, last position's final vector [d]) for the prompt."""
     hs = anatomy.hidden_states(model, PROMPT)
-    return model, hs, hs.states[-1, -1]
+    return model, hs, hs.final[-1]
 
 
 def test_lm_head_product_equals_models_logits(final):
@@ -27,7 +27,7 @@ def test_lm_head_product_equals_models_logits(final):
     assert logits.shape == (model.vocab_size,)
     assert torch.allclose(logits, hs.logits[-1], atol=1e-3, rtol=1e-4)
     # and for every position at once: [T, d] @ [d, V] -> [T, V]
-    assert torch.allclose(anatomy.logits_from_hidden(model, hs.states[-1]), hs.logits, atol=1e-3, rtol=1e-4)
+    assert torch.allclose(anatomy.logits_from_hidden(model, hs.final), hs.logits, atol=1e-3, rtol=1e-4)
 
 
 def test_logits_are_any_real_numbers_probabilities_are_not(final):

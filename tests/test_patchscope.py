@@ -27,7 +27,7 @@ def test_source_vector_is_the_hidden_state(model):
     for layer in (0, model.n_layers // 2, model.n_layers - 2):
         v = anatomy.source_vector(model, SOURCE, layer)
         assert v.shape == (model.d_model,)
-        assert torch.allclose(v, hs.states[layer + 1, -1], atol=1e-4)  # "layers.N" = hidden_states[N+1]
+        assert torch.allclose(v, hs.layer(layer)[-1], atol=1e-4)  # "layers.N" = hidden_states(...).layer(N)
     both = anatomy.source_vectors(model, SOURCE, [1, 3], 2)
     assert torch.allclose(both, hs.states[[2, 4], 2], atol=1e-4)
 

@@ -67,11 +67,11 @@ def test_hidden_states_equal_nnsight(peer, prompt):
         for layer in lm.model.layers:
             rows.append(layer.output)
         final = lm.model.norm.output.save()
-    ref = torch.cat(rows)  # [L+1, T, d]
-    ref[-1] = final[0]  # transformers hands back the last layer after the final norm
+    ref = torch.cat(rows)  # [L+1, T, d]: the embedding, then every layer's raw output
     hs = anatomy.hidden_states(model, prompt)
     assert hs.states.shape == (model.n_layers + 1, len(lm.tokenizer(prompt).input_ids), model.d_model)
     torch.testing.assert_close(hs.states, ref.float(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(hs.final, final[0].float(), rtol=1e-6, atol=1e-6)  # the final norm's output, kept apart
 
 
 def _nnsight_lens(model, lm, prompt) -> torch.Tensor:

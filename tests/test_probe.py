@@ -106,7 +106,10 @@ def test_last_token_states_match_hidden_states_despite_padding(model):
     assert X.shape == (len(texts), model.n_layers + 1, model.d_model)
     for i, t in enumerate(texts):
         alone = anatomy.hidden_states(model, t).states[:, -1]  # [L+1, d]
-        assert torch.allclose(X[i], alone, atol=1e-3, rtol=1e-3), t
+        # batching changes float rounding; compare each stage at its own scale (Gemma's raw last
+        # layer has entries near 1e3 beside entries near 0, where an elementwise rtol says nothing)
+        scale = alone.abs().amax(-1, keepdim=True)  # [L+1, 1]
+        assert ((X[i] - alone).abs() <= 1e-3 + 1e-4 * scale).all(), t
 
 
 def test_last_token_states_rejects_bad_input(smollm2):
@@ -130,7 +133,8 @@ def test_probe_beats_the_shuffled_control_on_real_cities(city_probes, smollm2):
     _, lp = city_probes
     assert lp.r2.shape == lp.control_r2.shape == (smollm2.n_layers + 1, 2)
     assert len(lp.probes) == smollm2.n_layers + 1
-    best = lp.best_layer
+    best = lp.row(lp.best_layer)  # best_layer is a layer number l (row l + 1), or "embedding" (row 0)
+    assert lp.best_layer == ("embedding" if best == 0 else best - 1)
     assert float(lp.mean_r2[best]) == float(lp.mean_r2.max())
     assert float(lp.mean_r2[best]) > 0.1  # some position information is linearly readable
     assert float(lp.mean_r2[best]) > float(lp.control_r2.mean(1).max()) + 0.1  # and it is not the probe's doing
@@ -140,8 +144,11 @@ def test_probe_beats_the_shuffled_control_on_real_cities(city_probes, smollm2):
 def test_layer_probes_reject_bad_layers(city_probes):
     _, lp = city_probes
     assert lp.probe(-1) is lp.probes[-1]
-    with pytest.raises(AnatomyError, match="out of range"):
-        lp.probe(lp.n_layers + 1)
+    assert lp.probe(0) is lp.probes[1] and lp.probe("embedding") is lp.probes[0]
+    assert lp.stages[:2] == ("embedding", "0") and len(lp.stages) == lp.n_layers + 1
+    for bad in (lp.n_layers, -lp.n_layers - 1):
+        with pytest.raises(AnatomyError, match="out of range"):
+            lp.probe(bad)
     with pytest.raises(AnatomyError, match="shape"):
         anatomy.probe_layers(torch.zeros(10, 4), torch.zeros(10, 2), torch.arange(8), torch.arange(8, 10))
 
@@ -192,8 +199,8 @@ def test_best_layer_is_chosen_on_the_validation_rows():
     tr, va, te = torch.arange(0, 40), torch.arange(40, 50), torch.arange(50, 60)
     lp = anatomy.probe_layers(states, y, tr, te, val_idx=va, alpha=1.0)
     assert lp.val_r2.shape == lp.r2.shape == (3, 2)
-    assert lp.best_layer == int(lp.val_r2.mean(1).argmax()) == 1  # the nearly noiseless layer
-    by_hand = anatomy.r2_score(y[va], lp.probe(1).predict(states[va, 1]))
+    assert int(lp.val_r2.mean(1).argmax()) == 1 and lp.best_layer == 0  # the nearly noiseless stage: layer 0's output
+    by_hand = anatomy.r2_score(y[va], lp.probe(0).predict(states[va, 1]))
     torch.testing.assert_close(lp.val_r2[1], by_hand)
     with pytest.raises(AnatomyError, match="overlaps"):
         anatomy.probe_layers(states, y, tr, te, val_idx=te, alpha=1.0)

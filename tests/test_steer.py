@@ -38,11 +38,11 @@ def test_direction_is_difference_of_means(smollm2):
     assert v.shape == (smollm2.d_model,)
     assert torch.allclose(v, by_hand, atol=1e-3)
     # directions() gives every layer at once; row `layer` is the same vector, and middle layers
-    # match hidden_states (whose last entry only has the final norm applied).
+    # match hidden_states(...).layer(layer).
     all_v = anatomy.directions(smollm2, ZH, EN)
     assert all_v.shape == (smollm2.n_layers, smollm2.d_model)
     assert torch.allclose(all_v[layer], v, atol=1e-3)
-    hs = lambda ps: torch.stack([anatomy.hidden_states(smollm2, p).states[layer + 1, -1] for p in ps]).mean(0)
+    hs = lambda ps: torch.stack([anatomy.hidden_states(smollm2, p).layer(layer)[-1] for p in ps]).mean(0)
     assert torch.allclose(all_v[layer], hs(ZH) - hs(EN), atol=1e-3)
 
 

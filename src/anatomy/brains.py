@@ -1,8 +1,9 @@
 """The Transformer as many little brains: who can compute what, and when (Chapter 12).
 
-Picture one small brain per token, each thinking for L steps (the layers). The state of brain
-``t`` at layer ``l`` is computed from the states at layer ``l - 1`` of brains ``0..t`` (attention
-looks left only; each layer reads the one below). From this single rule follow the schedule of
+Picture one small brain per token, each thinking for L steps (the layers 0..L-1). The state of
+brain ``t`` at layer ``l`` (the output of layer ``l``) is computed from the states at layer ``l - 1``
+of brains ``0..t`` (attention looks left only; each layer reads the one below; layer 0 reads the
+embedding). From this single rule follow the schedule of
 parallel reading, the slowness of writing one token at a time, and why a late insight cannot
 reach an early layer within one pass.
 """
@@ -17,8 +18,9 @@ import torch
 
 from . import hooks
 from .errors import AnatomyError
+from .hidden import stage_row
 from .prediction import check_prompt
-from .tokens import readable
+from .tokens import Token, readable
 
 __all__ = ["Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule"]
 
@@ -28,7 +30,8 @@ __all__ = ["Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading
 class Schedule:
     """The earliest step at which each state (position t, layer l) can be computed (Chapter 12).
 
-    ``steps[t, l - 1]`` is that step for layer l = 1..L. Step 0 is when the first tokens are known.
+    ``steps[t, l]`` is that step for the output of layer l = 0..L-1. Step 0 is when the first
+    tokens (their embeddings) are known.
     """
 
     n_prompt: int
@@ -55,7 +58,7 @@ def _positive(name: str, value, minimum: int = 1) -> int:
 def schedule(n_prompt: int, n_new: int, n_layers: int, *, prompt_mode: str = "parallel") -> Schedule:
     """Derive the schedule from the rule "state (t, l) needs the states (<= t, l - 1)" (Chapter 12).
 
-    Prompt tokens are known at step 0 (``prompt_mode="parallel"``) or arrive one per step
+    ``n_new`` is the number of generated positions drawn after the prompt. Prompt tokens are known at step 0 (``prompt_mode="parallel"``) or arrive one per step
     (``"one by one"``, the triangle drawn in the brains metaphor). A generated token is known only
     once the top state of the position before it is computed: it is the prediction made there.
     """
@@ -63,7 +66,7 @@ def schedule(n_prompt: int, n_new: int, n_layers: int, *, prompt_mode: str = "pa
     if prompt_mode not in ("parallel", "one by one"):
         raise AnatomyError(f"prompt_mode={prompt_mode!r} is not allowed: use 'parallel' or 'one by one'.")
     T, L = n_prompt + n_new, n_layers
-    steps = torch.zeros(T, L + 1, dtype=torch.long)  # column 0: when the token itself is known
+    steps = torch.zeros(T, L + 1, dtype=torch.long)  # column 0: when the token (its embedding) is known; column l + 1: layer l
     for t in range(T):
         if t < n_prompt:
             steps[t, 0] = 0 if prompt_mode == "parallel" else t
@@ -78,14 +81,21 @@ def schedule(n_prompt: int, n_new: int, n_layers: int, *, prompt_mode: str = "pa
 # --- the rule, measured on a real model -----------------------------------------------------------
 @dataclass(frozen=True)
 class Influence:
-    """Which states change when one state (position, layer) is nudged (Chapter 12)."""
+    """Which states change when one state (layer, position) is nudged (Chapter 12).
+
+    ``change`` has one row per stage: row 0 the embedding, row ℓ + 1 the output of layer ℓ.
+    """
 
     model_name: str
     prompt: str
-    tokens: tuple[str, ...]  # readable text of the T tokens
+    tokens: tuple[Token, ...]  # the T tokens the model read
+    layer: int  # the layer ℓ (0..L-1) whose output was nudged: row ℓ + 1 of ``change``
     position: int
-    layer: int  # 1-based layer whose output was nudged (index into change's first axis)
-    change: torch.Tensor  # [L+1, T] largest absolute change of each state (row 0: embeddings, row l: output of layer l)
+    change: torch.Tensor  # [L+1, T] largest absolute change of each state (row 0 the embedding, row ℓ+1 layer ℓ)
+
+    @property
+    def n_layers(self) -> int:
+        return self.change.shape[0] - 1
 
     @property
     def changed(self) -> torch.Tensor:
@@ -94,20 +104,21 @@ class Influence:
 
 
 @torch.no_grad()
-def influence(model, prompt: str, position: int, layer: int, *, size: float = 10.0, seed: int = 0) -> Influence:
-    """Add a random vector to the output of ``layer`` (1..L) at ``position``; see which states move (Chapter 12).
+def influence(model, prompt: str, layer: int, position: int, *, size: float = 10.0, seed: int = 0) -> Influence:
+    """Add a random vector to the output of ``layer`` (0..L-1) at ``position``; see which states move (Chapter 12).
 
     The rule predicts: the nudged state itself, and above it every state at positions >= ``position``;
     nothing to the left, nothing below, and in the nudged layer nothing to the right (those states
-    were computed from the layer below). Row 0 is the embeddings; rows are layer outputs before
-    the final norm.
+    were computed from the layer below). Rows: 0 the embedding, ℓ + 1 the output of layer ℓ
+    (before the final norm).
     """
     ids = check_prompt(model, prompt)  # [1, T]
     T, L = ids.shape[1], model.n_layers
     if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -T <= position < T:
         raise AnatomyError(f"Position {position!r} is out of range: the prompt has {T} tokens (0 to {T - 1}).")
-    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not 1 <= layer <= L:
-        raise AnatomyError(f"Layer {layer!r} is out of range: {model.name} has layers 1 to {L}.")
+    if layer == "embedding":
+        raise AnatomyError("'embedding' is not a layer here: nudge the output of a layer 0 to " f"{L - 1}.")
+    layer = stage_row(layer, L, model.name) - 1
     p = int(position) % T
     gen = torch.Generator().manual_seed(seed)
     push = (torch.randn(model.d_model, generator=gen) * size).to(device=model.device, dtype=model.dtype)  # [d]
@@ -117,7 +128,7 @@ def influence(model, prompt: str, position: int, layer: int, *, size: float = 10
         h[:, p] += push
         return h
 
-    places = ["embedding"] + [f"layers.{i}" for i in range(L)]  # states 0..L (no final norm)
+    places = ["embedding"] + [f"layers.{i}" for i in range(L)]  # every stage (no final norm)
 
     def states() -> torch.Tensor:  # [L+1, T, d]
         with hooks.capture(model, *places) as seen:  # registered after the edit: sees the nudged value
@@ -125,22 +136,24 @@ def influence(model, prompt: str, position: int, layer: int, *, size: float = 10
         return torch.stack([seen[p][0] for p in places])
 
     base = states()
-    with hooks.edit(model, f"layers.{int(layer) - 1}", nudge):
+    with hooks.edit(model, f"layers.{layer}", nudge):
         moved = states()
     change = (moved - base).abs().amax(-1).float().cpu()  # [L+1, T]
-    tokens = tuple(readable(model.tokenizer, t) for t in ids[0])
-    return Influence(model.name, prompt, tokens, p, int(layer), change)
+    tok = model.tokenizer
+    special = set(tok.all_special_ids)
+    tokens = tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, i), int(i) in special) for i in ids[0])
+    return Influence(model.name, prompt, tokens, layer, p, change)
 
 
 # --- reading is fast, writing is slow ------------------------------------------------------------
 @torch.no_grad()
-def greedy(model, prompt: str, n_new: int, *, cache: bool = True) -> tuple[int, ...]:
-    """Generate ``n_new`` tokens greedily, one at a time, with or without the KV cache (Chapter 12).
+def greedy(model, prompt: str, max_new_tokens: int, *, cache: bool = True) -> tuple[int, ...]:
+    """Generate ``max_new_tokens`` tokens greedily (it does not stop at end-of-text), one at a time, with or without the KV cache (Chapter 12).
 
     With the cache each step feeds only the newest token and reuses the keys and values of all
     earlier positions ("cache and repeat"); without it each step re-reads the whole text.
     """
-    n_new = _positive("n_new", n_new)
+    n_new = _positive("max_new_tokens", max_new_tokens)
     ids = check_prompt(model, prompt)  # [1, T]
     new: list[int] = []
     if cache:
@@ -182,13 +195,13 @@ class ReadWrite:
 
 
 @torch.no_grad()
-def reading_vs_writing(model, prompt: str, n_new: int = 16, *, repeats: int = 2) -> ReadWrite:
-    """Time one forward pass over ``prompt`` against ``n_new`` greedy steps with the KV cache (Chapter 12).
+def reading_vs_writing(model, prompt: str, max_new_tokens: int = 16, *, repeats: int = 2) -> ReadWrite:
+    """Time one forward pass over ``prompt`` against ``max_new_tokens`` greedy steps with the KV cache (Chapter 12).
 
     Each measurement is the best of ``repeats`` runs (the least disturbed by other work on the
     machine). Numbers depend on the computer: only their ratio is the lesson.
     """
-    n_new, repeats = _positive("n_new", n_new), _positive("repeats", repeats)
+    n_new, repeats = _positive("max_new_tokens", max_new_tokens), _positive("repeats", repeats)
     ids = check_prompt(model, prompt)  # [1, T]
     read, write = float("inf"), float("inf")
     for _ in range(repeats):

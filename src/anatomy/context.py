@@ -1,5 +1,8 @@
 """Contextualized embeddings: one token's vector at every layer, and how alike two of them are (Chapter 3).
 
+Every per-layer result here has one row per stage (see ``anatomy.hidden``): row 0 the embedding,
+row ℓ + 1 the output of layer ℓ.
+
 A layer turns each token's vector into a new one that has read the tokens to its left; that
 output goes by several names (contextualized embedding, hidden or latent representation). Here we
 follow one word through the layers and compare its vectors across sentences with cosine
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hidden import HiddenStates, hidden_states
+from .hidden import HiddenStates, hidden_states, stage_labels, stage_row
 from .errors import AnatomyError
 from .show import Table
 from .tokens import Token
@@ -51,8 +54,13 @@ class TokenVectors:
 
     @property
     def vectors(self) -> torch.Tensor:
-        """The word's vector after each layer (row 0 = token embedding). Shape [L+1, d]."""
+        """The word's vector at every stage: row 0 the embedding, row ℓ + 1 the output of layer ℓ. Shape [L+1, d]."""
         return self.hidden.states[:, list(self.positions)].mean(dim=1)
+
+    @property
+    def embedding(self) -> torch.Tensor:
+        """The word's token embedding, as it enters layer 0. Shape [d]."""
+        return self.vectors[0]
 
     @property
     def token(self) -> Token:
@@ -60,9 +68,9 @@ class TokenVectors:
         return self.hidden.tokens[self.positions[0]]
 
     def layer(self, i: int) -> torch.Tensor:
-        """The word's vector after layer ``i`` (0 = token embedding). Shape [d]."""
+        """The word's vector at the output of layer ``i`` (0..L-1, negative from the end). Shape [d]."""
         self.hidden.layer(i)  # range check with a clear message
-        return self.vectors[i]
+        return self.vectors[self.hidden.row(i)]
 
 
 def _word_spans(prompt: str, word: str) -> list[tuple[int, int]]:
@@ -121,7 +129,7 @@ def token_vectors(model, prompt, word: str, *, occurrence: int = 0, reduce: str 
 def _trajectory(v) -> torch.Tensor:
     t = v.vectors if isinstance(v, TokenVectors) else torch.as_tensor(v)
     if t.ndim != 2:
-        raise AnatomyError(f"Expected one vector per layer (shape [L+1, d]), got shape {tuple(t.shape)}.")
+        raise AnatomyError(f"Expected one vector per stage (shape [L+1, d]: the embedding, then each layer's output), got shape {tuple(t.shape)}.")
     return t.float()
 
 
@@ -133,13 +141,19 @@ def _pair(a, b) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def layer_similarity(a, b) -> torch.Tensor:
-    """Cosine similarity of two words' vectors at each layer (Chapter 3). Shape [L+1]."""
+    """Cosine similarity of two words' vectors at each stage (Chapter 3).
+
+    Shape [L+1]: entry 0 the embedding, entry ℓ + 1 the output of layer ℓ.
+    """
     a, b = _pair(a, b)
     return torch.nn.functional.cosine_similarity(a, b, dim=-1)
 
 
 def max_difference(a, b) -> torch.Tensor:
-    """The largest |a - b| over the d dimensions, at each layer: 0 means identical (Chapter 3). Shape [L+1]."""
+    """The largest |a - b| over the d dimensions, at each stage: 0 means identical (Chapter 3).
+
+    Shape [L+1]: entry 0 the embedding, entry ℓ + 1 the output of layer ℓ.
+    """
     a, b = _pair(a, b)
     return (a - b).abs().amax(dim=-1)
 
@@ -150,7 +164,8 @@ def mean_similarity(hiddens) -> torch.Tensor:
     This is the baseline the lecture normalizes by: how alike two vectors of that layer are anyway.
     Tokens of every prompt are pooled. The first position of every prompt is left out, in every
     model alike: it is the attention sink (Chapters 11 and 13), an outlier whatever token sits there
-    (Gemma's <bos>, identical in every prompt; SmolLM2's first word). Shape [L+1].
+    (Gemma's <bos>, identical in every prompt; SmolLM2's first word). Shape [L+1]: entry 0 the
+    embedding, entry ℓ + 1 the output of layer ℓ.
     """
     hiddens = [h.hidden if isinstance(h, TokenVectors) else h for h in hiddens]
     unique = list({id(h): h for h in hiddens}.values())
@@ -175,6 +190,9 @@ class WordSimilarity:
     the baseline (the lecture's choice) blows up where the baseline is near 0 (token embeddings);
     subtracting it alone squeezes layers whose baseline is near 1 (Gemma: about 0.97) into a few
     hundredths. At any one layer all three keep the pairs in the same order.
+
+    The layer axis of ``raw``, ``baseline`` and ``normalized`` has one entry per stage: entry 0 the
+    embedding, entry ℓ + 1 the output of layer ℓ (labels in ``stages``).
     """
 
     model_name: str
@@ -182,8 +200,8 @@ class WordSimilarity:
     sentences: tuple[str, ...]
     senses: tuple[str, ...]  # a label per sentence, e.g. "fruit" / "company"
     pairs: tuple[tuple[int, int], ...]  # P pairs of sentence indices
-    raw: torch.Tensor  # [P, L+1] cosine similarity of the word's vectors
-    baseline: torch.Tensor  # [L+1] mean cosine of all token pairs at that layer
+    raw: torch.Tensor  # [P, L+1] cosine similarity of the word's vectors (entry 0 the embedding, ℓ+1 layer ℓ)
+    baseline: torch.Tensor  # [L+1] mean cosine of all token pairs at that stage
     vectors: tuple[TokenVectors, ...]  # the word in each sentence (with the sentence's hidden states)
 
     @property
@@ -200,28 +218,40 @@ class WordSimilarity:
     def n_layers(self) -> int:
         return self.raw.shape[1] - 1
 
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the layer axis: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    def row(self, layer) -> int:
+        """The index on the layer axis of ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
+        return stage_row(layer, self.n_layers, self.model_name)
+
     def middle_layers(self) -> slice:
-        """The middle half of the stack, layers L/4 to 3L/4."""
-        return slice(self.n_layers // 4, 3 * self.n_layers // 4 + 1)
+        """The entries of the layer axis for the middle half of the stack: outputs of layers L/4 to 3L/4."""
+        L = self.n_layers
+        return slice(self.row(L // 4), self.row(min(3 * L // 4, L - 1)) + 1)
 
     def table(self, which: str = "raw", layers=None) -> Table:
-        """One row per pair at a few layers (default: L/4, L/2, 3L/4, L); the raw table adds the baseline."""
+        """One row per pair at a few layers (default: L/4, L/2, 3L/4, L-1); the raw table adds the baseline.
+
+        ``layers`` are layer indices 0..L-1 (negative from the end) or "embedding".
+        """
         if which not in ("raw", "normalized"):
             raise AnatomyError(f"which={which!r} is not allowed: use 'raw' or 'normalized'.")
         L = self.n_layers
-        layers = list(layers) if layers is not None else [L // 4, L // 2, 3 * L // 4, L]
-        for k in layers:
-            if not 0 <= k <= L:
-                raise AnatomyError(f"Layer {k} is out of range: {self.model_name} has layers 0 (embeddings) to {L}.")
+        layers = list(layers) if layers is not None else [L // 4, L // 2, 3 * L // 4, L - 1]
+        idx = [self.row(k) for k in layers]
         values = self.raw if which == "raw" else self.normalized
         rows = [
-            (f"{i + 1}–{j + 1}", f"{self.senses[i]} · {self.senses[j]}") + tuple(float(values[p, k]) for k in layers)
+            (f"{i + 1}–{j + 1}", f"{self.senses[i]} · {self.senses[j]}") + tuple(float(values[p, k]) for k in idx)
             for p, (i, j) in enumerate(self.pairs)
         ]
         if which == "raw":
-            rows.append(("all token pairs", "baseline") + tuple(float(self.baseline[k]) for k in layers))
+            rows.append(("all token pairs", "baseline") + tuple(float(self.baseline[k]) for k in idx))
         caption = f"{self.model_name}: {which} cosine similarity of “{self.word}”"
-        return Table(("pair", "senses") + tuple(f"layer {k}" for k in layers), tuple(rows), caption)
+        names = tuple("embedding" if k == "embedding" else f"layer {self.stages[r]}" for k, r in zip(layers, idx))
+        return Table(("pair", "senses") + names, tuple(rows), caption)
 
 
 def word_similarity(model, sentences, word: str, senses=None) -> WordSimilarity:

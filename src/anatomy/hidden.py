@@ -1,53 +1,102 @@
-"""Capture what each layer outputs: the hidden states, a.k.a. contextualized embeddings (Chapter 3)."""
+"""Capture what each layer outputs: the hidden states, a.k.a. contextualized embeddings (Chapter 3).
+
+The book's one layer numbering: **layer ℓ is the block ``model.layers[ℓ]``**, counted from 0 like
+the module path (``model.layers.5``) and the hook place ``"layers.5"``; "the output of layer ℓ" is
+the residual stream after that block. The token embeddings that enter layer 0 are "the
+embedding" (place ``"embedding"``), never "layer 0". A result with one row per *stage* has
+L + 1 rows: row 0 the embedding, row ℓ + 1 the output of layer ℓ; ``stage_labels`` names them.
+"""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 
 from .errors import AnatomyError
+from .hooks import capture
 from .prediction import check_prompt
 from .tokens import Token, readable
 
-__all__ = ["HiddenStates", "hidden_states"]
+__all__ = ["HiddenStates", "hidden_states", "stage_labels", "stage_row"]
+
+EMBEDDING = "embedding"
+
+
+def stage_labels(n_layers: int) -> tuple[str, ...]:
+    """The names of the L + 1 stages, row by row: ``("embedding", "0", "1", ..., str(L - 1))``."""
+    return (EMBEDDING, *(str(i) for i in range(n_layers)))
+
+
+def stage_row(layer, n_layers: int, model_name: str = "this model") -> int:
+    """The row of a stage axis that holds ``layer``: "embedding" -> 0, layer ℓ -> ℓ + 1.
+
+    ``layer`` is a layer index 0..L-1 (negative counts from the end: -1 is the last layer) or the
+    string "embedding".
+    """
+    if layer == EMBEDDING:
+        return 0
+    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not -n_layers <= layer < n_layers:
+        raise AnatomyError(f"Layer {layer!r} is out of range: {model_name} has layers 0 to {n_layers - 1} "
+                           f"(-1 for the last), and 'embedding' for what enters layer 0.")
+    return int(layer) % n_layers + 1
 
 
 @dataclass(frozen=True)
 class HiddenStates:
-    """Every layer's output for one prompt, as transformers returns it with output_hidden_states=True.
+    """Every stage of the residual stream for one prompt: the embedding, then each layer's output.
 
-    ``states[0]`` is the token embedding as the model feeds it to layer 1 (for Gemma: the table row
-    times sqrt(d)); ``states[i]`` is the output of layer i. Caution: transformers applies the final
-    norm to the last entry, so ``states[-1]`` is ``final_norm(output of the last layer)``.
+    ``states[0]`` is the token embedding as the model feeds it to layer 0 (for Gemma: the table row
+    times sqrt(d)); ``states[ℓ + 1]`` is the output of layer ℓ (``model.layers[ℓ]``, hook place
+    ``"layers.ℓ"``). Every entry is raw: the final norm is *not* applied to the last one (unlike
+    transformers' ``output_hidden_states``, whose last entry carries it); the normed vector the LM
+    head reads is ``final``.
     """
 
     model_name: str
     prompt: str
     tokens: tuple[Token, ...]  # the T tokens the model read
-    states: torch.Tensor  # [L+1, T, d]
+    states: torch.Tensor  # [L+1, T, d] row 0 the embedding, row ℓ+1 the output of layer ℓ (all raw)
+    final: torch.Tensor  # [T, d] final_norm(output of the last layer): what the LM head reads
     logits: torch.Tensor  # [T, V] the model's own next-token scores at every position
 
     @property
     def n_layers(self) -> int:
         return self.states.shape[0] - 1
 
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the rows of ``states``: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    @property
+    def embedding(self) -> torch.Tensor:
+        """The token embeddings that enter layer 0. Shape [T, d]."""
+        return self.states[0]
+
+    def row(self, layer) -> int:
+        """The row of ``states`` that holds ``layer`` (ℓ or "embedding")."""
+        return stage_row(layer, self.n_layers, self.model_name)
+
     def layer(self, i: int) -> torch.Tensor:
-        """The output of layer ``i`` (0 = embeddings, L = last layer). Shape [T, d]."""
-        if not -self.states.shape[0] <= i < self.states.shape[0]:
-            raise AnatomyError(f"Layer {i} is out of range: {self.model_name} has layers 0 (embeddings) to {self.n_layers}.")
-        return self.states[i]
+        """The output of layer ``i`` (0..L-1, negative from the end), before any final norm. Shape [T, d]."""
+        if i == EMBEDDING:
+            raise AnatomyError("'embedding' is not a layer: use .embedding for the vectors that enter layer 0.")
+        return self.states[stage_row(i, self.n_layers, self.model_name)]
 
 
 @torch.no_grad()
 def hidden_states(model, prompt: str) -> HiddenStates:
-    """Run the model once and keep every layer's output for every token (Chapter 3)."""
+    """Run the model once and keep the embedding and every layer's raw output for every token (Chapter 3)."""
     ids = check_prompt(model, prompt)  # [1, T]
-    out = model.hf(input_ids=ids, output_hidden_states=True)
-    states = torch.stack(out.hidden_states)[:, 0].float().cpu()  # [L+1, T, d]
+    last = f"layers.{model.n_layers - 1}"
+    with capture(model, last) as seen:  # the last layer's output before transformers applies the final norm
+        out = model.hf(input_ids=ids, output_hidden_states=True)
+    states = torch.stack([*out.hidden_states[:-1], seen[last]])[:, 0].float().cpu()  # [L+1, T, d], all raw
     special = set(model.tokenizer.all_special_ids)
     tokens = tuple(
         Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
         for i in ids[0]
     )
-    return HiddenStates(model.name, prompt, tokens, states, out.logits[0].float().cpu())
+    return HiddenStates(model.name, prompt, tokens, states, out.hidden_states[-1][0].float().cpu(), out.logits[0].float().cpu())

@@ -6,7 +6,7 @@ description (``model.arch``, written per family in ``anatomy.families``):
 ==========================  ====================================================================
 ``"embedding"``             the token embeddings (already scaled for Gemma; GPT-2 adds its learned
                             positions after this place, so layer 0 reads embedding + positions)
-``"layers.5"``              the output of layer index 5 (the 6th layer; ``hidden_states[6]``)
+``"layers.5"``              the output of layer 5, ``model.layers[5]`` (``hidden_states(...).layer(5)``)
 ``"layers.5.attn"``         the attention sub-layer's output, before it is added to the residual
 ``"layers.5.attn.q"``       the query projection (also ``.k``, ``.v``), shape [B, T, heads*head_dim];
                             for a fused projection (Phi-3, GPT-2, GPT-NeoX) its rows of the fused output

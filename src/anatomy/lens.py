@@ -3,8 +3,9 @@
 Only the last layer's vector is meant to go through the LM head. The logit lens
 (nostalgebraist 2020) sends every layer's vector through the same two steps the last one takes,
 the final norm then the LM head, and reads the result as a next-token distribution: what the model
-"would say" if it stopped after that layer. Layer 0 is the token embedding; layer L is the last
-layer, whose entry in ``hidden_states`` already carries the final norm (so it is not normed twice).
+"would say" if it stopped after that layer. Every result has one row per stage (see
+``anatomy.hidden``): row 0 the embedding, row ℓ + 1 the output of layer ℓ; its last row is the
+model's own next-token distribution.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hidden import HiddenStates, hidden_states
+from .hidden import HiddenStates, hidden_states, stage_labels, stage_row
 from .errors import AnatomyError
 from .hooks import capture
 from .prediction import check_prompt
@@ -27,31 +28,21 @@ from .tokens import Token, readable, tokenize
 __all__ = ["LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream"]
 
 
-def _check_layer(hs: HiddenStates, layer) -> int:
-    n = hs.n_layers
-    if isinstance(layer, bool) or not isinstance(layer, numbers.Integral) or not -(n + 1) <= layer <= n:
-        raise AnatomyError(f"Layer {layer!r} is out of range: {hs.model_name} has layers 0 (embeddings) to {n}.")
-    return int(layer) % (n + 1)
-
-
 @torch.no_grad()
 def lens_logits(model, hs: HiddenStates, layers=None) -> torch.Tensor:
-    """Logits that the LM head gives for the chosen layers' vectors, at every position (Chapter 7).
+    """Logits that the LM head gives for the chosen stages' vectors, at every position (Chapter 7).
 
-    ``layers`` is one layer index or a list of them, counted like ``hidden_states``: 0 =
-    embeddings, L = last layer (negative counts from the end); None means all L+1. The final norm
-    is applied to layers 0..L-1; layer L already has it. Shape [T, V] for one layer, else
-    [len(layers), T, V]. All layers go through the LM head in one product: for Gemma the head
-    is 262,144 x 640 floats, and reading it once per layer would cost more than the model itself.
+    ``layers`` is one layer ℓ (0..L-1, negative from the end) or "embedding", or a list of them;
+    None means all L + 1 stages (row 0 the embedding, row ℓ + 1 layer ℓ). Every stage is raw in
+    ``hidden_states``, so the final norm is applied to each, then the LM head. Shape [T, V] for
+    one layer, else [len(layers), T, V]. All go through the LM head in one product: for Gemma the
+    head is 262,144 x 640 floats, and reading it once per layer would cost more than the model itself.
     """
-    one = layers is not None and isinstance(layers, numbers.Integral)
-    idx = [_check_layer(hs, i) for i in ([layers] if one else range(hs.n_layers + 1) if layers is None else layers)]
-    n = hs.n_layers
+    one = layers is not None and isinstance(layers, (numbers.Integral, str))
+    chosen = [layers] if one else ["embedding", *range(hs.n_layers)] if layers is None else list(layers)
+    idx = [hs.row(i) for i in chosen]
     h = hs.states[idx].to(device=model.device, dtype=model.lm_head.weight.dtype)  # [K, T, d]
-    inner = torch.tensor([i < n for i in idx])
-    if inner.any():  # transformers already normed the last entry; norm the others exactly once
-        h[inner] = model.final_norm(h[inner])
-    logits = logits_from_hidden(model, h)  # [K, T, V]
+    logits = logits_from_hidden(model, model.final_norm(h))  # [K, T, V]
     return logits[0] if one else logits
 
 
@@ -68,10 +59,11 @@ def _first_token(model, word) -> int:
 
 @dataclass(frozen=True)
 class LogitLens:
-    """What the LM head reads at every layer and position of one prompt (Chapter 7).
+    """What the LM head reads at every stage and position of one prompt (Chapter 7).
 
-    Layers count like ``hidden_states``: row 0 is the embedding, row L the last layer, whose
-    distribution is the model's own next-token distribution.
+    One row per stage, like ``hidden_states``: row 0 the embedding, row ℓ + 1 the output of layer
+    ℓ (labels in ``stages``). The last row, layer L - 1, is the model's own next-token distribution.
+    Methods take a layer ℓ (0..L-1, negative from the end) or "embedding".
     """
 
     model_name: str
@@ -88,6 +80,15 @@ class LogitLens:
     def n_layers(self) -> int:
         return self.top_ids.shape[0] - 1
 
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the rows: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    def row(self, layer) -> int:
+        """The row that holds ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
+        return stage_row(layer, self.n_layers, self.model_name)
+
     def _position(self, position: int) -> int:
         T = len(self.tokens)
         if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -T <= position < T:
@@ -95,23 +96,25 @@ class LogitLens:
         return int(position) % T
 
     def top(self, layer: int, position: int = -1, k: int = 5) -> list[tuple[str, float]]:
-        """The k most likely tokens at one layer and position, as (readable text, probability)."""
+        """The k most likely tokens read at the output of ``layer`` (or "embedding") and a position, as (text, probability)."""
         p = self._position(position)
-        if not -(self.n_layers + 1) <= layer <= self.n_layers:
-            raise AnatomyError(f"Layer {layer!r} is out of range: {self.model_name} has layers 0 (embeddings) to {self.n_layers}.")
+        r = self.row(layer)
         if not 1 <= k <= self.top_ids.shape[-1]:
             raise AnatomyError(f"k={k} is out of range: this lens kept the top {self.top_ids.shape[-1]} tokens; call logit_lens(..., k=...) for more.")
-        return [(self.top_text[layer][p][j], float(self.top_probs[layer, p, j])) for j in range(k)]
+        return [(self.top_text[r][p][j], float(self.top_probs[r, p, j])) for j in range(k)]
 
-    def table(self, position: int = -1, k: int = 3, layers: Sequence[int] | None = None) -> Table:
-        """One row per layer at one position: the top-k tokens with probabilities, then the targets."""
+    def table(self, position: int = -1, k: int = 3, layers: Sequence | None = None) -> Table:
+        """One row per stage at one position: the top-k tokens with probabilities, then the targets.
+
+        ``layers`` picks rows (ℓ or "embedding"); default: the embedding and every layer.
+        """
         p = self._position(position)
-        layers = range(self.n_layers + 1) if layers is None else layers
-        cols = ("layer", *(f"top {j + 1}" for j in range(k)), *(f"p({t})" for t in self.targets))
+        layers = ["embedding", *range(self.n_layers)] if layers is None else layers
+        cols = ("layer (output of)", *(f"top {j + 1}" for j in range(k)), *(f"p({t})" for t in self.targets))
         rows = tuple(
-            ("0 (embedding)" if i == 0 else str(i),
+            (self.stages[self.row(i)],
              *(f"{text} {prob:.2f}" for text, prob in self.top(i, p, k)),
-             *(float(self.target_probs[i, p, j]) for j in range(len(self.targets))))
+             *(float(self.target_probs[self.row(i), p, j]) for j in range(len(self.targets))))
             for i in layers
         )
         caption = f"{self.model_name}: logit lens at position {p} ({self.tokens[p].text!r}) of “{self.prompt}”"
@@ -120,7 +123,9 @@ class LogitLens:
 
 @torch.no_grad()
 def logit_lens(model, prompt: str, targets: Sequence = (), *, k: int = 5) -> LogitLens:
-    """Final norm + LM head applied to every layer's vector at every position (Chapter 7).
+    """Final norm + LM head applied to every stage's vector at every position (Chapter 7).
+
+    Rows: 0 the embedding, ℓ + 1 the output of layer ℓ; the last row is the model's own output.
 
     ``targets`` are words or token IDs whose probability is tracked per layer; a word counts by
     its first token. Only the top ``k`` tokens are kept per layer and position (a full
@@ -132,10 +137,11 @@ def logit_lens(model, prompt: str, targets: Sequence = (), *, k: int = 5) -> Log
         targets = (targets,)
     target_ids = tuple(_first_token(model, t) for t in targets)
     hs = hidden_states(model, prompt)
-    # Layers 0..L-1 through the LM head in one product; layer L is the model's own logits, which
-    # its forward pass already computed (hs.logits), so the 262k x 640 head is not read twice for it.
-    inner = lens_logits(model, hs, list(range(hs.n_layers)))  # [L, T, V]
-    parts = [_top_and_targets(rows, k, target_ids) for rows in (*inner, hs.logits.clone())]  # per layer: [T, .]
+    # The embedding and layers 0..L-2 through the LM head in one product; the last layer's row is the
+    # model's own logits, which its forward pass already computed (hs.logits), so the 262k x 640 head
+    # is not read twice for it.
+    inner = lens_logits(model, hs, ["embedding", *range(hs.n_layers - 1)])  # [L, T, V]
+    parts = [_top_and_targets(rows, k, target_ids) for rows in (*inner, hs.logits.clone())]  # per stage: [T, .]
     top_ids, top_probs, tprobs = (torch.stack(x) for x in zip(*parts))  # [L+1, T, k], [L+1, T, k], [L+1, T, n]
     tok = model.tokenizer
     shown = {j: readable(tok, j) for j in set(top_ids.flatten().tolist())}  # each distinct token read once
@@ -163,13 +169,30 @@ def _top_and_targets(logits: torch.Tensor, k: int, target_ids: tuple[int, ...]):
 
 @dataclass(frozen=True)
 class LanguageCurves:
-    """Per layer, the probability of the answer written in each language, averaged over prompts (Chapter 7)."""
+    """Per stage, the probability of the answer written in each language, averaged over prompts (Chapter 7).
+
+    The stage axis has row 0 the embedding, row ℓ + 1 the output of layer ℓ (labels in ``stages``).
+    """
 
     model_name: str
     prompts: tuple[str, ...]  # the N prompts, each asking for one word
     languages: tuple[str, ...]  # the G language names, e.g. ("English", "中文")
     answers: tuple[tuple[str, ...], ...]  # [N][G] readable first token of each expected answer
     probs: torch.Tensor  # [N, L+1, G] probability of each answer's first token at the last position
+
+    @property
+    def n_layers(self) -> int:
+        return self.probs.shape[1] - 1
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the stage axis: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    def peak(self, n: int, g: int):
+        """The layer ℓ (or "embedding") where answer ``g`` of prompt ``n`` is most probable."""
+        r = int(self.probs[n, :, g].argmax())
+        return "embedding" if r == 0 else r - 1
 
     @property
     def mean(self) -> torch.Tensor:
@@ -180,7 +203,7 @@ class LanguageCurves:
         """One row per prompt: the first token of each answer, and the layer where it peaks."""
         cols = ("prompt (last line)", *(f"{g} (first token)" for g in self.languages), *(f"{g} peaks at layer" for g in self.languages))
         rows = tuple(
-            (p.splitlines()[-1], *self.answers[n], *(int(self.probs[n, :, g].argmax()) for g in range(len(self.languages))))
+            (p.splitlines()[-1], *self.answers[n], *(self.peak(n, g) for g in range(len(self.languages))))
             for n, p in enumerate(self.prompts)
         )
         return Table(cols, rows, f"{self.model_name}: first tokens tracked by the logit lens")
@@ -207,7 +230,7 @@ def language_curves(model, prompts: Sequence[str], answers: Mapping[str, Sequenc
     for n, prompt in enumerate(prompts):
         ids = [_first_token(model, answers[g][n]) for g in langs]
         hs = hidden_states(model, prompt)
-        last = dataclasses.replace(hs, states=hs.states[:, -1:], tokens=hs.tokens[-1:], logits=hs.logits[-1:])
+        last = dataclasses.replace(hs, states=hs.states[:, -1:], tokens=hs.tokens[-1:], final=hs.final[-1:], logits=hs.logits[-1:])
         probs = torch.softmax(lens_logits(model, last)[:, 0], dim=-1)  # [L+1, V], last position only
         rows.append(probs[:, ids])  # [L+1, G]
         shown.append(tuple(readable(tok, i) for i in ids))
@@ -220,8 +243,9 @@ class ResidualStream:
 
     Every layer adds to one running sum, in one d-dimensional space: layer i reads ``stream[i]``,
     its attention writes ``attn[i]`` and its feed-forward part writes ``ffn[i]``, and
-    ``stream[i + 1] = stream[i] + attn[i] + ffn[i]``. ``stream[0]`` is the token embedding,
-    ``stream[L]`` the last layer's output *before* the final norm. Writes are taken as they are
+    ``stream[i + 1] = stream[i] + attn[i] + ffn[i]``. ``stream`` has one row per stage: row 0 the
+    embedding, row i + 1 the output of layer i (so row i is also the input of layer i), the last row
+    the last layer's output *before* the final norm. Writes are taken as they are
     added: for Gemma, after the norm that follows each part (``post_attention_layernorm``,
     ``post_feedforward_layernorm``).
     """
@@ -236,6 +260,11 @@ class ResidualStream:
     @property
     def n_layers(self) -> int:
         return self.attn.shape[0]
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the rows of ``stream``: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
 
     @property
     def sums(self) -> torch.Tensor:

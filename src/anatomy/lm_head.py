@@ -50,7 +50,7 @@ def logits_from_hidden(model, last_vector: torch.Tensor) -> torch.Tensor:
     """The LM head by hand: ``last_vector @ W.T`` with W the V x d LM head matrix (Chapter 4).
 
     ``last_vector`` has shape [d] (or [..., d]); the result has shape [V] (or [..., V]). Pass the
-    final vector *after* the final norm (``hidden_states(...).states[-1, -1]``), as the model does.
+    final vector *after* the final norm (``hidden_states(...).final[-1]``), as the model does.
     """
     v = _check_vector(model, last_vector)  # [..., d]
     logits = v @ model.lm_head.weight.T  # [..., V]

@@ -6,7 +6,7 @@ placeholder's vector at some layer with the kept vector, and let the model conti
 on, it reads the target prompt as if the placeholder were whatever the vector stands for.
 
 Layers count like the hook places of ``anatomy.hooks``: ``layer=5`` is ``"layers.5"``, the output of
-the 6th layer (``hidden_states(...).states[6]``).
+``model.layers[5]`` (``hidden_states(...).layer(5)``).
 """
 
 from __future__ import annotations

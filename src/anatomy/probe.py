@@ -6,10 +6,10 @@ fitted on some examples and scored on examples it has never seen; a high held-ou
 property can be read off the vector along that angle.
 
     places = anatomy.cities()                                   # names, continents, coordinates
-    X = anatomy.last_token_states(model, places.names)          # [N, L+1, d]
+    X = anatomy.last_token_states(model, places.names)          # [N, L+1, d]: embedding, layers 0..L-1
     train, test = anatomy.split(len(places.names), seed=0)
     layers = anatomy.probe_layers(X, places.coordinates, train, test)
-    layers.r2, layers.control_r2, layers.best_layer              # held-out R² per layer
+    layers.r2, layers.control_r2, layers.best_layer              # held-out R² per stage; best layer ℓ
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from importlib import resources
 import torch
 
 from .errors import AnatomyError
+from .hidden import stage_labels, stage_row
+from .hooks import capture
 from .prediction import check_prompt
 
 __all__ = ["LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split"]
@@ -68,8 +70,8 @@ def cities() -> Places:
 def last_token_states(model, texts, *, batch_size: int = 64) -> torch.Tensor:
     """Every layer's vector at the last token of each text, in batched forward passes (Chapter 5).
 
-    Returns [N, L+1, d]: entry ``[i, l]`` equals ``anatomy.hidden_states(model, texts[i]).states[l, -1]``
-    (layer 0 = embeddings; the last layer has the final norm applied, as in ``hidden_states``).
+    Returns [N, L+1, d]: entry ``[i, s]`` equals ``anatomy.hidden_states(model, texts[i]).states[s, -1]``
+    (one row per stage: ``s = 0`` the embedding, ``s = ℓ + 1`` the raw output of layer ℓ).
     Texts are tokenized one by one exactly as ``hidden_states`` does (Gemma gets its <bos>), then
     padded on the right: with causal attention a real token never sees the padding after it, and
     its position numbers stay 0, 1, 2... as if it were alone. We read each text at its own last
@@ -95,8 +97,10 @@ def last_token_states(model, texts, *, batch_size: int = 64) -> torch.Tensor:
             batch[i, :len(c)] = c
             mask[i, :len(c)] = 1
         # the layer stack without the LM head: we need no logits, and Gemma's head is 168M weights
-        res = model.decoder(input_ids=batch.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
-        states = torch.stack(res.hidden_states, dim=1).float().cpu()  # [B, L+1, T, d]
+        last = f"layers.{model.n_layers - 1}"
+        with capture(model, last) as seen:  # the last layer's raw output (transformers norms its last entry)
+            res = model.decoder(input_ids=batch.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
+        states = torch.stack([*res.hidden_states[:-1], seen[last]], dim=1).float().cpu()  # [B, L+1, T, d]
         if out.numel() == 0:
             out = torch.empty(len(ids), *states.shape[1:2], states.shape[-1])  # [N, L+1, d]
         out[rows] = states[torch.arange(len(chunk)), :, lengths - 1]  # [B, L+1, d]
@@ -254,9 +258,14 @@ def fit_probe(X, y, train_idx, test_idx, *, alpha=(10.0, 100.0, 1e3, 1e4, 1e5)) 
 
 @dataclass(frozen=True)
 class LayerProbes:
-    """One probe per layer, and the same probe trained on shuffled targets as a control (Chapter 5)."""
+    """One probe per stage, and the same probe trained on shuffled targets as a control (Chapter 5).
 
-    r2: torch.Tensor  # [L+1, k] held-out (test) R² per layer and target column
+    Every tensor has one row per stage: row 0 the embedding, row ℓ + 1 the output of layer ℓ
+    (labels in ``stages``; ``row(ℓ)`` gives the row). ``best_layer`` and ``probe`` speak in layers:
+    ℓ in 0..L-1, or "embedding".
+    """
+
+    r2: torch.Tensor  # [L+1, k] held-out (test) R² per stage and target column
     control_r2: torch.Tensor  # [L+1, k] held-out R² of the probe fitted on shuffled targets
     probes: tuple[ProbeResult, ...]  # L+1 probes on the real targets
     seed: int
@@ -267,28 +276,37 @@ class LayerProbes:
         return self.r2.shape[0] - 1
 
     @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the rows: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    def row(self, layer) -> int:
+        """The row that holds ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
+        return stage_row(layer, self.n_layers, "these probes")
+
+    @property
     def mean_r2(self) -> torch.Tensor:  # [L+1] average over target columns
         return self.r2.mean(1)
 
     @property
-    def best_layer(self) -> int:
-        """The layer whose probe has the highest R² averaged over target columns, on the validation rows.
+    def best_layer(self) -> int | str:
+        """The layer ℓ (or "embedding") whose probe has the highest R² averaged over target columns, on the validation rows.
 
         Without validation rows it is chosen on the test rows themselves, which flatters its test score.
         """
-        if self.val_r2 is not None:
-            return int(self.val_r2.mean(1).argmax())
-        return int(self.mean_r2.argmax())
+        r = int((self.val_r2 if self.val_r2 is not None else self.r2).mean(1).argmax())
+        return "embedding" if r == 0 else r - 1
 
-    def probe(self, layer: int) -> ProbeResult:
-        """The probe of one layer (0 = embeddings)."""
-        if not isinstance(layer, int) or not -len(self.probes) <= layer < len(self.probes):
-            raise AnatomyError(f"Layer {layer!r} is out of range: the probes cover layers 0 (embeddings) to {self.n_layers}.")
-        return self.probes[layer]
+    def probe(self, layer) -> ProbeResult:
+        """The probe of layer ℓ's output (0..L-1, negative from the end), or of "embedding"."""
+        return self.probes[self.row(layer)]
 
 
 def probe_layers(states, y, train_idx, test_idx, *, val_idx=None, alpha=(10.0, 100.0, 1e3, 1e4, 1e5), seed: int = 0) -> LayerProbes:
-    """Fit ``fit_probe`` at every layer of ``states`` [N, L+1, d], plus a shuffled-target control.
+    """Fit ``fit_probe`` at every stage of ``states`` [N, L+1, d], plus a shuffled-target control.
+
+    ``states`` has one entry per stage on its second axis (0 the embedding, ℓ + 1 layer ℓ), as
+    ``last_token_states`` returns it.
 
     With ``val_idx`` (disjoint from the others), each probe is also scored on the validation rows,
     and ``best_layer`` is chosen there, so that the test R² of that layer is an honest estimate.

@@ -9,8 +9,7 @@ The recipe of the lecture, in four functions:
                                                           # beside random directions of the same norm
 
 Layers count from 0 like the module path ``model.layers.N``; "layer l" means the *output* of that
-layer (``hooks`` place ``"layers.l"``, i.e. ``hidden_states(...).states[l + 1]`` for every layer but
-the last, where ``hidden_states`` already applied the final norm).
+layer (``hooks`` place ``"layers.l"``, i.e. ``hidden_states(...).layer(l)``).
 """
 
 from __future__ import annotations

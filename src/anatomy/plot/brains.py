@@ -10,6 +10,7 @@ from ..brains import Influence, ReadWrite, Schedule
 from .style import families as _families
 from .style import describe as _describe
 from .style import book_style as _style
+from .style import stage_ticks
 
 __all__ = ["influence", "reading_vs_writing", "schedules"]
 
@@ -19,7 +20,7 @@ def schedules(*scheds: Schedule, titles: tuple[str, ...] | None = None) -> Figur
     with _style():
         fig, axes = plt.subplots(1, len(scheds), figsize=(4.2 * len(scheds), 3.6), squeeze=False)
         for k, (ax, s) in enumerate(zip(axes[0], scheds)):
-            grid = s.steps.T.numpy()  # [L, T]: rows are layers, bottom = layer 1
+            grid = s.steps.T.numpy()  # [L, T]: rows are layers, bottom = layer 0
             ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
             for layer in range(grid.shape[0]):
                 for t in range(grid.shape[1]):
@@ -27,7 +28,7 @@ def schedules(*scheds: Schedule, titles: tuple[str, ...] | None = None) -> Figur
             if s.n_new:
                 ax.axvline(s.n_prompt - 0.5, color="#dd4444", lw=2)
             ax.set_xticks(range(grid.shape[1]), [f"{t}" + ("*" if t >= s.n_prompt else "") for t in range(grid.shape[1])])
-            ax.set_yticks(range(grid.shape[0]), [str(i + 1) for i in range(grid.shape[0])])
+            ax.set_yticks(range(grid.shape[0]), [str(i) for i in range(grid.shape[0])])
             ax.set_xlabel("position (* = generated)")
             ax.set_ylabel("layer")
             title = titles[k] if titles else f"prompt {s.prompt_mode}"
@@ -45,14 +46,16 @@ def influence(inf: Influence) -> Figure:
         T = len(inf.tokens)
         fig, ax = plt.subplots(figsize=(0.5 * T + 2.5, 4.2))
         ax.imshow(inf.changed.numpy().astype(float), origin="lower", cmap="Greys", aspect="auto", vmin=0, vmax=1.4)
-        ax.add_patch(plt.Rectangle((inf.position - 0.5, inf.layer - 0.5), 1, 1, fill=False, ec="#dd4444", lw=2))
-        ax.set_xticks(range(T), inf.tokens, rotation=60, fontfamily=_families(), fontsize=8)
-        ax.set_ylabel("layer (0 = embeddings)")
+        ax.add_patch(plt.Rectangle((inf.position - 0.5, inf.layer + 0.5), 1, 1, fill=False, ec="#dd4444", lw=2))  # row ℓ + 1
+        ax.set_xticks(range(T), [t.text for t in inf.tokens], rotation=60, fontfamily=_families(), fontsize=8)
+        layers = stage_ticks(inf.n_layers, most=12)
+        ax.set_yticks([0, *(ell + 1 for ell in layers)], ["emb", *map(str, layers)])  # row l + 1 holds layer l
+        ax.set_ylabel("output of layer (emb = embedding)")
         ax.set_title(f"{inf.model_name}: states changed by a nudge at position {inf.position}, layer {inf.layer}", fontsize=10)
     return _describe(
         fig,
-        en=f"{inf.model_name}: which hidden states (positions × layers, 0 = embeddings) change when the state at position {inf.position}, layer {inf.layer} is nudged; changed states are dark.",
-        zh=f"{inf.model_name}：轻推第 {inf.position} 个位置、第 {inf.layer} 层的状态后，哪些隐藏状态（位置 × 层，0 为嵌入）随之改变；变了的格子颜色深。",
+        en=f"{inf.model_name}: which hidden states (positions × the embedding and every layer's output) change when the state at position {inf.position}, layer {inf.layer} is nudged; changed states are dark.",
+        zh=f"{inf.model_name}：轻推第 {inf.position} 个位置、第 {inf.layer} 层的状态后，哪些隐藏状态（位置 × 嵌入及每一层的输出）随之改变；变了的格子颜色深。",
     )
 
 

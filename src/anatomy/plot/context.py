@@ -5,12 +5,13 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from ..context import WordSimilarity
 from .style import families as _families
 from .style import describe as _describe
 from .style import book_style as _style
+from .style import stage_axis as _stage_axis
+from .style import stage_x as _stage_x
 
 __all__ = ["differences", "word_similarity"]
 
@@ -21,24 +22,24 @@ _CROSS = ("#999999", "#bbbbbb", "#777777", "#555555", "#aaaaaa", "#888888")
 def differences(curves: dict[str, torch.Tensor], *, title: str = "") -> Figure:
     """Largest |difference| between two vectors of the same token, per layer: one line per label (Chapter 3).
 
-    ``curves`` maps a label (e.g. '"how": about vs are') to a tensor [L+1] from ``max_difference``.
+    ``curves`` maps a label (e.g. '"how": about vs are') to a tensor [L+1] from ``max_difference``
+    (entry 0 the embedding, entry ℓ + 1 the output of layer ℓ).
     """
     with _style():
         fig, ax = plt.subplots(figsize=(7, 3.4))
         markers = "os^Dv"
         for k, (label, d) in enumerate(curves.items()):
             d = torch.as_tensor(d).float()
-            ax.plot(range(len(d)), d.numpy(), marker=markers[k % len(markers)], ms=3.5, lw=1.4, label=label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("layer (0 = token embedding)")
+            ax.plot(_stage_x(len(d) - 1), d.numpy(), marker=markers[k % len(markers)], ms=3.5, lw=1.4, label=label)
+        _stage_axis(ax, max(len(torch.as_tensor(d)) for d in curves.values()) - 1)
         ax.set_ylabel("max |difference| over d dimensions")
         ax.legend(prop={"family": _families()}, fontsize=9, frameon=False)
         if title:
             ax.set_title(title, fontsize=10, fontfamily=_families())
     return _describe(
         fig,
-        en=f"Largest absolute difference between two vectors of the same token, layer by layer (0 = token embedding), for: {'; '.join(curves)}. {title}",
-        zh=f"同一个词元的两个向量之间的最大绝对差，逐层画出（0 为词元嵌入）：{'；'.join(curves)}。{title}",
+        en=f"Largest absolute difference between two vectors of the same token, from the token embedding through every layer's output, for: {'; '.join(curves)}. {title}",
+        zh=f"同一个词元的两个向量之间的最大绝对差，从词元嵌入到每一层的输出逐层画出：{'；'.join(curves)}。{title}",
     )
 
 
@@ -53,7 +54,7 @@ def word_similarity(results, *, title: str = "") -> Figure:
     with _style():
         fig, axes = plt.subplots(2, len(results), figsize=(5.2 * len(results), 7.2), squeeze=False, sharex="col")
         for col, r in enumerate(results):
-            layers = range(r.n_layers + 1)
+            layers = _stage_x(r.n_layers)
             same = r.same_sense.tolist()
             n_same = n_cross = 0
             for p, (i, j) in enumerate(r.pairs):
@@ -70,10 +71,9 @@ def word_similarity(results, *, title: str = "") -> Figure:
             axes[1, col].axhline(0, color="black", lw=1.0, ls=":")
             axes[0, col].set_title(f"{r.model_name}: raw cosine of “{r.word}”", fontsize=10, fontfamily=_families())
             axes[1, col].set_title(f"{r.model_name}: normalized (0 = baseline, 1 = identical)", fontsize=10, fontfamily=_families())
-            axes[1, col].set_xlabel("layer (0 = token embedding)")
+            _stage_axis(axes[1, col], r.n_layers)
             axes[0, col].set_ylabel("cosine similarity")
             axes[1, col].set_ylabel("(raw − baseline) / (1 − baseline)")
-            axes[1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=4, prop={"family": _families(), "size": 8}, frameon=False)
         if title:

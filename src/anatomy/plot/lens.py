@@ -10,6 +10,8 @@ from ..lens import LanguageCurves, LogitLens, ResidualStream
 from .style import families as _families
 from .style import describe as _describe
 from .style import book_style as _style
+from .style import stage_axis as _stage_axis
+from .style import stage_x as _stage_x
 
 __all__ = ["language_curves", "logit_lens", "residual_stream"]
 
@@ -21,27 +23,29 @@ def _short(text: str, n: int = 9) -> str:
 
 
 def logit_lens(lens: LogitLens, *, layers=None, title: str | None = None) -> Figure:
-    """Top token of every layer (rows, embedding at the bottom) at every position (columns) (Chapter 7).
+    """Top token of every stage (rows: the embedding at the bottom, then layers 0..L-1) at every position (Chapter 7).
 
     Each cell shows the most likely next token and its probability; the colour is that probability.
+    ``layers`` picks rows (ℓ or "embedding"); default all.
     """
     if not isinstance(lens, LogitLens):
         raise AnatomyError("logit_lens draws a LogitLens: pass the result of anatomy.logit_lens(model, prompt).")
-    layers = list(range(lens.n_layers + 1)) if layers is None else list(layers)
+    layers = ["embedding", *range(lens.n_layers)] if layers is None else list(layers)
+    rows = [lens.row(i) for i in layers]
     T = len(lens.tokens)
-    grid = lens.top_probs[layers, :, 0].numpy()  # [len(layers), T]
+    grid = lens.top_probs[rows, :, 0].numpy()  # [len(layers), T]
     with _style():
         fig, ax = plt.subplots(figsize=(1.2 + 1.05 * T, 0.8 + 0.3 * len(layers)))
         im = ax.imshow(grid, aspect="auto", origin="lower", cmap="Blues", vmin=0, vmax=1)
-        for r, i in enumerate(layers):
+        for r, i in enumerate(rows):
             for p in range(T):
                 prob = float(grid[r, p])
                 ax.text(p, r, f"{_short(lens.top_text[i][p][0])}\n{prob:.2f}", ha="center", va="center", fontsize=6.5,
                         linespacing=0.95, color="white" if prob > 0.6 else "black", fontfamily=_families())
         ax.set_xticks(range(T), [t.text for t in lens.tokens], fontfamily=_families(), fontsize=8)
-        ax.set_yticks(range(len(layers)), ["emb" if i == 0 else str(i) for i in layers], fontsize=7)
+        ax.set_yticks(range(len(rows)), ["emb" if i == 0 else str(i - 1) for i in rows], fontsize=7)
         ax.set_xlabel("input token (the cell predicts the token after it)")
-        ax.set_ylabel("layer")
+        ax.set_ylabel("output of layer (emb = embedding)")
         ax.spines[["left", "bottom"]].set_visible(False)
         fig.colorbar(im, ax=ax, shrink=0.6, label="probability of the top token")
         ax.set_title(title or f"{lens.model_name}: logit lens of “{lens.prompt}”", fontsize=10, fontfamily=_families())
@@ -55,7 +59,8 @@ def logit_lens(lens: LogitLens, *, layers=None, title: str | None = None) -> Fig
 def language_curves(curves, *, title: str | None = None) -> Figure:
     """Per layer, the mean probability of the answer in each language; one panel per model (Chapter 7).
 
-    Thin lines are single prompts, thick lines their average. The x axis is the layer (0 = embedding).
+    Thin lines are single prompts, thick lines their average. The x axis is the stage: "emb" the
+    embedding, ℓ the output of layer ℓ.
     """
     curves = [curves] if isinstance(curves, LanguageCurves) else list(curves)
     if not curves or not all(isinstance(c, LanguageCurves) for c in curves):
@@ -63,24 +68,23 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
     with _style():
         fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.4), squeeze=False)
         for ax, c in zip(axes[0], curves):
-            x = range(c.probs.shape[1])
+            x = _stage_x(c.n_layers)
             for g, lang in enumerate(c.languages):
                 colour = _COLOURS[g % len(_COLOURS)]
                 for n in range(c.probs.shape[0]):
                     ax.plot(x, c.probs[n, :, g].numpy(), color=colour, lw=0.6, alpha=0.35)
                 ax.plot(x, c.mean[:, g].numpy(), color=colour, lw=2.2, label=f"{lang} (mean of {c.probs.shape[0]})")
-            ax.set_xlabel("layer (0 = embedding)")
+            _stage_axis(ax, c.n_layers)
             ax.set_ylabel("probability of the answer's first token")
             ax.set_ylim(0, max(float(c.probs.max()) * 1.1, 0.05))
-            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_title(c.model_name, fontsize=10)
             ax.legend(prop={"family": _families(), "size": 8}, loc="upper left")
         if title:
             fig.suptitle(title, fontfamily=_families())
     return _describe(
         fig,
-        en="Probability of the answer's first token in each language, layer by layer (0 = embedding), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
-        zh="逐层（0 为嵌入）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + f"。{title or ''}",
+        en="Probability of the answer's first token in each language, layer by layer (from the embedding to the last layer's output), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
+        zh="逐层（从嵌入到最后一层的输出）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + f"。{title or ''}",
     )
 
 
@@ -96,12 +100,12 @@ def residual_stream(streams, *, position: int = -1, title: str | None = None) ->
         fig, axes = plt.subplots(1, len(streams), figsize=(5.2 * len(streams), 3.4), squeeze=False)
         for ax, rs in zip(axes[0], streams):
             n = rs.norms(position).numpy()  # [L+1, 3]
-            x = range(n.shape[0])
+            x = range(n.shape[0])  # x = i: the input of layer i (the output of layer i - 1; 0 = the embedding)
             ax.plot(x, n[:, 0], color=_COLOURS[0], lw=2.2, marker="o", ms=3, label="|stream| (input of layer i)")
             ax.plot(x[:-1], n[:-1, 1], color=_COLOURS[1], lw=1.2, label="|attention write| of layer i")
             ax.plot(x[:-1], n[:-1, 2], color=_COLOURS[2], lw=1.2, label="|FFN write| of layer i")
             ax.set_yscale("log")
-            ax.set_xlabel("layer i (0 = embedding; last = output before the final norm)")
+            ax.set_xlabel(f"layer i, reading its input (i = {rs.n_layers}: the last layer's output, before the final norm)")
             ax.set_ylabel("length (L2 norm)")
             ax.xaxis.get_major_locator().set_params(integer=True)
             p = position % len(rs.tokens)

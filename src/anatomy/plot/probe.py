@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import torch
 from matplotlib.figure import Figure
 
@@ -11,6 +10,8 @@ from ..errors import AnatomyError
 from .style import families as _families
 from .style import describe as _describe
 from .style import book_style as _style
+from .style import stage_axis as _stage_axis
+from .style import stage_x as _stage_x
 
 __all__ = ["probe_map", "probe_r2"]
 
@@ -31,25 +32,24 @@ def probe_r2(layers: dict, *, targets: tuple[str, ...] = ("latitude", "longitude
     with _style():
         fig, axes = plt.subplots(1, len(layers), figsize=(5.2 * len(layers), 3.6), squeeze=False, sharey=True)
         for ax, (name, lp) in zip(axes[0], layers.items()):
-            x = range(lp.n_layers + 1)
+            x = _stage_x(lp.n_layers)
             for j, (t, c) in enumerate(zip(targets, ("#1f77b4", "#d62728"))):
                 ax.plot(x, lp.r2[:, j].clamp(min=_FLOOR), marker="o", ms=3, color=c, label=f"{t} (held-out)")
             ax.plot(x, lp.control_r2.mean(1).clamp(min=_FLOOR), ls="--", color="#777777", label="control: shuffled coordinates")
-            best = lp.best_layer
-            ax.axvline(best, color="#bbbbbb", lw=0.8, zorder=0)
-            ax.annotate(f"best layer {best}\nmean R² {float(lp.mean_r2[best]):.2f}", (best, float(lp.mean_r2[best])),
+            best, r = lp.best_layer, lp.row(lp.best_layer)
+            ax.axvline(r - 1, color="#bbbbbb", lw=0.8, zorder=0)
+            ax.annotate(f"best: {'the embedding' if r == 0 else f'layer {best}'}\nmean R² {float(lp.mean_r2[r]):.2f}", (r - 1, float(lp.mean_r2[r])),
                         xytext=(6, -30), textcoords="offset points", fontsize=8)
             ax.axhline(0, color="black", lw=0.6)
             ax.set_ylim(_FLOOR - 0.05, 1)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_xlabel("layer (0 = embeddings)")
+            _stage_axis(ax, lp.n_layers)
             ax.set_title(name, fontsize=10, fontfamily=_families())
         axes[0, 0].set_ylabel(f"R² on held-out cities (clipped at {_FLOOR})")
         axes[0, -1].legend(fontsize=8, loc="upper left")
     return _describe(
         fig,
-        en="R² of linear probes for " + " and ".join(targets) + " on held-out cities, layer by layer (0 = embeddings), against a shuffled-coordinates control, for " + ", ".join(f"{name} (best layer {lp.best_layer})" for name, lp in layers.items()) + ".",
-        zh="线性探针在留出城市上预测" + "和".join({"latitude": "纬度", "longitude": "经度"}.get(t, t) for t in targets) + "的 R²，逐层画出（0 为嵌入），并与打乱坐标的对照比较；" + "、".join(f"{name}（最佳层 {lp.best_layer}）" for name, lp in layers.items()) + "。",
+        en="R² of linear probes for " + " and ".join(targets) + " on held-out cities, from the embedding through every layer's output, against a shuffled-coordinates control, for " + ", ".join(f"{name} (best layer {lp.best_layer})" for name, lp in layers.items()) + ".",
+        zh="线性探针在留出城市上预测" + "和".join({"latitude": "纬度", "longitude": "经度"}.get(t, t) for t in targets) + "的 R²，从嵌入到每一层的输出逐层画出，并与打乱坐标的对照比较；" + "、".join(f"{name}（最佳层 {lp.best_layer}）" for name, lp in layers.items()) + "。",
     )
 
 

@@ -73,3 +73,29 @@ def describe(fig: Figure, *, en: str, zh: str) -> Figure:
     fig.__class__ = DescribedFigure  # a Figure still: same state, one more way to show itself
     fig.description = {"en": " ".join(en.split()), "zh": "".join(zh.split("\n")).strip()}
     return fig
+
+
+STAGE_AXIS_LABEL = "output of layer ℓ (emb = the embedding that enters layer 0)"
+
+
+def stage_x(n_layers: int) -> range:
+    """x positions of the L + 1 stages: -1 for the embedding, ℓ for the output of layer ℓ."""
+    return range(-1, n_layers)
+
+
+def stage_ticks(n_layers: int, most: int = 10) -> list[int]:
+    """Layer numbers to label on a stage axis, after "emb": every layer, or every step-th (not 0, next to "emb")."""
+    step = next((s for s in (1, 2, 5, 10, 20, 50) if n_layers / s <= most), 100)
+    ticks = list(range(0, n_layers)) if step == 1 else list(range(step, n_layers, step))
+    if ticks and n_layers - 1 - ticks[-1] > step / 2:
+        ticks.append(n_layers - 1)
+    return ticks
+
+
+def stage_axis(ax, n_layers: int, *, label: bool = True) -> None:
+    """Label a stage axis drawn at ``stage_x``: a tick "emb" at -1, then some layer numbers ℓ."""
+    ticks = [-1, *stage_ticks(n_layers)]
+    ax.set_xticks(ticks, ["emb" if t == -1 else str(t) for t in ticks])
+    ax.set_xlim(-1.5, n_layers - 0.5)
+    if label:
+        ax.set_xlabel(STAGE_AXIS_LABEL)
