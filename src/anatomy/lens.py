@@ -304,7 +304,8 @@ class ResidualStream:
 def residual_stream(model, prompt: str) -> ResidualStream:
     """Capture what every layer reads and what its attention and feed-forward parts add (Chapter 7).
 
-    One forward pass with hooks (``anatomy.hooks``): the embedding, each layer's attention and FFN
+    One forward pass with hooks (``anatomy.hooks``): what layer 0 reads (the embedding; in GPT-2 with its
+    learned positions added), each layer's attention and FFN
     outputs, and each layer's output. The writes are what is added to the stream: some families
     (Gemma 2 and 3, OLMo2) normalize a part's output before adding it, so that norm, named by the
     model's architecture description (``model.arch``), is applied here with the model's own module. Nothing else is computed by hand, so
@@ -312,9 +313,10 @@ def residual_stream(model, prompt: str) -> ResidualStream:
     """
     ids = check_prompt(model, prompt)  # [1, T]
     L = model.n_layers
-    places = ["embedding", *(f"layers.{i}{part}" for i in range(L) for part in ("", ".attn", ".mlp"))]
+    places = [f"layers.{i}{part}" for i in range(L) for part in ("", ".attn", ".mlp")]
     with capture(model, *places) as seen:
-        model.hf(input_ids=ids)
+        # hidden_states[0] is what layer 0 reads: the embedding, plus learned positions in GPT-2
+        first = model.hf(input_ids=ids, output_hidden_states=True).hidden_states[0]
     attn, ffn = [], []
     for i, block in enumerate(model.layers):
         a, f = seen[f"layers.{i}.attn"], seen[f"layers.{i}.mlp"]
@@ -325,7 +327,7 @@ def residual_stream(model, prompt: str) -> ResidualStream:
             f = block.get_submodule(spec.post_ffn_norm.path)(f)
         attn.append(a[0])
         ffn.append(f[0])
-    stream = torch.stack([seen["embedding"][0], *(seen[f"layers.{i}"][0] for i in range(L))]).float().cpu()
+    stream = torch.stack([first[0], *(seen[f"layers.{i}"][0] for i in range(L))]).float().cpu()
     tok = model.tokenizer
     special = set(tok.all_special_ids)
     tokens = tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, i), int(i) in special) for i in ids[0])
