@@ -8,6 +8,7 @@
 
 from . import plot
 from .about import versions
+from .ablation import Attribution, HeadAblation, Means, NeuronAblation, Separation, TopContexts, ablate, head_ablation, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, random_neurons, separating_neurons, top_contexts
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
 from .claims import Claim, ClaimFailed, claim
@@ -31,6 +32,7 @@ from .tokens import Token, VocabularyCensus, readable, single_token_id, token_by
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attribution", "HeadAblation", "Means", "NeuronAblation", "Separation", "TopContexts", "ablate", "head_ablation", "last_token_neurons", "mean_activations", "neuron_ablation", "neuron_attribution", "random_neurons", "separating_neurons", "top_contexts",
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
     "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neurons_pushing", "promoted_tokens",
