@@ -116,11 +116,12 @@ def test_last_token_neurons_equal_one_prompt_at_a_time(smollm2):
 
 
 def test_separation_finds_number_neurons_that_hold_on_held_out_nouns(smollm2):
-    sep = anatomy.separating_neurons(smollm2, PLURAL, SINGULAR)
+    nouns = "dog cat car book house tree bird friend student teacher river window table chair flower road".split()
+    sep = anatomy.separating_neurons(smollm2, [f"The {n}s" for n in nouns], [f"The {n}" for n in nouns])
     assert sep.scores.shape == (smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
     layer, n, d = sep.top(1)[0]
     assert layer == sep.best_layer and abs(d) == pytest.approx(float(sep.scores.abs().max()))
-    held = anatomy.separating_neurons(smollm2, ["The houses", "The girls", "Yesterday the boys"], ["The house", "The girl", "Yesterday the boy"])
+    held = anatomy.separating_neurons(smollm2, ["The girls", "Yesterday the boys", "The songs"], ["The girl", "Yesterday the boy", "The song"])
     assert held.scores[layer, n].sign() == torch.tensor(d).sign() and abs(float(held.scores[layer, n])) > 2
     assert [t[1] for t in sep.top(3, layer)] == sep.scores[layer].abs().topk(3).indices.tolist()
 
