@@ -27,7 +27,7 @@ from .errors import AnatomyError
 from .ffn import ffn_weights
 from .next_token import check_prompt
 from .show import Table
-from .steer import _batch, _prompts, marker_difference
+from .steer import _batch, _marker_logits, _prompts
 from .tokens import readable, single_token_id
 
 __all__ = ["Attribution", "HeadAblation", "Means", "NeuronAblation", "Separation", "ablate", "head_ablation", "last_token_neurons",
@@ -113,7 +113,7 @@ def mean_activations(model, prompts, layer: int) -> Means:
     ids, mask, _ = _batch(model, prompts)
     places = (f"layers.{i}.mlp.neurons", f"layers.{i}.attn.o.input")
     with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        _layer_output(model, ids, mask, i)  # the layers after this one are not needed
     real = mask.bool().cpu()  # [B, T]
     neurons = seen[places[0]].float().cpu()[real].mean(0)  # [m]
     heads = seen[places[1]].float().cpu()[real].mean(0).view(model.n_heads, model.head_dim)  # [H, head_dim]
@@ -129,7 +129,7 @@ def last_token_neurons(model, prompts) -> torch.Tensor:
     rows = torch.arange(len(prompts))
     out = []
     with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+        _layer_output(model, ids, mask, model.n_layers - 1)  # no final norm, no LM head
     for p in places:  # keep only the last real token of each prompt
         out.append(seen.pop(p)[rows, lengths - 1].float().cpu())  # [N, m]
     return torch.stack(out, 1)  # [N, L, m]
@@ -230,9 +230,87 @@ class NeuronAblation:
                      f"{self.model_name}, layer {self.layer}: the logit-difference gap between the two kinds")
 
 
-def _gap(model, prompts_a, prompts_b, ta, tb) -> float:
-    both = marker_difference(model, [*prompts_a, *prompts_b], [ta], [tb])  # [Na + Nb]
-    return float(both[:len(prompts_a)].mean() - both[len(prompts_a):].mean())
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass once the values it needs are in hand."""
+
+
+@torch.no_grad()
+def _layer_output(model, ids, mask, layer: int):
+    """Run only up to ``layer`` and return its raw output (a tensor, or a tuple whose first item is the tensor)."""
+    out = {}
+
+    def grab(mod, args, output):
+        out["h"] = output
+        raise _Stop
+
+    handle = model.layers[layer].register_forward_hook(grab)
+    try:
+        model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return out["h"]
+
+
+@contextlib.contextmanager
+def _start_at(model, layer: int, raw, copies: int) -> Iterator[None]:
+    """Inside the block, layers 0..layer-1 are not computed: each returns ``raw`` (layer-1's output) repeated ``copies`` times.
+
+    The residual stream before ``layer`` is the same for every copy of a prompt, so it is computed once
+    (:func:`_layer_output`) instead of once per ablation condition.
+    """
+    if layer == 0:
+        yield
+        return
+    h = raw[0] if isinstance(raw, tuple) else raw
+    h = h.repeat(copies, *([1] * (h.ndim - 1)))  # [copies * N, T, d]
+    value = (h, *raw[1:]) if isinstance(raw, tuple) else h
+    skipped = model.layers[:layer]
+    for mod in skipped:
+        mod.forward = lambda *args, **kwargs: value
+    try:
+        yield
+    finally:
+        for mod in skipped:
+            del mod.forward
+
+
+@torch.no_grad()
+def _final_at_last(model, ids, mask, lengths) -> torch.Tensor:
+    """Final-norm vector at each prompt's last real token, without computing the LM head. [B, d]"""
+    out = {}
+
+    def grab(h):
+        out["h"] = h
+        raise _Stop
+
+    try:
+        with hooks.edit(model, "final_norm", grab):
+            model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+    except _Stop:
+        pass
+    return out["h"][torch.arange(len(ids)), lengths.to(out["h"].device) - 1].float().cpu()
+
+
+@torch.no_grad()
+def _gaps(model, layer: int, a: list[str], b: list[str], ia: int, ib: int, keep: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """The gap between the kinds under K conditions at once. keep/fill [K, m]: neuron j of condition k becomes
+    x * keep[k, j] + fill[k, j] (keep 1, fill 0 = untouched). One pass to ``layer``, one batched pass from it. [K]"""
+    prompts = [*a, *b]
+    n, k = len(prompts), len(keep)
+    ids, mask, lengths = _batch(model, prompts)
+    raw = _layer_output(model, ids, mask, layer - 1) if layer > 0 else None
+    rows_keep = keep.repeat_interleave(n, 0)[:, None, :].to(model.device)  # [K*N, 1, m]: copy r has condition r // N
+    rows_fill = fill.repeat_interleave(n, 0)[:, None, :].to(model.device)
+
+    def replace(x):  # x: [K*N, T, m]
+        return x * rows_keep.to(x) + rows_fill.to(x)
+
+    with _start_at(model, layer, raw, k), hooks.edit(model, f"layers.{layer}.mlp.neurons", replace):
+        h = _final_at_last(model, ids.repeat(k, 1), mask.repeat(k, 1), lengths.repeat(k))  # [K*N, d]
+    d = _marker_logits(model, h, torch.tensor([ia]), torch.tensor([ib])).view(k, n)  # [K, N]
+    return d[:, :len(a)].mean(1) - d[:, len(a):].mean(1)
 
 
 def neuron_ablation(model, layer: int, neurons, prompts_a, prompts_b, token_a: str, token_b: str, *,
@@ -240,24 +318,31 @@ def neuron_ablation(model, layer: int, neurons, prompts_a, prompts_b, token_a: s
     """Remove ``neurons`` of ``layer`` (zero and mean ablation) and random sets of the same size (Chapter 14).
 
     Measures the gap between the kinds in the next-token logit difference ``token_a − token_b``.
+    Every condition (nothing removed, the chosen neurons, each random set; zero and mean) runs in
+    one batched forward pass that starts at ``layer``.
     """
     i = hooks.layer_index(model, layer)
     a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
     ns = _indices(neurons, _n_neurons(model, i), "neurons", model, i)
     if not ns:
         raise AnatomyError("Give at least one neuron to remove, e.g. [n for _, n, _ in separation.top(5, layer)].")
-    single_token_id(model, token_a), single_token_id(model, token_b)  # clear error if not one token each
-    base = _gap(model, a, b, token_a, token_b)
-
-    def gap_without(ids, m=None):
-        with ablate(model, i, neurons=ids, mean=m):
-            return _gap(model, a, b, token_a, token_b)
-
+    ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)  # clear error if not one token each
+    if mean is not None and (not isinstance(mean, Means) or mean.model_name != model.name or mean.layer != i):
+        raise AnatomyError(f"mean must come from anatomy.mean_activations({model.name!r} model, prompts, layer={i}).")
     if isinstance(controls, bool) or not isinstance(controls, int) or controls < 0:
         raise AnatomyError(f"controls={controls!r} is not allowed: use a number of random sets, e.g. 3 (0 = none).")
     sets = random_neurons(model, i, len(ns), controls, exclude=ns, seed=seed) if controls else []
-    return NeuronAblation(model.name, i, tuple(ns), base, gap_without(ns), gap_without(ns, mean),
-                          torch.tensor([gap_without(s) for s in sets]), torch.tensor([gap_without(s, mean) for s in sets]))
+    m = _n_neurons(model, i)
+    conditions = [(None, False), (ns, False), (ns, True), *((s, False) for s in sets), *((s, True) for s in sets)]
+    keep, fill = torch.ones(len(conditions), m), torch.zeros(len(conditions), m)
+    for c, (idx, use_mean) in enumerate(conditions):
+        if idx is not None:
+            keep[c, idx] = 0
+            if use_mean and mean is not None:
+                fill[c, idx] = mean.neurons[idx].float()
+    g = _gaps(model, i, a, b, ia, ib, keep, fill).tolist()
+    c = len(sets)
+    return NeuronAblation(model.name, i, tuple(ns), g[0], g[1], g[2], torch.tensor(g[3:3 + c]), torch.tensor(g[3 + c:]))
 
 
 # --- which neurons matter, estimated from one backward pass ---------------------------------------
@@ -402,6 +487,6 @@ def head_ablation(model, prompt: str, answer: str) -> HeadAblation:
             keep[torch.arange(layer * H, (layer + 1) * H), torch.arange(H)] = 0
             keep = keep.repeat_interleave(hd, 1)[:, None, :]  # [B, 1, H*hd]
             stack.enter_context(hooks.edit(model, f"layers.{layer}.attn.o.input", lambda x, k=keep: x * k.to(x)))
-        logits = model.hf(input_ids=batch, logits_to_keep=1).logits[:, -1].float()  # [B, V]
+        logits = model.hf(input_ids=batch, logits_to_keep=1, use_cache=False).logits[:, -1].float()  # [B, V]
     lp = torch.log_softmax(logits, -1)[:, tid].cpu()  # [B]
     return HeadAblation(model.name, prompt, readable(model.tokenizer, tid), float(lp[-1]), lp[:-1].view(L, H))
