@@ -180,8 +180,9 @@ def _cohen(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def separating_neurons(model, prompts_a, prompts_b) -> Separation:
     """Score every neuron of every layer by how well its last-token activation separates A from B (Chapter 14)."""
-    a = last_token_neurons(model, _prompts(prompts_a, "prompts_a"))  # [Na, L, m]
-    b = last_token_neurons(model, _prompts(prompts_b, "prompts_b"))  # [Nb, L, m]
+    pa, pb = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    both = last_token_neurons(model, [*pa, *pb])  # [Na + Nb, L, m]: both kinds in one batched pass
+    a, b = both[:len(pa)], both[len(pa):]
     if len(a) < 2 or len(b) < 2:
         raise AnatomyError("Give at least two prompts of each kind: the score divides by the spread within each kind.")
     return Separation(model.name, _cohen(a, b), a, b)
@@ -390,8 +391,16 @@ def neuron_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) 
         for p in places:
             stack.enter_context(hooks.edit(model, p, keep(p)))
         out = {}
-        stack.enter_context(hooks.edit(model, "final_norm", lambda h: out.setdefault("h", h)))
-        model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+
+        def grab(h):  # keep the final-norm vectors and stop: the LM head's rows are read below
+            out["h"] = h
+            raise _Stop
+
+        stack.enter_context(hooks.edit(model, "final_norm", grab))
+        try:
+            model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
+        except _Stop:
+            pass
         h = out["h"][torch.arange(len(ids)), lengths.to(ids.device) - 1]  # [N, d] final-norm vector at each last token
         logits = h.float() @ model.lm_head.weight[[ia, ib]].float().T  # [N, 2]
         if model.lm_head.bias is not None:
