@@ -1,0 +1,185 @@
+"""Chapter 14: ablation of FFN neurons and attention heads, neurons that separate two kinds of input."""
+
+import pytest
+import torch
+
+import anatomy
+from anatomy import hooks
+
+PROMPT = "The dogs in the garden"
+PLURAL = ["The dogs", "The cars", "In the garden, the trees", "The birds"]
+SINGULAR = ["The dog", "The car", "In the garden, the tree", "The bird"]
+
+
+def _logits(model, prompt=PROMPT):
+    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model.hf(input_ids=ids).logits[0]  # [T, V]
+
+
+def _run(model, layer, prompt=PROMPT):
+    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    places = {"input": f"layers.{layer}.mlp.input", "neurons": f"layers.{layer}.mlp.neurons", "mlp": f"layers.{layer}.mlp",
+              "heads": f"layers.{layer}.attn.o.input", "attn": f"layers.{layer}.attn"}
+    with torch.no_grad(), hooks.capture(model, *places.values()) as seen:
+        logits = model.hf(input_ids=ids).logits[0]
+    return logits, {k: seen[p][0] for k, p in places.items()}
+
+
+def test_ablating_nothing_changes_nothing(model):
+    layer = model.n_layers // 2
+    clean = _logits(model)
+    with anatomy.ablate(model, layer, neurons=[], heads=[]):
+        same = _logits(model)
+    assert torch.equal(clean, same)
+
+
+def test_zero_ablating_a_neuron_removes_exactly_its_write(model):
+    """FFN output with neuron i removed = the by-hand FFN output minus activation_i × column i of W_down."""
+    layer, i = model.n_layers // 3, 7
+    _, clean = _run(model, layer)
+    with anatomy.ablate(model, layer, neurons=[i]):
+        _, cut = _run(model, layer)
+    assert torch.equal(cut["input"], clean["input"])  # the FFN reads the same input
+    assert (cut["neurons"][:, i] == 0).all() and clean["neurons"][:, i].abs().max() > 0
+    assert torch.equal(torch.cat([cut["neurons"][:, :i], cut["neurons"][:, i + 1:]], 1),
+                       torch.cat([clean["neurons"][:, :i], clean["neurons"][:, i + 1:]], 1))
+    write = clean["neurons"][:, i:i + 1] * anatomy.ffn_weights(model, layer).down[:, i]  # [T, d]
+    by_hand = anatomy.ffn_by_hand(model, layer, clean["input"])  # [T, d]
+    assert torch.allclose(cut["mlp"], by_hand - write, atol=1e-4)
+    assert not torch.allclose(cut["mlp"], clean["mlp"], atol=1e-4)
+
+
+def test_mean_ablation_with_the_neurons_own_value_changes_nothing(model):
+    layer, ns = model.n_layers // 2, [3, 11, 200]
+    logits, clean = _run(model, layer)
+    own = torch.zeros(anatomy.ffn_weights(model, layer).n_neurons)
+    own[ns] = clean["neurons"][-1, ns].float()
+    means = anatomy.Means(model.name, layer, own, torch.zeros(model.n_heads, model.head_dim))
+    with anatomy.ablate(model, layer, neurons=ns, mean=means, position=-1):
+        same = _logits(model)
+    assert torch.allclose(same, logits, atol=1e-4)
+    with anatomy.ablate(model, layer, neurons=ns, position=-1):  # zero instead: the last position changes only
+        zeroed = _logits(model)
+    assert torch.equal(zeroed[:-1], logits[:-1]) and not torch.allclose(zeroed[-1], logits[-1], atol=1e-4)
+
+
+def test_zero_ablating_a_head_removes_its_slice_of_w_o(model):
+    layer, h = model.n_layers // 2, model.n_heads - 1
+    hd = model.head_dim
+    _, clean = _run(model, layer)
+    with anatomy.ablate(model, layer, heads=[h]):
+        _, cut = _run(model, layer)
+    assert (cut["heads"][:, h * hd:(h + 1) * hd] == 0).all()
+    assert torch.equal(cut["heads"][:, :h * hd], clean["heads"][:, :h * hd])
+    o = hooks.module_at(model, f"layers.{layer}.attn.o.input")[0]
+    head_write = clean["heads"][:, h * hd:(h + 1) * hd] @ o.weight[:, h * hd:(h + 1) * hd].T  # [T, d]
+    assert torch.allclose(cut["attn"], clean["attn"] - head_write, atol=1e-4)
+
+
+def test_hooks_are_gone_after_the_block(smollm2):
+    clean = _logits(smollm2)
+    with pytest.raises(RuntimeError):
+        with anatomy.ablate(smollm2, 3, neurons=list(range(50)), heads=[0, 1]):
+            raise RuntimeError("inside")
+    assert torch.equal(_logits(smollm2), clean)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(heads=[99]), "Head 99 is out of range"),
+    (dict(neurons=[10 ** 6]), "out of range"),
+    (dict(neurons="all"), "list of indices"),
+    (dict(neurons=[1], position=1.5), "position"),
+])
+def test_bad_input_is_a_clear_error(smollm2, kwargs, words):
+    with pytest.raises(anatomy.AnatomyError, match=words):
+        with anatomy.ablate(smollm2, 2, **kwargs):
+            pass
+
+
+def test_mean_must_come_from_the_same_layer(smollm2):
+    means = anatomy.mean_activations(smollm2, SINGULAR, 4)
+    assert means.neurons.shape == (anatomy.ffn_weights(smollm2, 4).n_neurons,)
+    assert means.heads.shape == (smollm2.n_heads, smollm2.head_dim)
+    with pytest.raises(anatomy.AnatomyError, match="layer=5"):
+        with anatomy.ablate(smollm2, 5, neurons=[1], mean=means):
+            pass
+    with pytest.raises(anatomy.AnatomyError, match="out of range"):
+        anatomy.ablate(smollm2, 99, neurons=[1]).__enter__()
+
+
+def test_last_token_neurons_equal_one_prompt_at_a_time(smollm2):
+    batch = anatomy.last_token_neurons(smollm2, ["The dog", "In the garden, the trees"])  # [2, L, m]
+    assert batch.shape == (2, smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
+    alone = anatomy.last_token_neurons(smollm2, ["In the garden, the trees"])
+    assert torch.allclose(batch[1], alone[0], atol=1e-4)
+
+
+def test_separation_finds_number_neurons_that_hold_on_held_out_nouns(smollm2):
+    nouns = "dog cat car book house tree bird friend student teacher river window table chair flower road".split()
+    sep = anatomy.separating_neurons(smollm2, [f"The {n}s" for n in nouns], [f"The {n}" for n in nouns])
+    assert sep.scores.shape == (smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
+    layer, n, d = sep.top(1)[0]
+    assert layer == sep.best_layer and abs(d) == pytest.approx(float(sep.scores.abs().max()))
+    held = anatomy.separating_neurons(smollm2, ["The girls", "Yesterday the boys", "The songs"], ["The girl", "Yesterday the boy", "The song"])
+    assert held.scores[layer, n].sign() == torch.tensor(d).sign() and abs(float(held.scores[layer, n])) > 2
+    assert [t[1] for t in sep.top(3, layer)] == sep.scores[layer].abs().topk(3).indices.tolist()
+
+
+def test_neuron_ablation_baseline_and_controls(smollm2):
+    layer = smollm2.n_layers // 2
+    means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
+    r = anatomy.neuron_ablation(smollm2, layer, [5, 9], PLURAL, SINGULAR, " are", " is", mean=means, controls=2)
+    pl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
+    sg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
+    assert r.baseline == pytest.approx(float(pl.mean() - sg.mean()), abs=1e-4) and r.baseline > 3
+    assert r.control_zero.shape == (2,) and r.neurons == (5, 9)
+    sets = anatomy.random_neurons(smollm2, layer, 2, 2, exclude=[5, 9], seed=0)
+    assert all(len(s) == 2 and not {5, 9} & set(s) for s in sets)
+    every = list(range(anatomy.ffn_weights(smollm2, layer).n_neurons))
+    whole = anatomy.neuron_ablation(smollm2, layer, every, PLURAL, SINGULAR, " are", " is", mean=means, controls=0)
+    assert abs(whole.zero - whole.baseline) > 0.05 * whole.baseline  # removing the whole FFN layer matters
+
+
+def test_attribution_estimate_agrees_with_real_ablation_for_its_top_neuron(smollm2):
+    attr = anatomy.neuron_attribution(smollm2, PLURAL, SINGULAR, " are", " is")
+    assert attr.zero.shape == (smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
+    layer, n, estimate = attr.top(1)[0]
+    means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
+    r = anatomy.neuron_ablation(smollm2, layer, [n], PLURAL, SINGULAR, " are", " is", mean=means, controls=0)
+    assert attr.gap == pytest.approx(r.baseline, abs=1e-3)
+    real = r.zero - r.baseline
+    assert real * estimate > 0 and abs(real) > 0.3 * abs(estimate)
+
+
+def test_head_ablation_batch_equals_one_head_at_a_time(model):
+    prompt = "The apple is green. What color is the apple? The apple is"
+    r = anatomy.head_ablation(model, prompt, " green")
+    assert r.logprobs.shape == (model.n_layers, model.n_heads)
+    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    tid = anatomy.single_token_id(model, " green")
+    with torch.no_grad():
+        base = torch.log_softmax(model.hf(input_ids=ids).logits[0, -1].float(), -1)[tid]
+    assert r.baseline == pytest.approx(float(base), abs=1e-4)
+    for layer, head, drop in r.top(2):
+        with anatomy.ablate(model, layer, heads=[head]), torch.no_grad():
+            lp = torch.log_softmax(model.hf(input_ids=ids).logits[0, -1].float(), -1)[tid]
+        assert float(base - lp) == pytest.approx(drop, abs=1e-3)
+    assert r.top(1)[0][2] > 0.3  # some head matters for fetching the colour
+
+
+def test_top_contexts_group_the_strongest_activations():
+    acts = anatomy.NeuronActivations("m", 0, ("␣cat", "␣Cat", "␣dog", "a"), ("x[␣cat]", "y[␣Cat]", "z[␣dog]", "[a]"),
+                                     torch.tensor([[3.0], [2.0], [2.5], [-4.0]]))
+    top = anatomy.top_contexts(acts, 0, 3)
+    assert [(g[0], g[1]) for g in top.groups] == [("␣cat", 2), ("␣dog", 1)]
+    assert anatomy.top_contexts(acts, 0, 1, sign=-1).groups[0][:2] == ("a", 1)
+    assert "token" in str(top.table())
+
+
+def test_plots_describe_model_and_layer(smollm2):
+    sep = anatomy.separating_neurons(smollm2, PLURAL, SINGULAR)
+    fig = anatomy.plot.neuron_histograms(sep, sep.top(2), labels=("plural", "singular"))
+    assert smollm2.name in fig.description["en"] and f"layer {sep.top(1)[0][0]}" in fig.description["en"]
+    with pytest.raises(anatomy.AnatomyError):
+        anatomy.plot.ablation_gaps([])
