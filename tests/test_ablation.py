@@ -169,7 +169,8 @@ def test_head_ablation_batch_equals_one_head_at_a_time(model):
 
 
 def test_top_contexts_group_the_strongest_activations():
-    acts = anatomy.NeuronActivations("m", 0, ("␣cat", "␣Cat", "␣dog", "a"), ("x[␣cat]", "y[␣Cat]", "z[␣dog]", "[a]"),
+    tokens = tuple(anatomy.Token(i, t, t, False) for i, t in enumerate(("␣cat", "␣Cat", "␣dog", "a")))
+    acts = anatomy.NeuronActivations("m", 0, tokens, ("x[␣cat]", "y[␣Cat]", "z[␣dog]", "[a]"),
                                      torch.tensor([[3.0], [2.0], [2.5], [-4.0]]))
     top = anatomy.top_contexts(acts, 0, 3)
     assert [(g[0], g[1]) for g in top.groups] == [("␣cat", 2), ("␣dog", 1)]

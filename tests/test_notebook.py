@@ -13,7 +13,7 @@ def test_generated_notebook_runs(tmp_path):
     nb.cells[1].source = "pass"
     nb.cells.append(nbformat.v4.new_code_cell("import anatomy\nassert 'anatomy_lib' in anatomy.__file__, anatomy.__file__"))
     NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert (tmp_path / "anatomy_lib" / "anatomy" / "load.py").exists()
+    assert (tmp_path / "anatomy_lib" / "anatomy" / "loading.py").exists()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("smollm2-135m" in str(o.get("data", {})) for o in outputs)

@@ -169,8 +169,8 @@ def test_prose_has_no_simplified_character_left(chapter):
 # Characters that OpenCC's s2t would write otherwise but that are Traditional as Taiwan writes
 # them: 平台, 吃, 不相干, 群, 獲准, 高峰.
 ALSO_TRADITIONAL = set("台吃干群准峰")
-# Words whose character is right as it is although s2t would change it alone: 里昂 (Lyon), not 裡昂.
-ALSO_TRADITIONAL_WORDS = ("里昂",)
+# Words whose character is right as it is although s2t would change it alone: 里昂 (Lyon), 新德里 (New Delhi).
+ALSO_TRADITIONAL_WORDS = ("里昂", "新德里")
 
 
 def _simplified(text: str) -> set[str]:

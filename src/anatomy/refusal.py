@@ -50,7 +50,7 @@ def chat(model, request: str) -> str:
     asking it raises a clear error instead of inventing a template (Chapter 15).
     """
     if getattr(model.tokenizer, "chat_template", None) is None:
-        raise AnatomyError(f"{model.name} has no chat template (it is a base model, not a chat model); use a chat model such as smollm2-135m.")
+        raise AnatomyError(f"{model.name} has no chat template (it is a base model, not a chat model); use an instruction-tuned chat model.")
     _requests([request], "request")
     return model.tokenizer.apply_chat_template([{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True)
 
