@@ -9,6 +9,7 @@ once; the leftovers of a build that was killed are removed by the next load that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,6 +132,31 @@ def _from_entry(m: PackagedModel, entry: Path) -> Model:
     return model
 
 
+@contextlib.contextmanager
+def _gguf_read_once():
+    """transformers reads the GGUF file's header three times (config, tokenizer, weights); read it once.
+
+    Reading the header parses every string of the vocabulary one by one (262,144 for Gemma): most
+    of a first load's time. transformers imports ``gguf.GGUFReader`` where it reads, so a reader
+    that remembers the files it has read, for the duration of one build, serves all three.
+    """
+    import gguf
+
+    real, readers = gguf.GGUFReader, {}
+
+    def reader(path, *args, **kwargs):
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = real(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader = reader
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = real
+
+
 def _build_entry(m: PackagedModel, entry: Path) -> None:
     """De-quantize the GGUF file once and write safetensors + tokenizer files, atomically."""
     import safetensors.torch
@@ -143,7 +169,7 @@ def _build_entry(m: PackagedModel, entry: Path) -> None:
     tmp = entry.parent / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        with quiet_transformers():
+        with quiet_transformers(), _gguf_read_once():
             steps.set_postfix_str("tokenizer")
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
             tokenizer.save_pretrained(tmp)
