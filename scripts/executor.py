@@ -79,9 +79,20 @@ def _code(nb) -> list[str]:
     return [c.source for c in nb.cells if c.cell_type == "code"]
 
 
+_READ: dict[tuple, object] = {}  # (path, mtime, size) -> the notebook jupytext read from it
+
+
 def read(path: str):
-    """A chapter as a notebook (jupytext): its ```python blocks are the code cells, in order."""
-    return jupytext.read(path)
+    """A chapter as a notebook (jupytext): its ```python blocks are the code cells, in order.
+
+    Parsed once per version of the file (a build asks for each page several times); each caller
+    gets its own copy, free to fill with outputs.
+    """
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _READ:
+        _READ[key] = jupytext.read(path)
+    return copy.deepcopy(_READ[key])
 
 
 def code_cells(path: str) -> list[str]:

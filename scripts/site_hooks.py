@@ -25,6 +25,7 @@ import jupytext
 import nbformat
 from mkdocs.exceptions import PluginError
 from mkdocs_jupyter import convert, nbconvert2
+from mkdocs_jupyter import plugin as jupyter_plugin
 
 log = logging.getLogger("mkdocs.hooks.anatomy")
 
@@ -120,8 +121,15 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
         nbconvert2.jupytext = real
 
 
+class _Jupytext:
+    """What mkdocs-jupyter's plugin calls `jupytext`: it reads every page several times per build; read each once."""
+
+    read = staticmethod(lambda path, *_a, **_k: executor.read(path))
+
+
 def on_config(config):
     convert.nb2html = nb2html
+    jupyter_plugin.jupytext = _Jupytext
     executor._FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
     # The Traditional Chinese pages, written from docs/zh before mkdocs collects the files (this
     # runs before the i18n plugin's on_config, once per language build; unchanged pages are not
@@ -214,7 +222,7 @@ def _library_zip() -> str:
 
 def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     """The chapter as a notebook: install cells first, then the chapter's own cells (no outputs)."""
-    nb = jupytext.read(md_path)
+    nb = executor.read(md_path)
     folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
     note = _NOTE[folder if folder in LANGS else "en"]
     setup = [
