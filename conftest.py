@@ -36,7 +36,11 @@ collect_ignore = ["docs/zh-TW"]
 
 def pytest_collection_finish(session):
     """Execute the collected chapters that have no cached outputs, two at a time, before the tests run."""
-    paths = sorted({str(item.path) for item in session.items if str(item.path).endswith(".md")})
+    from sitetools import nav
+
+    order = list(reversed(nav()))  # later chapters first (see executor.longest_first)
+    paths = sorted({str(item.path) for item in session.items if str(item.path).endswith(".md")},
+                   key=lambda p: (order.index(Path(p).name) if Path(p).name in order else len(order), p))
     if paths:
         executor().prefetch(paths)
 

@@ -155,6 +155,7 @@ def _execute_and_store(nb, path: str, key: str, kernel_name: str, threads: int |
     timings[path] = time.perf_counter() - t
     log.info("anatomy: executed %s in %.1f s", path, timings[path])
     CACHE.mkdir(parents=True, exist_ok=True)
+    _remember_duration(path, timings[path])
     tmp = cached.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(json.dumps(outputs), encoding="utf-8")
     os.replace(tmp, cached)  # atomic: a concurrent build never reads half a file
@@ -178,6 +179,40 @@ def executed_outputs(nb, path: str, kernel_name: str = "python3") -> list:
     return _executed[key]
 
 
+DURATIONS = "durations.json"  # in the cache: chapter file name -> seconds its last execution took
+
+
+def longest_first(paths) -> list:
+    """The pages in the order to start them: longest last execution first, never-timed ones before all.
+
+    Two at a time, the build ends when its last chapter ends; starting the long ones first leaves
+    short ones for the end, when one core may already be idle. Pages never executed here keep the
+    caller's order (the callers give the later chapters of the book first: they run the longest
+    experiments).
+    """
+    try:
+        known = json.loads((CACHE / DURATIONS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    paths = list(paths)
+    return sorted(paths, key=lambda p: -known.get(Path(p).name, float("inf")))
+
+
+def _remember_duration(path: str, seconds: float) -> None:
+    with _DURATIONS_LOCK:
+        try:
+            known = json.loads((CACHE / DURATIONS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+        known[Path(path).name] = round(seconds, 1)
+        tmp = CACHE / f"{DURATIONS}.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, CACHE / DURATIONS)
+
+
+_DURATIONS_LOCK = threading.Lock()
+
+
 def workers() -> int:
     """How many chapters execute at once: $ANATOMY_WORKERS, else 2 (this project's machines have 2 cores)."""
     try:
@@ -197,7 +232,7 @@ def prefetch(paths, kernel_name: str = "python3", n_workers: int | None = None) 
     """
     n = n_workers or workers()
     todo: dict[str, tuple] = {}
-    for path in paths:
+    for path in longest_first(paths):
         nb = read(str(path))
         key = page_key(nb, _fingerprint())
         if key in _executed or key in _failed or key in todo or (CACHE / f"{key}.json").exists():

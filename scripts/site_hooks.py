@@ -154,6 +154,9 @@ def on_files(files, config):
     # the pages are rendered one by one; the English, Chinese and Traditional pages share a key.
     pages = [f.abs_src_path for f in files if f.src_path.endswith(".md") and f.abs_src_path
              and Path(f.abs_src_path).read_text(encoding="utf-8").startswith("---\njupyter:")]
+    nav = [item if isinstance(item, str) else next(iter(item.values())) for item in config["nav"] or []]
+    order = [Path(str(page)).name for page in reversed(nav)]  # later chapters first (see executor.longest_first)
+    pages.sort(key=lambda p: order.index(Path(p).name) if Path(p).name in order else len(order))
     executor.prefetch(pages)
     return files
 

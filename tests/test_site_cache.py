@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -149,10 +150,25 @@ def test_prefetch_runs_pages_side_by_side_once_each_and_remembers_failures(tmp_p
     bad = _page(tmp_path / "bad.md", "1 / 0")
     ex.prefetch([*ok, twin, bad], n_workers=2)
     assert sorted(stamp.read_text()) == ["0", "1", "2"]  # each key executed once; p0 and twin share one
-    assert set(ex.timings) <= {*ok, twin, bad} and len(list((tmp_path / "cache").glob("*.json"))) == 3
+    outputs_files = [f for f in (tmp_path / "cache").glob("*.json") if f.name != ex.DURATIONS]
+    assert set(ex.timings) <= {*ok, twin, bad} and len(outputs_files) == 3
+    durations = json.loads((tmp_path / "cache" / ex.DURATIONS).read_text())
+    assert {"p0.md", "p1.md", "p2.md"} <= set(durations) and "bad.md" not in durations  # what ran to the end
     for i, path in enumerate(ok):
         outputs = ex.executed_outputs(ex.read(path), path)
         assert outputs[1][0][0]["text"].strip() == str(i * 7)
     with pytest.raises(ex.ChapterFailed, match="ZeroDivisionError"):
         ex.executed_outputs(ex.read(bad), bad)
     assert sorted(stamp.read_text()) == ["0", "1", "2"]  # nothing executed again
+
+
+def test_longest_chapters_start_first(tmp_path, monkeypatch):
+    """Pages are started longest-first by their last recorded time; never-timed pages before all, in the given order."""
+    from sitetools import executor
+
+    ex = executor()
+    monkeypatch.setattr(ex, "CACHE", tmp_path)
+    pages = ["docs/en/a.md", "docs/zh/b.md", "docs/en/new.md", "docs/en/c.md", "docs/en/other.md"]
+    assert ex.longest_first(pages) == pages  # nothing timed yet: the caller's order
+    (tmp_path / ex.DURATIONS).write_text(json.dumps({"a.md": 5.0, "b.md": 40.0, "c.md": 12.5}))
+    assert ex.longest_first(pages) == ["docs/en/new.md", "docs/en/other.md", "docs/zh/b.md", "docs/en/c.md", "docs/en/a.md"]
