@@ -36,16 +36,23 @@ def _url_of(chapter: str, lang: str) -> str:
     return ("" if lang == "en" else f"{lang}/") + path
 
 
-@pytest.fixture(scope="session")
-def browser():
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _require_chromium() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"Chromium is not installed at {CHROMIUM}; the test command installs it (apt-get install chromium).")
         pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it and runs these tests.")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -60,7 +67,7 @@ def site_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def site(site_dir, browser):
+def served(site_dir):
     """The built site served on 127.0.0.1; yields the base URL."""
     out = site_dir
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
@@ -70,6 +77,12 @@ def site(site_dir, browser):
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def site(served, browser):
+    """The served site's base URL, with the browser the tests below drive."""
+    return served
 
 
 def _figures_in_chapter(chapter: str, lang: str) -> int:
@@ -105,25 +118,18 @@ _CLIPPED = """() => {
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 
-@pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
-def test_page_as_a_reader_meets_it(site, browser, chapter, lang):
-    """One visit per page, every check a reader's eye would make (each failure is listed, not just the first).
-
-    On a wide screen (1280 px): the page loads without a console error, every image is decoded,
-    every figure the chapter's code draws is there, math is typeset, no error output is published,
-    the language links lead to this same chapter in each language (each of those pages gets its own
-    visit here), and tables and figures fit their column or scroll inside a visible box. Then the
-    window becomes a phone's (390 px): nothing overflows sideways, and tables and figures still fit.
-    """
+async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
+    """What a reader would find wrong on one page; see test_page_as_a_reader_meets_it."""
     text = (ROOT / "docs" / lang / chapter).read_text(encoding="utf-8")
-    page = browser.new_page(viewport=WIDE)
+    page = await browser.new_page(viewport=WIDE)
     errors, problems = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(site + _url_of(chapter, lang), wait_until="networkidle")
-    if errors:
-        problems.append(f"console errors: {errors}")
-    images = page.eval_on_selector_all("article img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+    # "load" first: the figures are data: URLs, which are no network traffic, so on a busy machine
+    # "networkidle" alone can come while the document is still being parsed.
+    await page.goto(site + _url_of(chapter, lang), wait_until="load")
+    await page.wait_for_load_state("networkidle")
+    images = await page.eval_on_selector_all("article img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
     if not all(done and w > 0 and h > 0 for done, w, h in images):
         problems.append(f"images not loaded: {images}")
     figures = _figures_in_chapter(chapter, lang)
@@ -132,24 +138,76 @@ def test_page_as_a_reader_meets_it(site, browser, chapter, lang):
     if len(images) < figures:
         problems.append(f"{figures} figures drawn, {len(images)} images on the page")
     if "$" in text:
-        page.wait_for_selector("mjx-container", timeout=10_000)  # math is typeset
-    stderr = page.eval_on_selector_all('[data-mime-type="application/vnd.jupyter.stderr"]', "els => els.map(e => e.innerText)")
+        await page.wait_for_selector("mjx-container", timeout=20_000)  # math is typeset
+    stderr = await page.eval_on_selector_all('[data-mime-type="application/vnd.jupyter.stderr"]', "els => els.map(e => e.innerText)")
     if [t for t in stderr if "Traceback" in t or "Error" in t]:
         problems.append(f"error output published: {stderr}")
-    links = page.eval_on_selector_all("a[hreflang]", "els => els.map(e => [e.hreflang, e.href])")
+    links = await page.eval_on_selector_all("a[hreflang]", "els => els.map(e => [e.hreflang, e.href])")
     if links != [[other, site + _url_of(chapter, other)] for other in LANGS]:  # every language offers all three
         problems.append(f"language links do not lead to this chapter in {LANGS}: {links}")
-    if clipped := page.evaluate(_CLIPPED):
+    if clipped := await page.evaluate(_CLIPPED):
         problems.append(f"clipped at {WIDE['width']} px: {clipped}")
-    page.set_viewport_size(PHONE)  # a phone: the layout follows the new width (material is CSS-responsive)
-    page.wait_for_timeout(100)
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    await page.set_viewport_size(PHONE)  # a phone: the layout follows the new width (material is CSS-responsive)
+    await page.wait_for_timeout(100)
+    overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     if overflow > 1:
         problems.append(f"the page scrolls sideways by {overflow} px at {PHONE['width']} px")
-    if clipped := page.evaluate(_CLIPPED):
+    if clipped := await page.evaluate(_CLIPPED):
         problems.append(f"clipped at {PHONE['width']} px: {clipped}")
-    page.close()
-    assert problems == []
+    if errors:  # console errors of the whole visit
+        problems.append(f"console errors: {errors}")
+    await page.close()
+    return problems
+
+
+TABS = 3  # pages open at once: the browser renders in its own processes, so visits overlap well on 2 cores
+
+
+@pytest.fixture(scope="session")
+def visits(served) -> dict[tuple[str, str], list[str]]:
+    """Every page of PAGES visited once, a few tabs at a time: (chapter, lang) -> what was wrong on it.
+
+    Runs in a thread of its own (Playwright's async API, its own event loop), apart from the
+    browser of the other tests.
+    """
+    _require_chromium()
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playwright.async_api import async_playwright
+
+    async def visit_all():
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            gate = asyncio.Semaphore(TABS)
+
+            async def one(chapter, lang):
+                async with gate:
+                    try:
+                        return await _visit(browser, served, chapter, lang)
+                    except Exception as err:  # a timeout, a crashed tab: that page's failure, not every page's
+                        return [f"{type(err).__name__}: {err}"]
+
+            found = await asyncio.gather(*(one(c, lang) for c, lang in PAGES))
+            await browser.close()
+        return dict(zip(PAGES, found))
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, visit_all()).result()
+
+
+@pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
+def test_page_as_a_reader_meets_it(visits, chapter, lang):
+    """One visit per page, every check a reader's eye would make (each failure is listed, not just the first).
+
+    On a wide screen (1280 px): the page loads without a console error, every image is decoded,
+    every figure the chapter's code draws is there, math is typeset, no error output is published,
+    the language links lead to this same chapter in each language (each of those pages gets its own
+    visit here), and tables and figures fit their column or scroll inside a visible box. Then the
+    window becomes a phone's (390 px): nothing overflows sideways, and tables and figures still fit.
+    The visits run a few tabs at a time (fixture `visits`); each page's findings are its own test.
+    """
+    assert visits[(chapter, lang)] == []
 
 
 def test_language_selector_in_the_header_lands_on_the_same_chapter(site, browser):
