@@ -26,7 +26,7 @@ from pytest_markdown_docs._runners import DefaultRunner, register_runner  # noqa
 from pytest_markdown_docs.plugin import extract_fence_tests  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # as pytest does for test modules
-from sitetools import executor  # noqa: E402
+from sitetools import executor, start_site_build  # noqa: E402
 
 
 # docs/zh-TW is written by the site build from docs/zh (scripts/traditional.py), with the same
@@ -35,7 +35,8 @@ collect_ignore = ["docs/zh-TW"]
 
 
 def pytest_collection_finish(session):
-    """Execute the collected chapters that have no cached outputs, two at a time, before the tests run."""
+    """Execute the collected chapters that have no cached outputs, two at a time, before the tests run;
+    then start the site build in the background if the browser tests will need it."""
     from sitetools import nav
 
     order = list(reversed(nav()))  # later chapters first (see executor.longest_first)
@@ -43,6 +44,8 @@ def pytest_collection_finish(session):
                    key=lambda p: (order.index(Path(p).name) if Path(p).name in order else len(order), p))
     if paths:
         executor().prefetch(paths)
+    if any(item.path.name == "test_site.py" for item in session.items):
+        start_site_build()  # in the background, beside the other tests; tests/test_site.py waits for it
 
 
 class BlockFailed(Exception):

@@ -48,3 +48,47 @@ def mkdocs_config() -> dict:
 def nav() -> list[str]:
     """The chapters in the navigation, in order (paths relative to a language folder)."""
     return [next(iter(item.values())) for item in mkdocs_config()["nav"]]
+
+
+_BUILD: dict = {}  # the test session's site build: "out" (its directory), "proc", "log"
+
+
+def start_site_build() -> None:
+    """Start building the whole site in the background (once per process); `site_build` waits for it.
+
+    The root conftest starts it as soon as the chapters have executed, so that the build (one
+    process, about a minute) runs beside the library tests instead of after them.
+    """
+    if _BUILD:
+        return
+    import atexit
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="anatomy-site-"))
+    log = open(out.with_suffix(".log"), "w+", encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out / "site")],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    _BUILD.update(out=out / "site", proc=proc, log=log)
+
+    def clean_up():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(out, ignore_errors=True)
+        out.with_suffix(".log").unlink(missing_ok=True)
+
+    atexit.register(clean_up)
+
+
+def site_build() -> tuple[Path, int, str]:
+    """The session's site build (started now if it was not): its directory, exit code and last output."""
+    start_site_build()
+    code = _BUILD["proc"].wait()
+    log = _BUILD["log"]
+    log.flush()
+    log.seek(0)
+    return _BUILD["out"], code, log.read()[-8000:]

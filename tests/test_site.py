@@ -12,15 +12,13 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import re
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import ROOT, executor, nav
+from sitetools import ROOT, executor, nav, site_build
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
@@ -58,11 +56,10 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def site_dir(tmp_path_factory) -> Path:
-    """The whole site, built once per test session."""
-    out = tmp_path_factory.mktemp("site")
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+def site_dir() -> Path:
+    """The whole site, built once per test session (`mkdocs build --strict`, started early by the root conftest)."""
+    out, code, log = site_build()
+    assert code == 0, log
     return out
 
 
