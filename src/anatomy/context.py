@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hidden import HiddenStates, hidden_states, stage_labels, stage_row
+from .hidden import HiddenStates, Stages, hidden_states
 from .errors import AnatomyError
 from .show import Table
 from .tokens import Token
@@ -182,7 +182,7 @@ def mean_similarity(hiddens) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class WordSimilarity:
+class WordSimilarity(Stages):
     """One word in several sentences: cosine of every pair of its vectors at every layer (Chapter 3).
 
     ``normalized = (raw - baseline) / (1 - baseline)``: where the pair sits between "as alike as two
@@ -217,15 +217,6 @@ class WordSimilarity:
     @property
     def n_layers(self) -> int:
         return self.raw.shape[1] - 1
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the layer axis: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
-
-    def row(self, layer) -> int:
-        """The index on the layer axis of ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
-        return stage_row(layer, self.n_layers, self.model_name)
 
     def middle_layers(self) -> slice:
         """The entries of the layer axis for the middle half of the stack: outputs of layers L/4 to 3L/4."""

@@ -19,7 +19,7 @@ from .hooks import capture
 from .prediction import check_prompt
 from .tokens import Token, readable
 
-__all__ = ["HiddenStates", "hidden_states", "stage_labels", "stage_row"]
+__all__ = ["HiddenStates", "Stages", "hidden_states", "stage_labels", "stage_row"]
 
 EMBEDDING = "embedding"
 
@@ -43,8 +43,27 @@ def stage_row(layer, n_layers: int, model_name: str = "this model") -> int:
     return int(layer) % n_layers + 1
 
 
+class Stages:
+    """What every per-stage result shares: ``stages`` labels the rows of its stage axis, ``row(ℓ)`` finds one.
+
+    A result class mixes it in and defines ``n_layers`` (L, read from its own tensors); its
+    ``model_name`` (or else ``_stages_of``) names what was asked in the error for a layer out of range.
+    """
+
+    _stages_of = "this model"
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Labels of the stage axis: "embedding", "0", ..., str(L - 1)."""
+        return stage_labels(self.n_layers)
+
+    def row(self, layer) -> int:
+        """The row that holds ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
+        return stage_row(layer, self.n_layers, getattr(self, "model_name", self._stages_of))
+
+
 @dataclass(frozen=True)
-class HiddenStates:
+class HiddenStates(Stages):
     """Every stage of the residual stream for one prompt: the embedding, then each layer's output.
 
     ``states[0]`` is the token embedding as the model feeds it to layer 0 (for Gemma: the table row
@@ -66,18 +85,9 @@ class HiddenStates:
         return self.states.shape[0] - 1
 
     @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the rows of ``states``: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
-
-    @property
     def embedding(self) -> torch.Tensor:
         """The token embeddings that enter layer 0. Shape [T, d]."""
         return self.states[0]
-
-    def row(self, layer) -> int:
-        """The row of ``states`` that holds ``layer`` (ℓ or "embedding")."""
-        return stage_row(layer, self.n_layers, self.model_name)
 
     def layer(self, i: int) -> torch.Tensor:
         """The output of layer ``i`` (0..L-1, negative from the end), before any final norm. Shape [T, d]."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hidden import HiddenStates, hidden_states, stage_labels, stage_row
+from .hidden import HiddenStates, Stages, hidden_states
 from .errors import AnatomyError
 from .hooks import capture
 from .prediction import check_prompt
@@ -58,7 +58,7 @@ def _first_token(model, word) -> int:
 
 
 @dataclass(frozen=True)
-class LogitLens:
+class LogitLens(Stages):
     """What the LM head reads at every stage and position of one prompt (Chapter 7).
 
     One row per stage, like ``hidden_states``: row 0 the embedding, row ℓ + 1 the output of layer
@@ -79,15 +79,6 @@ class LogitLens:
     @property
     def n_layers(self) -> int:
         return self.top_ids.shape[0] - 1
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the rows: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
-
-    def row(self, layer) -> int:
-        """The row that holds ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
-        return stage_row(layer, self.n_layers, self.model_name)
 
     def _position(self, position: int) -> int:
         T = len(self.tokens)
@@ -168,7 +159,7 @@ def _top_and_targets(logits: torch.Tensor, k: int, target_ids: tuple[int, ...]):
 
 
 @dataclass(frozen=True)
-class LanguageCurves:
+class LanguageCurves(Stages):
     """Per stage, the probability of the answer written in each language, averaged over prompts (Chapter 7).
 
     The stage axis has row 0 the embedding, row ℓ + 1 the output of layer ℓ (labels in ``stages``).
@@ -183,11 +174,6 @@ class LanguageCurves:
     @property
     def n_layers(self) -> int:
         return self.probs.shape[1] - 1
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the stage axis: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
 
     def peak(self, n: int, g: int):
         """The layer ℓ (or "embedding") where answer ``g`` of prompt ``n`` is most probable."""
@@ -238,7 +224,7 @@ def language_curves(model, prompts: Sequence[str], answers: Mapping[str, Sequenc
 
 
 @dataclass(frozen=True)
-class ResidualStream:
+class ResidualStream(Stages):
     """The residual stream of one prompt: what each layer reads, and what its two parts write (Chapter 7).
 
     Every layer adds to one running sum, in one d-dimensional space: layer i reads ``stream[i]``,
@@ -260,11 +246,6 @@ class ResidualStream:
     @property
     def n_layers(self) -> int:
         return self.attn.shape[0]
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the rows of ``stream``: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
 
     @property
     def sums(self) -> torch.Tensor:

@@ -21,7 +21,7 @@ from importlib import resources
 import torch
 
 from .errors import AnatomyError
-from .hidden import stage_labels, stage_row
+from .hidden import Stages
 from .hooks import capture
 from .prediction import check_prompt
 
@@ -257,7 +257,7 @@ def fit_probe(X, y, train_idx, test_idx, *, alpha=(10.0, 100.0, 1e3, 1e4, 1e5)) 
 
 
 @dataclass(frozen=True)
-class LayerProbes:
+class LayerProbes(Stages):
     """One probe per stage, and the same probe trained on shuffled targets as a control (Chapter 5).
 
     Every tensor has one row per stage: row 0 the embedding, row ℓ + 1 the output of layer ℓ
@@ -270,19 +270,11 @@ class LayerProbes:
     probes: tuple[ProbeResult, ...]  # L+1 probes on the real targets
     seed: int
     val_r2: torch.Tensor | None = None  # [L+1, k] R² on the validation rows, if given: the layer is chosen there
+    _stages_of = "these probes"  # the error for a layer out of range names them (no model_name field)
 
     @property
     def n_layers(self) -> int:
         return self.r2.shape[0] - 1
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """Labels of the rows: "embedding", "0", ..., str(L - 1)."""
-        return stage_labels(self.n_layers)
-
-    def row(self, layer) -> int:
-        """The row that holds ``layer`` (ℓ -> ℓ + 1, "embedding" -> 0)."""
-        return stage_row(layer, self.n_layers, "these probes")
 
     @property
     def mean_r2(self) -> torch.Tensor:  # [L+1] average over target columns
