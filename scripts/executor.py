@@ -190,27 +190,26 @@ def longest_first(paths) -> list:
     caller's order (the callers give the later chapters of the book first: they run the longest
     experiments).
     """
-    try:
-        known = json.loads((CACHE / DURATIONS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    paths = list(paths)
+    known = _durations()
     return sorted(paths, key=lambda p: -known.get(Path(p).name, float("inf")))
+
+
+def _durations() -> dict[str, float]:
+    try:
+        return json.loads((CACHE / DURATIONS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+_DURATIONS_LOCK = threading.Lock()
 
 
 def _remember_duration(path: str, seconds: float) -> None:
     with _DURATIONS_LOCK:
-        try:
-            known = json.loads((CACHE / DURATIONS).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
-        known[Path(path).name] = round(seconds, 1)
+        known = {**_durations(), Path(path).name: round(seconds, 1)}
         tmp = CACHE / f"{DURATIONS}.tmp{os.getpid()}"
         tmp.write_text(json.dumps(known, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, CACHE / DURATIONS)
-
-
-_DURATIONS_LOCK = threading.Lock()
 
 
 def workers() -> int:
