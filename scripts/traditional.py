@@ -215,9 +215,11 @@ def convert_claims(html_text: str, markdown: str) -> str:
 
     strings = code_strings(markdown)
 
-    def one(m: re.Match) -> str:
-        sentence = convert(html.unescape(m.group(2)), strings)
-        return f'{m.group(1)}<span lang="{TARGET}">{html.escape(sentence, quote=True)}</span>'
+    def one(m: re.Match) -> str:  # text between tags converted, tags (a link put in the sentence) kept
+        pieces = re.split(r"(<[^<>]*>)", m.group(2))
+        sentence = "".join(p if p.startswith("<") else html.escape(convert(html.unescape(p), strings), quote=True)
+                           for p in pieces)
+        return f'{m.group(1)}<span lang="{TARGET}">{sentence}</span>'
 
     return _CLAIM_ZH.sub(one, html_text)
 

@@ -431,3 +431,11 @@ def test_the_script_runs_from_the_command_line(tmp_path):
     wrong = subprocess.run([*script, "--docs", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert wrong.returncode != 0 and "is not a folder" in wrong.stderr and "Traceback" not in wrong.stderr
 
+
+
+def test_a_link_inside_a_claim_sentence_stays_a_link():
+    """If a link was put inside a claim's sentence before the conversion, it stays a link."""
+    page = ('<div class="anatomy-claim anatomy-claim-holds" data-models="m"><span lang="en">x</span>'
+            '<span lang="zh">方向经过 <a href="../glossary/#lm-head">LM Head</a> 读出，参数&lt;3</span></div>')
+    tw = traditional.convert_claims(page, "")
+    assert '<span lang="zh-TW">方向經過 <a href="../glossary/#lm-head">LM Head</a> 讀出，參數&lt;3</span>' in tw
