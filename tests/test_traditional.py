@@ -451,7 +451,10 @@ NOT_TAIWAN = {
 def test_pages_use_taiwan_usage(docs):
     for chapter in CHAPTERS:
         prose = re.sub(r"(?<!`)`[^`\n]+`(?!`)", "", FENCE.sub("", _tw(docs, chapter)))
+        prose += "\n".join(_claims_as_shown(_zh(chapter)))
         for wrong, right in NOT_TAIWAN.items():
             assert wrong not in prose, f"{chapter}: {wrong} (write {right})"
         alone = re.findall(r".{0,6}(?<!函式)(?<!儲存)(?<!資料)庫.{0,6}", prose)
         assert alone == [], f"{chapter}: 庫 alone for the library (write 函式庫): {alone}"
+        after = re.findall(r".{0,6}(?<![皇王太])后.{0,6}", prose)  # 后 is an empress; "after" is 後
+        assert after == [], f"{chapter}: 后 where 後 is meant: {after}"
