@@ -14,9 +14,9 @@ These hooks, registered after scripts/site_hooks.py in mkdocs.yml:
   and joins them with U+200B, which the separator in mkdocs.yml splits on), so that 残差流,
   稀疏自編碼器 or 術語表 is one word of the index. This matters because in the browser material
   cuts a typed Chinese query into words of the index (longest known prefixes) and looks each
-  one up as a prefix: a term the index holds in pieces (殘差 + 流) would be looked up by pieces;
+  one up as a prefix: a term the index holds in pieces (残差 + 流) would be looked up by pieces;
 * give the glossary's entries a search boost (material's `search.boost`): a term typed alone
-  ("Layer") lists its definition among the first results, above the chapters that use it;
+  ("Layer") lists its definition among the first results, with the chapters that use it;
 * after the i18n plugin has written its merged index, split it by language: the pages under
   `zh/` go to `zh/search/search_index.json`, those under `zh-TW/` to `zh-TW/...`, the others
   stay at the root, with locations relative to that root (the search settings of mkdocs.yml
@@ -25,6 +25,9 @@ These hooks, registered after scripts/site_hooks.py in mkdocs.yml:
   script then fetches the index and resolves the results' locations. Nothing else on our pages
   reads `base` (no `navigation.instant`, no version selector; the language menu falls back to
   the alternate link, as before).
+
+A site without the i18n plugin or without search (the small project of tests/test_site_cache.py)
+is left as it is.
 """
 
 from __future__ import annotations
@@ -41,19 +44,19 @@ log = logging.getLogger("mkdocs.hooks.search_index")
 
 INDEX = "search/search_index.json"
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2,}")
-_CONFIG = re.compile(r'(<script id="__config" type="application/json">)(.*?)(</script>)', re.S)
+_CONFIG = re.compile(r'<script id="__config" type="application/json">(.*?)</script>', re.S)
 _BASE = re.compile(r'"base": "[^"]*"')
 _TERM_HEADING = re.compile(r"^## (.+?) \{#[\w-]+\}\s*$", re.M)  # as scripts/site_hooks.glossary_terms reads them
 
 
-def languages(config) -> tuple[str, list[str]]:
-    """The default locale (the site root) and every built locale, from the i18n plugin's configuration."""
+def languages(config) -> tuple[str, list[str]] | None:
+    """The default locale (the site root) and every built locale, from the i18n plugin's configuration;
+    None when the site has no i18n plugin or no search (one language has one index already)."""
     i18n = config.plugins.get("i18n")
-    if i18n is None:
-        raise PluginError("scripts/search_index.py splits the index of the i18n plugin, which is not configured in mkdocs.yml.")
-    built = [lang for lang in i18n.config.languages if lang.build]
+    if i18n is None or "search" not in config.plugins and "material/search" not in config.plugins:
+        return None
     default = next(lang.locale for lang in i18n.config.languages if lang.default)
-    return default, [lang.locale for lang in built]
+    return default, [lang.locale for lang in i18n.config.languages if lang.build]
 
 
 def language_of(location: str, default: str, locales: list[str]) -> str:
@@ -82,8 +85,9 @@ _ADDED: set[str] = set()
 def on_config(config):
     import jieba  # material's search plugin segments with the same (global) jieba
 
-    _, locales = languages(config)
-    words = sorted(reader_words(config, locales) - _ADDED)
+    if languages(config) is None:
+        return config
+    words = sorted(reader_words(config, languages(config)[1]) - _ADDED)
     for word in words:
         jieba.add_word(word)  # with the frequency jieba suggests, so that the term is never cut apart
     if words:
@@ -103,20 +107,24 @@ def on_page_markdown(markdown, page, config, files):
 
 @plugins.event_priority(-110)  # after material's __config is rendered; the i18n plugin's on_post_page is at -100
 def on_post_page(output, page, config):
+    if languages(config) is None or config.theme.name != "material":
+        return output
     default, locales = languages(config)
     lang = language_of(page.url, default, locales)
     if lang == default:
         return output
     base = utils.get_relative_url(f"{lang}/", page.url)
     script = _CONFIG.search(output)
-    if script is None or len(_BASE.findall(script.group(2))) != 1:
+    if script is None or len(_BASE.findall(script.group(1))) != 1:
         raise PluginError(f"{page.file.src_uri}: material's __config script was not found; the page could not be pointed at its language's search index.")
-    settings = _BASE.sub(lambda _: f'"base": {json.dumps(base)}', script.group(2))
-    return output[: script.start(2)] + settings + output[script.end(2):]
+    settings = _BASE.sub(lambda _: f'"base": {json.dumps(base)}', script.group(1))
+    return output[: script.start(1)] + settings + output[script.end(1):]
 
 
 @plugins.event_priority(-110)  # after the i18n plugin (-100), which writes the merged index at the end of the last build
 def on_post_build(config):
+    if languages(config) is None:
+        return
     default, locales = languages(config)
     site = Path(config["site_dir"])
     merged = json.loads((site / INDEX).read_text(encoding="utf-8"))
