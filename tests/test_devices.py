@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import anatomy
+import random_models
 from anatomy import AnatomyError, hooks
 
 PROMPT = "The capital of France is"
@@ -121,6 +122,29 @@ def test_steering_and_patching(spread, smollm2):
         out[name] = (text, nt.logits)
     assert out["spread"][0] == out["memory"][0]
     torch.testing.assert_close(out["spread"][1], out["memory"][1])
+
+
+@torch.no_grad()
+def test_a_local_directory_is_placed_by_transformers(smollm2, tmp_path):
+    """A Hugging Face id or a directory goes through from_pretrained(device_map=...): the same results."""
+    where = random_models.saved("llama", tmp_path / "tiny", smollm2.tokenizer, layers=4)
+    dm = {"model.embed_tokens": "cpu", "model.rotary_emb": "cpu", "model.layers.0": "cpu", "model.layers.1": "cpu",
+          "model.layers.2": "disk", "model.layers.3": "disk", "model.norm": "disk", "lm_head": "disk"}
+    whole = anatomy.load(str(where))
+    spread = anatomy.load(str(where), device_map=dm, offload_folder=tmp_path / "offload")
+    try:
+        assert spread is not whole and spread.hf.hf_device_map == dm
+        assert spread.lm_head.weight.device.type == "meta" and spread.device == torch.device("cpu")
+        a, b = (anatomy.logit_lens(m, PROMPT, [" Paris"]) for m in (spread, whole))
+        torch.testing.assert_close(a.top_probs, b.top_probs)
+        torch.testing.assert_close(a.target_probs, b.target_probs)
+        with anatomy.steer(spread, torch.ones(spread.d_model), 3, 2.0), hooks.capture(spread, "layers.3") as s:
+            spread.hf(input_ids=torch.tensor([[1, 2, 3]]))
+        with anatomy.steer(whole, torch.ones(whole.d_model), 3, 2.0), hooks.capture(whole, "layers.3") as w:
+            whole.hf(input_ids=torch.tensor([[1, 2, 3]]))
+        torch.testing.assert_close(s["layers.3"], w["layers.3"])
+    finally:
+        anatomy.load.cache_clear(str(where))
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -4,8 +4,8 @@
 de-quantized once into ``anatomy.cache``), any Hugging Face model id such as
 ``"meta-llama/Llama-3.2-3B"``, or a local directory (``save_pretrained`` output with a tokenizer),
 see ``anatomy.hub``. ``device_map`` spreads a model's layers over several devices (GPUs, the CPU,
-the disk) with accelerate, the library transformers uses for that. Every model gets its architecture description (``model.arch``, from
-``anatomy.families``) when it loads.
+the disk) with accelerate, the library transformers uses for that (see ``anatomy.devices``). Every
+model gets its architecture description (``model.arch``, from ``anatomy.families``) when it loads.
 
 This module keeps one piece of process-wide state: the models already loaded, so that chapters
 share one copy. ``load.cache_clear()`` empties it (the next ``load`` reads the disk again).
