@@ -1,13 +1,13 @@
 """Every chapter runs unchanged when a reader swaps its two models for others (issue 12 §5).
 
-Part of every test run. The pairs of tests/swap_models.py (PAIRS) run by default, two side by side;
+Part of every test run. The pairs of tests/random_models.py (PAIRS) run by default, two side by side;
 other pairs, other chapters, or the lecture-shaped models at full depth, by hand:
 
     ANATOMY_SWAP_PAIRS=phi3+gemma,gpt2+gpt-neox ANATOMY_SWAP_CHAPTERS=ffn.md ANATOMY_SWAP_FULL_DEPTH=1 \
     ANATOMY_SWAP_LOG=/tmp/swap.log ANATOMY_SWAP_MODELS=/tmp/swap python -m pytest tests/test_any_model.py
 
 A reader changes the two `anatomy.load(...)` lines of a chapter and runs it. Here each chapter is
-run that way with random-weight models saved as local directories (tests/swap_models.py): one pair
+run that way with random-weight models saved as local directories (tests/random_models.py): one pair
 shaped like the lecture's Llama 3.2 3B and Gemma 3 4B, and pairs of other families. All chapters of
 a pair run in one Jupyter kernel, in order, as the site build runs a chapter; a block that raises
 fails the test of its chapter. The chapters' claims do not fail on these models (they were written
@@ -25,7 +25,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import swap_models
+import random_models
 from sitetools import ROOT, nav
 
 LOADS = {'anatomy.load("smollm2-135m")': 0, 'anatomy.load("gemma-3-270m")': 1}
@@ -52,13 +52,13 @@ def swap_dir(tmp_path_factory) -> Path:
 
 
 _RUNS: dict[str, dict] = {}
-ALL_PAIRS = {**swap_models.PAIRS, **swap_models.EXTRA_PAIRS}
+ALL_PAIRS = {**random_models.PAIRS, **random_models.EXTRA_PAIRS}
 
 
 def _selected(pair: str) -> bool:
     """PAIRS by default; $ANATOMY_SWAP_PAIRS (comma-separated names of PAIRS or EXTRA_PAIRS) chooses others."""
     chosen = os.environ.get("ANATOMY_SWAP_PAIRS")
-    return pair in chosen.split(",") if chosen else pair in swap_models.PAIRS
+    return pair in chosen.split(",") if chosen else pair in random_models.PAIRS
 
 
 def _run_pair(pair: str, paths: tuple[str, str]) -> dict:
@@ -97,7 +97,7 @@ def _runs(swap_dir: Path) -> dict[str, dict]:
     if not _RUNS:
         import concurrent.futures
 
-        paths = {pair: tuple(str(swap_models.save(name, swap_dir)) for name in names) for pair, names in ALL_PAIRS.items() if _selected(pair)}
+        paths = {pair: tuple(str(random_models.save(name, swap_dir)) for name in names) for pair, names in ALL_PAIRS.items() if _selected(pair)}
         workers = max(1, int(os.environ.get("ANATOMY_WORKERS", "2")))
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
             runs = {pair: pool.submit(_run_pair, pair, p) for pair, p in paths.items()}

@@ -5,7 +5,7 @@ import torch
 
 import anatomy
 from anatomy import AnatomyError, hooks
-from test_load import _tiny
+from random_models import in_memory as _tiny
 
 SENTENCE = "The apple is green. What color is the apple?"
 TINY_IDS = torch.arange(3, 15)  # 12 tokens: longer than the tiny Gemma's sliding window of 8

@@ -45,8 +45,8 @@ def test_breakdown_matches_per_module_sums(model):
         assert int(b.per_layer[i].sum()) == _numel(layer)
         assert int(b.per_layer[i, 0]) == _numel(attn) - norms_in_attn
         assert int(b.per_layer[i, 1]) == _numel(layer.mlp)
-    if model.family.startswith("gemma"):
-        assert norms_in_attn == 2 * model.head_dim  # q_norm and k_norm
+    qk_norm = model.arch.blocks[-1].attn.q_norm is not None  # Gemma 3 normalizes queries and keys
+    assert norms_in_attn == (2 * model.head_dim if qk_norm else 0)  # q_norm and k_norm
 
 
 def test_attention_count_matches_the_shapes(model):

@@ -1,7 +1,7 @@
 """Every supported family end to end, on small random-weight models saved as local directories.
 
-Each model is built from its transformers configuration class (2 layers, d=64; no download),
-saved with ``save_pretrained`` next to a real tokenizer (SmolLM2's), and loaded back through
+Each model is built from its transformers configuration class (2 layers, d=64; no download) by
+tests/random_models.py, saved with ``save_pretrained`` next to a real tokenizer (SmolLM2's), and loaded back through
 ``anatomy.load(directory)``. Then: hooks capture every place, and the by-hand attention and FFN
 equal the model's own values.
 """
@@ -15,54 +15,32 @@ import pytest
 import torch
 
 import anatomy
+import random_models
 from anatomy import AnatomyError, hooks
 
-V = 49152  # SmolLM2's vocabulary: the tokenizer's ids must fit the embedding table
 SENTENCE = "The apple is green, the sky is blue and the grass is wet today."  # > 8 tokens: past the sliding windows
 
-
-def _config(family: str):
-    import transformers as t
-
-    common = dict(vocab_size=V, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=128)
-    if family == "llama":
-        return t.LlamaConfig(**common, tie_word_embeddings=True)
-    if family == "llama3":  # Llama 3.x: RoPE's long wavelengths stretched (rope_type "llama3")
-        rope = dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                    original_max_position_embeddings=64)
-        return t.LlamaConfig(**common, rope_parameters=rope)
-    if family == "mistral":
-        return t.MistralConfig(**common, sliding_window=8)
-    if family == "qwen2":
-        return t.Qwen2Config(**common)
-    if family == "qwen3":
-        return t.Qwen3Config(**common, head_dim=16)
-    if family == "gemma":
-        return t.GemmaConfig(**common, head_dim=16)
-    if family == "gemma2":
-        return t.Gemma2Config(**common, head_dim=16, sliding_window=8, query_pre_attn_scalar=24,
-                              attn_logit_softcapping=5.0, final_logit_softcapping=3.0)
-    if family in ("gemma3_text", "gemma3"):
-        text = t.Gemma3TextConfig(**common, head_dim=16, sliding_window=8, layer_types=["sliding_attention", "full_attention"])
-        if family == "gemma3_text":
-            return text
-        vision = t.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
-        return t.Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
-    if family == "phi3":
-        return t.Phi3Config(**common, partial_rotary_factor=0.5, pad_token_id=0)
-    if family == "olmo2":
-        return t.Olmo2Config(**common, pad_token_id=0)
-    if family == "gpt2":
-        return t.GPT2Config(vocab_size=V, n_embd=64, n_layer=2, n_head=4, n_positions=128)
-    if family in ("gpt_neox", "gpt_neox_sequential"):
-        return t.GPTNeoXConfig(**{k: v for k, v in common.items() if k != "num_key_value_heads"},
-                               use_parallel_residual=family == "gpt_neox")
-    raise ValueError(family)
-
-
-FAMILIES = ["llama", "llama3", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "gemma3", "phi3", "olmo2",
-            "gpt2", "gpt_neox", "gpt_neox_sequential"]
+# family -> (family of tests/random_models.py, what this test sets: short sliding windows, soft-caps, partial RoPE...)
+LLAMA3_ROPE = dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=64)  # Llama 3.x: RoPE's long wavelengths stretched
+GEMMA3 = dict(sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+VARIANTS = {
+    "llama": ("llama", dict(tie_word_embeddings=True)),
+    "llama3": ("llama", dict(rope_parameters=LLAMA3_ROPE)),
+    "mistral": ("mistral", dict(sliding_window=8)),
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {}),
+    "gemma": ("gemma", {}),
+    "gemma2": ("gemma2", dict(sliding_window=8, query_pre_attn_scalar=24, attn_logit_softcapping=5.0, final_logit_softcapping=3.0)),
+    "gemma3_text": ("gemma3_text", GEMMA3),
+    "gemma3": ("gemma3", GEMMA3),
+    "phi3": ("phi3", dict(partial_rotary_factor=0.5, pad_token_id=0)),
+    "olmo2": ("olmo2", dict(pad_token_id=0)),
+    "gpt2": ("gpt2", {}),
+    "gpt_neox": ("gpt_neox", dict(use_parallel_residual=True)),
+    "gpt_neox_sequential": ("gpt_neox", dict(use_parallel_residual=False)),
+}
+FAMILIES = list(VARIANTS)
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +51,9 @@ def tokenizer():
 @pytest.fixture(scope="module", params=FAMILIES)
 def tiny(request, tokenizer, tmp_path_factory):
     """A random-weight model of one family, saved to a directory and loaded through anatomy.load."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    hf = AutoModelForCausalLM.from_config(_config(request.param))
-    with torch.no_grad():  # Gemma's norm gains start at 0 (= 1 + w with w = 0): make every gain non-trivial
-        for name, p in hf.named_parameters():
-            if "norm" in name or "ln_" in name:
-                p.add_(0.1 * torch.randn_like(p))
-    where = tmp_path_factory.mktemp(request.param)
-    hf.save_pretrained(where)
-    tokenizer.save_pretrained(where)
+    family, settings = VARIANTS[request.param]
+    where = random_models.saved(family, tmp_path_factory.mktemp(request.param), tokenizer, vary_norms=True,
+                                max_position_embeddings=128, **settings)
     model = anatomy.load(str(where))
     yield request.param, model
     anatomy.load.cache_clear(str(where))  # this model only: the session's default models stay shared

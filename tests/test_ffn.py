@@ -12,9 +12,9 @@ ffn = importlib.import_module("anatomy.ffn")
 
 
 def _tiny_model(family):
-    from test_load import _tiny
+    from random_models import in_memory
 
-    return _tiny(family)
+    return in_memory(family)
 
 
 @pytest.mark.parametrize("layer", [0, -1])

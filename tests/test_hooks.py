@@ -7,6 +7,7 @@ import torch
 
 import anatomy
 from anatomy import AnatomyError
+from anatomy.families.base import get
 
 hooks = importlib.import_module("anatomy.hooks")
 
@@ -89,9 +90,10 @@ def test_resid_mid_is_layer_input_plus_attention_and_feeds_the_ffn_norm(model):
     with hooks.capture(model, "layers.1", "layers.2.attn", "layers.2.resid_mid", "layers.2.mlp", "layers.2") as seen:
         model.hf(input_ids=ids)
     mid, attn, mlp = seen["layers.2.resid_mid"], seen["layers.2.attn"], seen["layers.2.mlp"]
-    block = model.layers[2]
-    gemma = hasattr(block, "pre_feedforward_layernorm")  # Gemma normalizes each branch before adding it
-    torch.testing.assert_close(mid, seen["layers.1"] + (block.post_attention_layernorm(attn) if gemma else attn))
-    torch.testing.assert_close(seen["layers.2"], mid + (block.post_feedforward_layernorm(mlp) if gemma else mlp))
+    block, spec = model.layers[2], model.arch.blocks[2]
+    post_attn = get(block, spec.post_attn_norm.path) if spec.post_attn_norm else torch.nn.Identity()  # Gemma normalizes
+    post_ffn = get(block, spec.post_ffn_norm.path) if spec.post_ffn_norm else torch.nn.Identity()  # each branch before adding it
+    torch.testing.assert_close(mid, seen["layers.1"] + post_attn(attn))
+    torch.testing.assert_close(seen["layers.2"], mid + post_ffn(mlp))
     with pytest.raises(AnatomyError, match="Unknown place"):
         hooks.module_at(model, "layers.2.resid_mid.q")

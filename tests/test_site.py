@@ -294,13 +294,36 @@ def test_search_finds_every_title_and_term_in_the_readers_language(site, browser
 
 
 def test_screenshots_for_a_person_to_look_at(site, browser):
+    """The first chapter's top, as a reader sees it in each language: a real page with its title drawn on it.
+
+    The images are kept in .cache/screenshots for a person to look at. Each must show a page (many
+    colours, not one flat fill), and the chapter's title, found in the DOM, must sit inside the
+    image with ink where it is (its text drawn, not an empty box), and be the page's title.
+    """
+    import io
+
+    from PIL import Image, ImageStat
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1200, "height": 1600})
     for chapter, lang in [(NAV[1], lang) for lang in LANGS]:
-        page.goto(site + _url_of(chapter, lang), wait_until="networkidle")
+        page.goto(site + _url_of(chapter, lang), wait_until="load")
+        page.wait_for_load_state("networkidle")
         path = SCREENSHOTS / f"{lang}-{chapter.removesuffix('.md')}.png"
-        page.screenshot(path=str(path))
-        assert path.stat().st_size > 10_000
+        shot = Image.open(io.BytesIO(page.screenshot(path=str(path)))).convert("L")  # [1600, 1200] grey levels
+        where = f"{lang}/{chapter}"
+        assert shot.size == (1200, 1600), where
+        assert len(shot.getcolors(maxcolors=256) or range(257)) > 16, f"{where}: the screenshot is nearly one flat colour"
+        assert ImageStat.Stat(shot).stddev[0] > 10, f"{where}: the screenshot barely varies"
+        title = page.locator("article h1").first
+        text, box = title.inner_text().strip(), title.bounding_box()
+        words = " ".join(text.split())  # the Chinese titles separate chapter and name with an ideographic space
+        assert words and " ".join(page.title().split()).startswith(words), f"{where}: title {text!r}, page title {page.title()!r}"
+        assert box and 0 <= box["x"] and box["x"] + box["width"] <= 1200 and 0 <= box["y"] and box["y"] + box["height"] <= 1600, \
+            f"{where}: the title {text!r} is outside the screenshot ({box})"
+        ink = shot.crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
+        lo, hi = ink.getextrema()
+        assert hi - lo > 100, f"{where}: nothing is drawn where the title {text!r} is"
     page.close()
 
 

@@ -103,7 +103,7 @@ def hidden_states(model, prompt: str) -> HiddenStates:
     last = f"layers.{model.n_layers - 1}"
     with capture(model, last) as seen:  # the last layer's output before transformers applies the final norm
         out = model.hf(input_ids=ids, output_hidden_states=True)
-    states = torch.stack([*out.hidden_states[:-1], seen[last]])[:, 0].float().cpu()  # [L+1, T, d], all raw
+    states = torch.stack([h[0].float().cpu() for h in (*out.hidden_states[:-1], seen[last])])  # [L+1, T, d], all raw (gathered from every device)
     special = set(model.tokenizer.all_special_ids)
     tokens = tuple(
         Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)

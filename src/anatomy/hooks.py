@@ -154,9 +154,16 @@ def edit(model, place: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Itera
     """Replace what flows through ``place`` by ``fn(value)`` for forward passes inside the block.
 
     Used to steer (add a vector to a layer's output) and to patch (overwrite one position).
-    The hook is removed on exit, even if the block raises.
+    The hook is removed on exit, even if the block raises. ``fn`` gets the value on the device of
+    the module that computes it (with a device map, each layer's own device); its result is moved
+    back there, so a vector kept on another device can be added or written in.
     """
     s = site(model, place)
+    user_fn = fn
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        out = user_fn(t)
+        return out.to(t.device) if isinstance(out, torch.Tensor) and out.device != t.device else out
 
     if s.is_input:
         def hook(mod, args):

@@ -12,14 +12,19 @@ from .model import Model
 __all__ = ["hub_error", "load_pretrained", "quiet_transformers"]
 
 
-def load_pretrained(name: str, where: str, dtype: torch.dtype) -> Model:
-    """A model id or a directory (``save_pretrained`` output with a tokenizer), with eager attention."""
+def load_pretrained(name: str, where: str, dtype: torch.dtype, **placement) -> Model:
+    """A model id or a directory (``save_pretrained`` output with a tokenizer), with eager attention.
+
+    ``placement`` (``device_map``, ``max_memory``, ``offload_folder``) goes to ``from_pretrained``,
+    which then loads each part straight onto its device (see ``anatomy.devices``).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         with quiet_transformers():
             tokenizer = AutoTokenizer.from_pretrained(where)
-            hf = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="eager")
+            hf = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, attn_implementation="eager",
+                                                      **{k: v for k, v in placement.items() if v is not None})
     except (OSError, ValueError) as err:
         raise hub_error(name, err) from err
     return Model(name, hf, tokenizer, source=f"{where} (transformers)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from . import families
+from .devices import execution_device
 from .families.base import get
 
 __all__ = ["Model"]
@@ -83,11 +84,18 @@ class Model:
     @property
     def tied(self) -> bool:
         """True when the LM head is the embedding table itself (shared storage)."""
+        if self.lm_head.weight.device.type == "meta":  # offloaded by a device map (anatomy.devices): no storage to compare
+            return bool(getattr(self.config, "tie_word_embeddings", False))
         return self.lm_head.weight.data_ptr() == self.embedding_table.data_ptr()
 
     @property
     def device(self) -> torch.device:
-        return self.embedding_table.device
+        """Where inputs go: the device that runs the embedding (with a device map, its execution device)."""
+        return execution_device(self.hf, self.embedding)
+
+    def device_of(self, module: torch.nn.Module) -> torch.device:
+        """The device that runs ``module``: the same for every module, unless a device map spread the model."""
+        return execution_device(self.hf, module)
 
     @property
     def dtype(self) -> torch.dtype:

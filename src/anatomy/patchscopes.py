@@ -88,7 +88,7 @@ def patching(model, layer: int, position: int, vector: torch.Tensor) -> Iterator
         if h.shape[1] <= position:  # a later generation step: one new token, nothing to patch
             return h
         h = h.clone()
-        h[:, position] = vector.to(h.dtype)
+        h[:, position] = vector.to(device=h.device, dtype=h.dtype)
         return h
 
     with hooks.edit(model, place, overwrite):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import anatomy
+import random_models
 hub = importlib.import_module("anatomy.hub")
 cache = importlib.import_module("anatomy.cache")
 packaged = importlib.import_module("anatomy.packaged")
@@ -38,36 +39,15 @@ def test_embed_scale(smollm2, gemma):
     assert gemma.embed_scale == pytest.approx(math.sqrt(640), rel=1e-3)
 
 
-# Small random-weight models built from each family's configuration: the code paths of the
+# Small random-weight models of several families (tests/random_models.py): the code paths of the
 # lecture's own models (Llama 3.2 3B, Gemma 3 4B multimodal, Qwen, GPT-2) run without downloads.
-def _tiny(family: str):
-    import transformers as t
-
-    torch.manual_seed(0)
-    common = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-    if family == "llama":
-        hf = t.LlamaForCausalLM(t.LlamaConfig(**common, tie_word_embeddings=True))
-    elif family == "qwen2":
-        hf = t.Qwen2ForCausalLM(t.Qwen2Config(**common))
-    elif family == "gemma3_text":
-        hf = t.Gemma3ForCausalLM(t.Gemma3TextConfig(**common, head_dim=16, sliding_window=8))
-    elif family == "gemma3":
-        text = t.Gemma3TextConfig(**common, head_dim=16, sliding_window=8)
-        vision = t.SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
-        hf = t.Gemma3ForConditionalGeneration(t.Gemma3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4))
-    elif family == "gpt2":
-        hf = t.GPT2LMHeadModel(t.GPT2Config(vocab_size=256, n_embd=64, n_layer=2, n_head=4, n_positions=64))
-    hf.set_attn_implementation("eager")
-    return anatomy.Model(f"tiny-{family}", hf.eval(), tokenizer=None, source="random weights")
-
-
 TINY = ["llama", "qwen2", "gemma3_text", "gemma3", "gpt2"]
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "gemma-3-270m", *TINY])
 def any_model(request):
     if request.param in TINY:
-        return _tiny(request.param)
+        return random_models.in_memory(request.param)
     return anatomy.load(request.param)
 
 
@@ -83,9 +63,9 @@ def test_parts_found_in_every_family(any_model):
     assert len(m.layers) == m.n_layers >= 2
     assert m.final_norm is not None and m.lm_head is not None
     assert m.n_heads * m.head_dim >= m.d_model // 2
-    if m.name == "tiny-gemma3":  # multimodal: the text model sits beside a vision tower
-        assert m.paths["layers"] == "model.language_model.layers"
-        assert hasattr(m.hf.model, "vision_tower")
+    if m.config is not m.hf.config:  # multimodal (Gemma 3 4B): the text model sits beside a vision tower
+        assert m.paths["layers"] == "model.language_model.layers" and m.arch.family == "gemma3"
+    assert (m.config is not m.hf.config) == (m.name == "tiny-gemma3")
 
 
 @torch.no_grad()
@@ -103,7 +83,7 @@ def test_hidden_state_facts(any_model):
     assert len(hs) == model.n_layers + 1
     assert hs[0].shape == (1, ids.shape[1], model.d_model)
     # Gemma multiplies by sqrt(d) in its own dtype, so compare with a float tolerance.
-    if model.family != "gpt2":  # GPT-2 adds a learned position embedding to the row
+    if model.arch.rotary is not None:  # without RoPE (GPT-2) a learned position embedding is added to the row
         torch.testing.assert_close(hs[0][0], model.embedding_table[ids[0]] * model.embed_scale, rtol=1e-5, atol=1e-5)
     last = captured["last"].reshape(hs[-1].shape)
     torch.testing.assert_close(hs[-1], model.final_norm(last), rtol=1e-4, atol=1e-4)
