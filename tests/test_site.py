@@ -114,6 +114,25 @@ _CLIPPED = """() => {
 
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
+# axe-core (tests/assets, vendored from npm, see its README): WCAG 2.0 and 2.1, levels A and AA.
+AXE = ROOT / "tests" / "assets" / "axe-4.10.3.min.js"
+AXE_RUN = """async () => {
+    const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']});
+    return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+        .map(v => [v.id, v.impact, v.nodes.length, v.nodes[0].target.join(' ')]);
+}"""
+SCHEMES = ("light", "dark")  # the palette follows the system's preference (mkdocs.yml, theme.palette)
+
+
+async def _axe(page, scheme: str) -> list[str]:
+    """Serious and critical WCAG 2.1 AA violations on the page in one colour scheme: rule, how many nodes, one selector."""
+    await page.emulate_media(color_scheme=scheme)
+    await page.wait_for_timeout(50)  # the palette's stylesheet follows the media query
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    return [f"axe, {scheme} scheme: {rule} ({impact}) on {n} node(s), e.g. {selector}"
+            for rule, impact, n, selector in await page.evaluate(AXE_RUN)]
+
 
 async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
     """What a reader would find wrong on one page; see test_page_as_a_reader_meets_it."""
@@ -144,6 +163,8 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
         problems.append(f"language links do not lead to this chapter in {LANGS}: {links}")
     if clipped := await page.evaluate(_CLIPPED):
         problems.append(f"clipped at {WIDE['width']} px: {clipped}")
+    for scheme in SCHEMES:
+        problems += await _axe(page, scheme)
     await page.set_viewport_size(PHONE)  # a phone: the layout follows the new width (material is CSS-responsive)
     await page.wait_for_timeout(100)
     overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
