@@ -23,6 +23,8 @@ NAMES = {  # what a screen reader announces when the focus enters the box
 
 # A notebook code cell: mkdocs-jupyter's <div class="highlight-ipynb hl-python"> scrolls (overflow: auto).
 _CODE = re.compile(r'<div class="(highlight-ipynb[^"]*)">')
+# A Markdown code block (Pygments through Python-Markdown): its <pre> scrolls (material's CSS).
+_MD_CODE = re.compile(r'<div class="highlight"><pre>')
 # A table printed by anatomy.Table: its <div class="anatomy-table"> scrolls (docs/assets/extra.css).
 _TABLE_BOX = re.compile(r'<div class="anatomy-table">(<table>(?:<caption>(.*?)</caption>)?)', re.S)
 # A Markdown table in the prose: material wraps it at load in a box that scrolls; ours wraps that one.
@@ -47,6 +49,7 @@ def make_accessible(page_html: str, lang: str) -> str:
     names = NAMES[lang]
     page_html = page_html.replace(_SEARCH, _SEARCH[:-1] + f' aria-label="{names["search"]}">', 1)
     page_html = _CODE.sub(lambda m: f'<div class="{m.group(1)}" {_attrs(names["code"])}>', page_html)
+    page_html = _MD_CODE.sub(lambda m: f'<div class="highlight"><pre {_attrs(names["code"])}>', page_html)
     page_html = _PROSE_TABLE.sub(lambda m: f'<div class="anatomy-scroll" {_attrs(names["table"])}>{m.group(0)}</div>', page_html)
     return _TABLE_BOX.sub(  # after the prose tables: their pattern tells the two apart by this div
         lambda m: f'<div class="anatomy-table" {_attrs(_text(m.group(2) or "") or names["table"])}>{m.group(1)}', page_html)

@@ -45,3 +45,9 @@ def test_the_search_dialog_is_named():
     page = '<div class="md-search" data-md-component="search" role="dialog"><label></label></div>'
     assert accessible.make_accessible(page, "zh-TW") == \
         '<div class="md-search" data-md-component="search" role="dialog" aria-label="搜尋"><label></label></div>'
+
+
+def test_a_markdown_code_block_is_focusable():
+    block = '<div class="highlight"><pre><span></span>make test\n</pre></div>'
+    assert accessible.make_accessible(block, "en") == \
+        '<div class="highlight"><pre tabindex="0" role="group" aria-label="Code" data-anatomy-scroll><span></span>make test\n</pre></div>'
