@@ -333,7 +333,11 @@ def on_page_content(html, page, config, files):
     return link + html
 
 
+accessible = _load("accessible")
+
+
 def on_post_page(output, page, config):
+    output = accessible.make_accessible(output, page_lang(page.file.src_uri))  # scrolling boxes take the focus; search is named
     if _is_chapter(page):
         target = Path(page.file.abs_dest_path).parent / (Path(page.file.src_uri).stem + ".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)

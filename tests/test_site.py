@@ -114,11 +114,42 @@ _CLIPPED = """() => {
 
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
+# axe-core (tests/assets, vendored from npm, see its README): WCAG 2.0 and 2.1, levels A and AA.
+AXE = ROOT / "tests" / "assets" / "axe-4.10.3.min.js"
+AXE_RUN = """async () => {
+    const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']});
+    return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+        .map(v => [v.id, v.impact, v.nodes.length, v.nodes[0].target.join(' ')]);
+}"""
+SCHEMES = {"light": "default", "dark": "slate"}  # material's scheme for each (mkdocs.yml, theme.palette)
+# Pages opened with the system in dark mode, checked in both schemes (the others: light only; axe's
+# contrast check on a chapter of a few thousand highlighted tokens takes seconds, each scheme again).
+DARK_SYSTEM = set(NAV[:2])  # Start here and the first chapter (code, outputs, tables, figures, claims), in each language
+
+
+async def _axe(page, scheme: str) -> list[str]:
+    """Serious and critical WCAG 2.1 AA violations on the page in one colour scheme: rule, how many nodes, one selector.
+
+    The page opens in the system's scheme; the other one is reached as a reader reaches it, with the
+    toggle in the header.
+    """
+    if await page.evaluate("document.body.dataset.mdColorScheme") != SCHEMES[scheme]:
+        await page.click("form[data-md-component=palette] label:not([hidden])")
+        try:
+            await page.wait_for_function(f"document.body.dataset.mdColorScheme === '{SCHEMES[scheme]}'", timeout=5_000)
+        except Exception:
+            return [f"the palette toggle in the header does not switch to the {scheme} scheme"]
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.add_script_tag(path=str(AXE))
+    return [f"axe, {scheme} scheme: {rule} ({impact}) on {n} node(s), e.g. {selector}"
+            for rule, impact, n, selector in await page.evaluate(AXE_RUN)]
+
 
 async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
     """What a reader would find wrong on one page; see test_page_as_a_reader_meets_it."""
     text = (ROOT / "docs" / lang / chapter).read_text(encoding="utf-8")
-    page = await browser.new_page(viewport=WIDE)
+    system = "dark" if chapter in DARK_SYSTEM else "light"  # the reader's system preference
+    page = await browser.new_page(viewport=WIDE, color_scheme=system)
     errors, problems = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -144,6 +175,10 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
         problems.append(f"language links do not lead to this chapter in {LANGS}: {links}")
     if clipped := await page.evaluate(_CLIPPED):
         problems.append(f"clipped at {WIDE['width']} px: {clipped}")
+    if (scheme := await page.evaluate("document.body.dataset.mdColorScheme")) != SCHEMES[system]:
+        problems.append(f"the page opens in the {scheme} scheme; the system prefers {system}")
+    for scheme in sorted(SCHEMES, key=lambda s: s != system) if system == "dark" else ["light"]:  # then the other, by the toggle
+        problems += await _axe(page, scheme)
     await page.set_viewport_size(PHONE)  # a phone: the layout follows the new width (material is CSS-responsive)
     await page.wait_for_timeout(100)
     overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -202,6 +237,9 @@ def test_page_as_a_reader_meets_it(visits, chapter, lang):
     the language links lead to this same chapter in each language (each of those pages gets its own
     visit here), and tables and figures fit their column or scroll inside a visible box. Then the
     window becomes a phone's (390 px): nothing overflows sideways, and tables and figures still fit.
+    The page opens in the system's colour scheme, and axe-core (WCAG 2.0 and 2.1, A and AA) finds
+    no serious or critical violation in it; on the pages of DARK_SYSTEM the system prefers dark,
+    and after a click on the header's toggle the light scheme is checked too.
     The visits run a few tabs at a time (fixture `visits`); each page's findings are its own test.
     """
     assert visits[(chapter, lang)] == []
