@@ -99,6 +99,9 @@ def test_every_entry_has_a_link_or_a_publisher():
         anchor = re.match(r'<a id="([\w-]+)">', block).group(1)
         assert re.search(r"\]\(https://", block) or "O'Reilly" in block, anchor
         assert re.search(r"\((19|20)\d\d\)", block), anchor
+        lines = block.split("\n\n")[0].split("\n")[1:]  # the entry's own lines (a heading may follow it)
+        assert all(line.startswith("  ") and not re.match(r"\s+\d+\. ", line) for line in lines if line), \
+            f"{anchor}: a line of the entry would start a new list item"
 
 
 # --- on the built site ----------------------------------------------------------------------------
