@@ -192,14 +192,18 @@ def with_back_links(markdown: str, folder: Path, lang: str, order: list[str] | N
     """Each entry of a references page followed by links to the pages of its language that cite it."""
     cited = citations(folder, order)
     lines = markdown.splitlines()
-    out = []
+    out, current = [], None
     for i, line in enumerate(lines):
         out.append(line)
-        starts = [j for j in range(i + 1, len(lines) + 1) if j == len(lines) or _ENTRY.match(lines[j]) or not lines[j].startswith("  ")]
-        entry = next((k for k in range(i, -1, -1) if _ENTRY.match(lines[k])), None)
-        if entry is None or starts[0] != i + 1:  # not the last line of an entry
+        if m := _ENTRY.match(line):
+            current = m.group(1)
+        elif not (current and line.startswith("  ")):  # not a continuation line of an entry
+            current = None
             continue
-        pages = cited.get(_ENTRY.match(lines[entry]).group(1), [])
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        if following.startswith("  ") and not _ENTRY.match(following):
+            continue  # the entry goes on
+        pages = cited.get(current, [])
         if pages:
             links = ", ".join(f"[{_title(p)}]({p.name})" for p in pages)
             out.append(f"  <br><small>{_CITED_IN.get(lang, _CITED_IN['en'])}{links}</small>")
