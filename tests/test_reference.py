@@ -154,7 +154,7 @@ def test_on_the_site_every_entry_links_back_to_the_chapters_citing_it(site_dir, 
     for anchor in _entries("en"):
         entry = article[article.index(f'id="{anchor}"'):]
         entry = entry[: entry.index("</li>")]
-        assert re.search(r'<a href="\.\./[\w-]+/">', entry), anchor
+        assert re.search(r'<a href="\.\./(?:[\w-]+/)?">', entry), anchor
 
 
 @pytest.mark.parametrize("lang", list(LANGS))
