@@ -43,6 +43,13 @@ def _proj(proj) -> str:
     return _code(proj.path) + fused + conv
 
 
+def _inline(text: str) -> str:
+    """A docstring's line as HTML: escaped, with its ``code`` and *emphasis* marked up."""
+    text = html.escape(text)
+    text = re.sub(r"``(.+?)``", r"<code>\1</code>", text)
+    return re.sub(r"\*(\w[^*]*?)\*", r"<em>\1</em>", text)
+
+
 def _summary(module) -> str:
     """The first line of a family file's docstring, without the family's name before the colon."""
     first = (module.__doc__ or "").strip().splitlines()[0]
@@ -89,7 +96,7 @@ def family_rows() -> list[list[str]]:
             mlp += [f"gate {_proj(f.gate)}," if f.gate is not None else "", f"up {_proj(f.up)},"]
         mlp += [f"down {_proj(f.down)};", f"activation {f.activation}"]
         summary = _summary(file).rstrip(".")
-        special = [html.escape(summary)]
+        special = [_inline(summary)]
         said = lambda *words: any(w in summary for w in words)  # noqa: E731  (the docstring says it already)
         if any(b.parallel for b in arch.blocks) and not said("parallel"):
             special.append("parallel residual")
@@ -113,10 +120,11 @@ def family_rows() -> list[list[str]]:
 
 
 def families_table() -> str:
+    """The table as HTML, in the box that scrolls sideways on a narrow screen (docs/assets/extra.css)."""
     head = ["Family", "Layers and norms", "Attention", "MLP", "What is special"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    lines += ["| " + " | ".join(cell.replace("|", "&#124;") for cell in row) + " |" for row in family_rows()]
-    return "\n".join(lines)
+    rows = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in family_rows())
+    return ('<div class="anatomy-table"><table><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+            + f"</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def _first_line(path: Path) -> str:
