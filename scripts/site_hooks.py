@@ -323,11 +323,11 @@ def glossary_links(html: str, page, files) -> str:
 def on_page_content(html, page, config, files):
     if not _is_chapter(page):
         return html
-    html = chapter_links(html, page, files)
-    html = glossary_links(html, page, files)
     lang = page_lang(page.file.src_uri)
     if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
+    html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
+    html = glossary_links(html, page, files)
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     return link + html

@@ -18,7 +18,11 @@ pages (参数 is 參數, not 引數). What must not change is protected and copi
 A dictionary entry with a quotation mark in it names a quote that is a word, not a token
 (看不出任何"苹果"的意思: the idea of an apple): it is converted, as the entry says.
 
-Outputs of the code are not converted: they are what the model printed.
+Outputs of the code are not converted: they are what the model printed. The Chinese sentence of a
+checked claim (``anatomy.claim(..., zh=...)``) is prose, not output: the zh-TW page shows it converted
+(``convert_claims``, at render time, so the three languages still share one execution).
+
+Run by hand: ``python scripts/traditional.py`` writes docs/zh-TW as the build does and says what it wrote.
 """
 
 from __future__ import annotations
@@ -94,15 +98,42 @@ def context_terms() -> list[re.Pattern]:
     return [pattern for pattern, _ in _terms() if any(q in pattern.pattern for q in _QUOTES)]
 
 
+def _is_claim(node: ast.AST) -> bool:
+    """A call of ``anatomy.claim(...)`` (or ``claim(...)``)."""
+    return isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "claim"
+
+
+def claim_sentences(markdown: str) -> list[str]:
+    """The Chinese sentences (``zh=...``) of the checked claims in a page's python blocks, in order."""
+    sentences = []
+    for body in re.findall(r"^```python[^\n]*\n(.*?)^```", markdown, re.S | re.M):
+        try:
+            tree = ast.parse(body)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if _is_claim(node):
+                sentences += [k.value.value for k in node.keywords
+                              if k.arg == "zh" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
+    return sentences
+
+
 def code_strings(markdown: str) -> set[str]:
-    """The string constants (with Chinese in them) of a page's python blocks."""
+    """The string constants (with Chinese in them) of a page's python blocks: tokens, prompts, data.
+
+    The Chinese sentence of a claim (``anatomy.claim(..., zh=...)``) is not one of them: it is the
+    author's prose, so a word the prose quotes is not kept Simplified because a claim uses it.
+    """
     strings = set()
     for body in re.findall(r"^```python[^\n]*\n(.*?)^```", markdown, re.S | re.M):
         try:
-            nodes = ast.walk(ast.parse(body))
-            strings |= {n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            tree = ast.parse(body)
         except SyntaxError:
             strings |= {a or b for a, b in re.findall(r'"([^"\n]*)"|\'([^\'\n]*)\'', body)}
+            continue
+        prose = {id(k.value) for node in ast.walk(tree) if _is_claim(node) for k in node.keywords if k.arg == "zh"}
+        strings |= {n.value for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in prose}
     return {s for s in strings if _CJK.search(s)}
 
 
@@ -184,9 +215,11 @@ def convert_claims(html_text: str, markdown: str) -> str:
 
     strings = code_strings(markdown)
 
-    def one(m: re.Match) -> str:
-        sentence = convert(html.unescape(m.group(2)), strings)
-        return f'{m.group(1)}<span lang="{TARGET}">{html.escape(sentence, quote=True)}</span>'
+    def one(m: re.Match) -> str:  # text between tags converted, tags (a link put in the sentence) kept
+        pieces = re.split(r"(<[^<>]*>)", m.group(2))
+        sentence = "".join(p if p.startswith("<") else html.escape(convert(html.unescape(p), strings), quote=True)
+                           for p in pieces)
+        return f'{m.group(1)}<span lang="{TARGET}">{sentence}</span>'
 
     return _CLAIM_ZH.sub(one, html_text)
 
@@ -220,3 +253,34 @@ def language_config(zh: dict) -> dict:
         "site_name": convert_text(zh["site_name"]) if zh.get("site_name") else None,
         "nav_translations": {k: convert_text(v) for k, v in (zh.get("nav_translations") or {}).items()},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scripts/traditional.py``: write docs/zh-TW from docs/zh as the site build does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python scripts/traditional.py",
+        description="Write the Traditional Chinese (Taiwan) edition, docs/zh-TW, from the Simplified "
+                    "pages in docs/zh, as the site build does (OpenCC s2twp after the project's "
+                    "dictionary, scripts/traditional_terms.tsv; code, math and quoted tokens unchanged).")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs",
+                        help="the docs folder that holds zh/ (default: %(default)s)")
+    args = parser.parse_args(argv)
+    source = args.docs / SOURCE
+    if not source.is_dir():
+        parser.error(f"{source} is not a folder: --docs must name the folder that holds {SOURCE}/.")
+    before = {p for p in (args.docs / TARGET).rglob("*") if p.is_file()}
+    written = generate(args.docs)
+    after = {p for p in (args.docs / TARGET).rglob("*") if p.is_file()}
+    for path in written:
+        print(f"wrote {path.relative_to(args.docs)}")
+    for path in sorted(before - after):
+        print(f"removed {path.relative_to(args.docs)}")
+    print(f"{len(after)} file(s) in {args.docs / TARGET}: {len(written)} written, "
+          f"{len(before - after)} removed, {len(after) - len(written)} already up to date.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
