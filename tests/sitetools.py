@@ -46,8 +46,12 @@ def mkdocs_config() -> dict:
 
 
 def nav() -> list[str]:
-    """The chapters in the navigation, in order (paths relative to a language folder)."""
-    return [next(iter(item.values())) for item in mkdocs_config()["nav"]]
+    """The pages of the navigation in both languages, in order (paths relative to a language folder).
+
+    A section of the navigation (the API reference: English pages generated from the docstrings,
+    which the other languages fall back to) is left out; tests/test_reference.py checks it.
+    """
+    return [page for item in mkdocs_config()["nav"] for page in item.values() if isinstance(page, str)]
 
 
 _BUILD: dict = {}  # the test session's site build: "out" (its directory), "proc", "log"

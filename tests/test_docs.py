@@ -18,8 +18,9 @@ def code_blocks(path: Path) -> list:
     return [executor().code_without_comments(source) for source in executor().code_cells(str(path))]
 
 
-PAGES = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md"))
-REFERENCE = [Path("glossary.md")]  # pages without code: plain Markdown, not executed
+# docs/en/api: the API reference, English only, rendered from the docstrings (tests/test_reference.py)
+PAGES = sorted(p.relative_to(DOCS / "en") for p in (DOCS / "en").rglob("*.md") if p.relative_to(DOCS / "en").parts[0] != "api")
+REFERENCE = [Path("glossary.md"), Path("references.md")]  # pages without code: plain Markdown, not executed
 CHAPTERS = [p for p in PAGES if p not in REFERENCE]
 
 
@@ -56,7 +57,8 @@ def test_nav_lists_exactly_the_written_pages():
 def test_reference_pages_have_no_code_and_a_chinese_twin_with_the_same_entries(page):
     en, zh = (DOCS / lang / page for lang in ("en", "zh"))
     assert not en.read_text(encoding="utf-8").startswith("---") and not code_blocks(en)
-    anchors = [re.findall(r"^## .+ \{#([\w-]+)\}$", p.read_text(encoding="utf-8"), re.M) for p in (en, zh)]
+    entry = re.compile(r"^## .+ \{#([\w-]+)\}$|^- <a id=\"([\w-]+)\"></a>", re.M)  # a glossary term, a reference
+    anchors = [["".join(m) for m in entry.findall(p.read_text(encoding="utf-8"))] for p in (en, zh)]
     assert anchors[0] == anchors[1] and len(anchors[0]) >= 20
 
 
