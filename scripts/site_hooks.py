@@ -57,6 +57,7 @@ def page_lang(src_uri: str) -> str:
 
 
 executor = _load("executor")
+pdf = _load("pdf")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -127,6 +128,13 @@ class _Jupytext:
     read = staticmethod(lambda path, *_a, **_k: executor.read(path))
 
 
+_COMMAND: list[str] = []
+
+
+def on_startup(command, dirty):
+    _COMMAND[:] = [command]
+
+
 def on_config(config):
     convert.nb2html = nb2html
     jupyter_plugin.jupytext = _Jupytext
@@ -180,6 +188,14 @@ def on_post_build(config):
     for page in top.rglob("index.html"):
         lang_root = next((top / lang for lang in others if top / lang == page.parent or top / lang in page.parents), top)
         refresh(lang_root / "sitemap.xml", page.parent / "sitemap.xml")
+    # The whole book as a PDF in this language (scripts/pdf.py); not under `mkdocs serve`.
+    lang = site.name if site.name in others else "en"
+    if _COMMAND != ["serve"]:
+        nav = [Path(str(item if isinstance(item, str) else next(iter(item.values())))).name for item in config["nav"] or []]
+        try:
+            pdf.build(site, lang, nav, config["site_name"], top, traditional.convert_text)
+        except pdf.PdfFailed as err:
+            raise PluginError(f"The {lang} PDF of the book: {err}") from None
     if timings:
         executor.CACHE.mkdir(parents=True, exist_ok=True)
         (executor.CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -326,6 +342,7 @@ def on_page_content(html, page, config, files):
     html = chapter_links(html, page, files)
     html = glossary_links(html, page, files)
     lang = page_lang(page.file.src_uri)
+    html = pdf.link_for_language(html, lang)
     if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     name = Path(page.file.src_uri).stem + ".ipynb"
