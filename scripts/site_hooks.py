@@ -189,11 +189,12 @@ def on_post_build(config):
         lang_root = next((top / lang for lang in others if top / lang == page.parent or top / lang in page.parents), top)
         refresh(lang_root / "sitemap.xml", page.parent / "sitemap.xml")
     # The whole book as a PDF in this language (scripts/pdf.py); not under `mkdocs serve`.
-    lang = site.name if site.name in others else "en"
+    i18n = config.plugins.get("i18n")
+    lang = getattr(i18n, "current_language", None) or "en"  # the language this build wrote (site_dir is the top)
     if _COMMAND != ["serve"]:
         nav = [Path(str(item if isinstance(item, str) else next(iter(item.values())))).name for item in config["nav"] or []]
         try:
-            pdf.build(site, lang, nav, config["site_name"], top, traditional.convert_text)
+            pdf.build(top if lang == "en" else top / lang, lang, nav, config["site_name"], top, traditional.convert_text)
         except pdf.PdfFailed as err:
             raise PluginError(f"The {lang} PDF of the book: {err}") from None
     if timings:
@@ -284,6 +285,7 @@ def chapter_links(html: str, page, files) -> str:
     return _MD_LINK.sub(fix, html)
 
 
+_TEX = re.compile(r"\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.S)
 _TERM_HEADING = re.compile(r"^## (.+?) \{#([\w-]+)\}\s*$", re.M)
 _NO_LINK_INSIDE = {"a", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "figcaption", "table"}
 
@@ -321,7 +323,9 @@ def glossary_links(html: str, page, files) -> str:
              and not any(p.name in _NO_LINK_INSIDE or "arithmatex" in (p.get("class") or []) for p in t.parents)]
     for anchor, pattern in patterns:
         for i, text in enumerate(texts):
-            m = pattern.search(str(text))
+            # Not inside TeX ($$\text{logits} = ...$$): a link there leaves the formula untypeset.
+            math = [(t.start(), t.end()) for t in _TEX.finditer(str(text))]
+            m = next((m for m in pattern.finditer(str(text)) if not any(a < m.end() and m.start() < b for a, b in math)), None)
             if not m:
                 continue
             s = str(text)
