@@ -130,7 +130,9 @@ def test_pdf_embeds_its_fonts_and_prints_chinese_as_glyphs(site_dir, lang):
         return
     assert cjk > 10_000, f"only {cjk} CJK characters in the {lang} PDF"
     assert any("WenQuanYi" in f or "WenQuanYiMicroHei" in f for f in fonts), f"no CJK font in the PDF: {sorted(fonts)}"
-    assert "\ufffd" not in "".join(pages), "a character was printed as a replacement box"
+    # U+FFFD only where the model itself wrote it (a token that is part of a character), as on the page.
+    printed = (site_dir / lang / "print" / "index.html").read_text(encoding="utf-8").count("\ufffd")
+    assert "".join(pages).count("\ufffd") <= printed, "a character was printed as a replacement box"
     if lang == "zh-TW":  # the Traditional edition, not the Simplified one
         assert "層" in "".join(pages) and "层" not in "".join(pages[2:3])
 
