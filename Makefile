@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 site: setup
+	@sh scripts/install-browser.sh  # Chromium prints the book's PDF (scripts/pdf.py)
 	$(VENV)/bin/mkdocs build --strict
 
 test: setup

@@ -28,6 +28,8 @@ import logging
 import os
 import platform
 import re
+import shutil
+import tempfile
 import threading
 import time
 import tokenize
@@ -119,12 +121,28 @@ def page_key(nb, fingerprint_: str) -> str:
     return hashlib.sha256(json.dumps([cleaned, fingerprint_]).encode()).hexdigest()[:32]
 
 
+def _unix_sockets():
+    """Kernel settings: talk to us over Unix sockets in a private folder, not TCP; and that folder.
+
+    Over TCP (jupyter_client's default) every kernel logs that its traffic is unencrypted and
+    "susceptible to eavesdropping", once per chapter in the build output. Unix sockets in a
+    folder only this user can enter (mkdtemp makes it 0700) are not reachable from the network at
+    all, so there is nothing to warn about; each kernel gets its own folder, so chapters that
+    execute side by side never pick the same socket names.
+    """
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="anatomy-kernel-")
+    return Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "k")}}), folder
+
+
 def _execute(nb, path: str, kernel_name: str, threads: int | None = None) -> list:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    config, sockets = _unix_sockets()
     client = NotebookClient(nb, kernel_name=kernel_name or "python3", timeout=1800, allow_errors=False,
-                            resources={"metadata": {"path": str(Path(path).parent)}})
+                            resources={"metadata": {"path": str(Path(path).parent)}}, config=config)
     # The kernel gets our environment with one change: a caller's MPLBACKEND=Agg (pytest sets it)
     # would turn every figure into "<Figure ...>" text; figures on the page need the notebook's
     # inline backend. Passed to this kernel only (os.environ is shared by concurrent executions).
@@ -137,6 +155,8 @@ def _execute(nb, path: str, kernel_name: str, threads: int | None = None) -> lis
         code = [c for c in nb.cells if c.cell_type == "code"]
         failed = next((i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         raise ChapterFailed(path, failed, str(err)) from None
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     return [(c.get("outputs", []), c.get("execution_count")) for c in nb.cells if c.cell_type == "code"]
 
 

@@ -57,6 +57,7 @@ def page_lang(src_uri: str) -> str:
 
 
 executor = _load("executor")
+pdf = _load("pdf")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -127,6 +128,13 @@ class _Jupytext:
     read = staticmethod(lambda path, *_a, **_k: executor.read(path))
 
 
+_COMMAND: list[str] = []
+
+
+def on_startup(command, dirty):
+    _COMMAND[:] = [command]
+
+
 def on_config(config):
     convert.nb2html = nb2html
     jupyter_plugin.jupytext = _Jupytext
@@ -180,6 +188,15 @@ def on_post_build(config):
     for page in top.rglob("index.html"):
         lang_root = next((top / lang for lang in others if top / lang == page.parent or top / lang in page.parents), top)
         refresh(lang_root / "sitemap.xml", page.parent / "sitemap.xml")
+    # The whole book as a PDF in this language (scripts/pdf.py); not under `mkdocs serve`.
+    i18n = config.plugins.get("i18n")
+    lang = getattr(i18n, "current_language", None) or "en"  # the language this build wrote (site_dir is the top)
+    if _COMMAND != ["serve"]:
+        nav = [Path(str(item if isinstance(item, str) else next(iter(item.values())))).name for item in config["nav"] or []]
+        try:
+            pdf.build(top if lang == "en" else top / lang, lang, nav, config["site_name"], top, traditional.convert_text)
+        except pdf.PdfFailed as err:
+            raise PluginError(f"The {lang} PDF of the book: {err}") from None
     if timings:
         executor.CACHE.mkdir(parents=True, exist_ok=True)
         (executor.CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
@@ -268,6 +285,7 @@ def chapter_links(html: str, page, files) -> str:
     return _MD_LINK.sub(fix, html)
 
 
+_TEX = re.compile(r"\$\$.+?\$\$|\$[^$]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.S)
 _TERM_HEADING = re.compile(r"^## (.+?) \{#([\w-]+)\}\s*$", re.M)
 _NO_LINK_INSIDE = {"a", "code", "pre", "h1", "h2", "h3", "h4", "h5", "h6", "script", "style", "figcaption", "table"}
 
@@ -305,7 +323,9 @@ def glossary_links(html: str, page, files) -> str:
              and not any(p.name in _NO_LINK_INSIDE or "arithmatex" in (p.get("class") or []) for p in t.parents)]
     for anchor, pattern in patterns:
         for i, text in enumerate(texts):
-            m = pattern.search(str(text))
+            # Not inside TeX ($$\text{logits} = ...$$): a link there leaves the formula untypeset.
+            math = [(t.start(), t.end()) for t in _TEX.finditer(str(text))]
+            m = next((m for m in pattern.finditer(str(text)) if not any(a < m.end() and m.start() < b for a, b in math)), None)
             if not m:
                 continue
             s = str(text)
@@ -324,6 +344,7 @@ def on_page_content(html, page, config, files):
     if not _is_chapter(page):
         return html
     lang = page_lang(page.file.src_uri)
+    html = pdf.link_for_language(html, lang)
     if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
