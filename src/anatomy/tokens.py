@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import numbers
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ def _hex_bytes(err: UnicodeDecodeError):
 
 codecs.register_error("anatomy-hex", _hex_bytes)
 
-__all__ = ["Token", "tokenize", "token_bytes", "readable", "single_token_id", "word_positions"]
+__all__ = ["Token", "answer_id", "continuation_id", "tokenize", "tokens_of", "token_bytes", "readable", "single_token_id", "word_positions"]
 
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
@@ -90,6 +91,8 @@ def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token
 def tokens_of(model, ids) -> tuple[Token, ...]:
     """The ``Token`` of each ID in ``ids`` (a list or a 1-D tensor): what a result keeps as its ``tokens``."""
     tok = model.tokenizer
+    if tok is None:  # a test model without a tokenizer: the IDs stand for themselves
+        return tuple(Token(int(i), str(int(i)), str(int(i)), False) for i in ids)
     special = set(tok.all_special_ids)
     return tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, int(i)), int(i) in special) for i in ids)
 
@@ -124,6 +127,29 @@ def single_token_id(model, word: str) -> int:
             f"or use its first piece {pieces[0].text!r}."
         )
     return pieces[0].id
+
+
+def answer_id(model, answer) -> int:
+    """The token an answer is scored by: an ID as given, or the first token of a word (Chapters 7 and 17).
+
+    The rule of Wendler et al. (2024) for the logit lens, and of activation patching.
+    """
+    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
+        if not 0 <= int(answer) < model.vocab_size:
+            raise AnatomyError(f"Token ID {answer} is out of range: {model.name} has token IDs 0 to {model.vocab_size - 1}.")
+        return int(answer)
+    if not isinstance(answer, str) or answer.strip() == "":
+        raise AnatomyError(f"Answer {answer!r} is not a word or a token ID: pass a word such as ' Paris' (with its space) or an integer ID.")
+    return tokenize(model, answer, add_special_tokens=False)[0].id
+
+
+def continuation_id(model, prompt: str, answer: str) -> int:
+    """The first token of ``" " + answer`` as the model reads it right after ``prompt``."""
+    tok = model.tokenizer
+    head, full = tok(prompt)["input_ids"], tok(prompt + " " + answer)["input_ids"]
+    if full[:len(head)] != head or len(full) == len(head):
+        raise AnatomyError(f"{answer!r} does not start a new token after {prompt!r} for {model.name}; pick another pair.")
+    return full[len(head)]
 
 
 @dataclass(frozen=True)
