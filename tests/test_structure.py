@@ -5,6 +5,8 @@ from pathlib import Path
 
 import anatomy
 
+from test_families import tiny, tokenizer  # noqa: F401  (every family, random weights)
+
 SRC = Path(anatomy.__file__).parent
 
 
@@ -74,3 +76,12 @@ def test_soft_cap_is_written_once():
     # scores' own soft-cap (Gemma 2) is another formula, in attention.py
     found = [p.name for p in sorted(SRC.glob("*.py")) if "final_softcap" in p.read_text(encoding="utf-8")]
     assert found == ["run.py"]
+
+
+def test_one_meaning_of_family(tiny):
+    # Model.family names the family file that describes the model, as Arch.family does;
+    # transformers' own name stays in config.model_type ('gemma3_text')
+    name, model = tiny
+    assert model.family == model.arch.family
+    if name == "gemma3_text":
+        assert model.family == "gemma3" and model.config.model_type == "gemma3_text"

@@ -97,20 +97,34 @@ def tokens_of(model, ids) -> tuple[Token, ...]:
     return tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, int(i)), int(i) in special) for i in ids)
 
 
-def word_positions(model, text: str, word: str, occurrence: int = 0) -> tuple[int, ...]:
+def _word_spans(text: str, word: str, whole_word: bool) -> list[tuple[int, int]]:
+    """Character spans where ``word`` occurs in ``text``: every start (overlaps allowed), or as a whole word
+    (letters/digits may not touch it; non-overlapping)."""
+    if not whole_word:
+        return [(i, i + len(word)) for i in range(len(text)) if text.startswith(word, i)]
+    left = r"(?<![A-Za-z0-9])" if word[0].isascii() and word[0].isalnum() else ""
+    right = r"(?![A-Za-z0-9])" if word[-1].isascii() and word[-1].isalnum() else ""
+    return [m.span() for m in re.finditer(left + re.escape(word) + right, text)]
+
+
+def word_positions(model, text: str, word: str, occurrence: int = 0, *, whole_word: bool = False) -> tuple[int, ...]:
     """The positions of the tokens that cover ``word`` in ``text``, as the model reads it.
 
     Positions count the tokens of ``model.tokenizer(text)`` (special tokens such as <bos> included),
     like every position in the book. A word that is one token gives one position; a word the
     tokenizer cuts into pieces gives all of them, in order (a chapter that needs one token can then
-    take the last piece, and say so). ``occurrence`` picks which appearance of ``word`` (0 = first).
+    take the last piece, and say so). ``occurrence`` picks which appearance of ``word`` (0 = first);
+    ``whole_word=True`` skips appearances inside a longer word ("apple" in "pineapple").
     """
     if not isinstance(word, str) or word == "":
         raise AnatomyError("The word is empty: give the text of a word that appears in the text.")
-    starts = [i for i in range(len(text)) if text.startswith(word, i)]
-    if not isinstance(occurrence, int) or not 0 <= occurrence < len(starts):
-        raise AnatomyError(f"{word!r} appears {len(starts)} time(s) in {text!r}; pick an occurrence from 0 to {len(starts) - 1} or another word.")
-    start, end = starts[occurrence], starts[occurrence] + len(word)
+    spans = _word_spans(text, word, whole_word)
+    if whole_word and not spans:
+        raise AnatomyError(f"{word!r} does not occur as a word in {text!r}; pick a word of the prompt.")
+    if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not 0 <= occurrence < len(spans):
+        raise AnatomyError(f"{word!r} appears {len(spans)} time(s) in {text!r}; occurrence={occurrence!r} is out of range: "
+                           f"pick an occurrence from 0 to {len(spans) - 1} or another word.")
+    start, end = spans[occurrence]
     offsets = model.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
     return tuple(p for p, (a, b) in enumerate(offsets) if b > a and a < end and b > start)
 
