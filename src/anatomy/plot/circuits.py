@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import font_families
+from .style import font_families, suptitle
 from .style import book_style as _style
 
 __all__ = ["attribution_scatter", "back_patching", "patching_grid"]
@@ -61,8 +61,7 @@ def patching_grid(results, *, title: str | None = None) -> Figure:
             right.set_ylabel("layer")
             right.set_title(f"{r.model_name}: one head, all positions\nlogit({r.answers[0]}) − logit({r.answers[1]})", fontsize=9,
                             fontfamily=font_families())
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     names = ", ".join(f"{r.model_name} (“{r.clean_prompt}” → “{r.corrupted_prompt}”, {r.method})" for r in results)
     return _describe(
         fig,
@@ -96,8 +95,7 @@ def attribution_scatter(pairs, *, title: str | None = None) -> Figure:
             ax.set_ylabel(f"attribution patching ({at.seconds:.1f} s)")
             ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=font_families())
             ax.legend(frameon=False, fontsize=8, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     names = ", ".join(ex.model_name for ex, _ in pairs)
     return _describe(
         fig,
@@ -122,8 +120,7 @@ def back_patching(results, *, title: str | None = None) -> Figure:
             if len(s):
                 ax.legend(frameon=False, fontsize=7, loc="lower right")
             fig.colorbar(im, ax=ax, shrink=0.8)
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     names = "; ".join(f"{r.model_name}: “{r.prompt}” → {r.answer}" for r in results)
     return _describe(
         fig,

@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..context import WordSimilarity
-from .style import font_families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -76,8 +76,7 @@ def word_similarity(results, *, title: str = "") -> Figure:
             axes[1, col].set_ylabel("(raw − baseline) / (1 − baseline)")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=4, prop={"family": font_families(), "size": 8}, frameon=False)
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Cosine similarity of the vectors of " + ", ".join(f"“{r.word}” in {r.model_name}" for r in results) + " across pairs of sentences, layer by layer: raw (top) and normalized against the all-token baseline (bottom); same-sense pairs solid, different-sense pairs dashed.",

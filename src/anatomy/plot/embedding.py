@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..embedding import Projection
-from .style import font_families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -42,8 +42,7 @@ def projection(projections, *, title: str | None = None) -> Figure:
             ax.set_ylabel(f"PC2 ({p.explained[1]:.0%} of variance)")
             ax.set_title(f"{p.model_name}: {len(p.labels)} token embeddings", fontsize=10, fontfamily=font_families())
             ax.legend(fontsize=8, loc="best", prop={"family": font_families(), "size": 8})
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Token embeddings projected onto their first two principal components, coloured by group (" + ", ".join(dict.fromkeys(projections[0].groups)) + "), for " + ", ".join(p.model_name for p in projections) + f". {title or ''}",

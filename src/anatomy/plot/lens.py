@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from ..lens import LanguageCurves, LogitLens, ResidualStream
-from .style import font_families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -79,8 +79,7 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
             ax.set_ylim(0, max(float(c.probs.max()) * 1.1, 0.05))
             ax.set_title(c.model_name, fontsize=10)
             ax.legend(prop={"family": font_families(), "size": 8}, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Probability of the answer's first token in each language, layer by layer (from the embedding to the last layer's output), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
@@ -111,8 +110,7 @@ def residual_stream(streams, *, position: int = -1, title: str | None = None) ->
             p = position % len(rs.tokens)
             ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=font_families())
             ax.legend(prop={"size": 8}, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + f". {title or ''}",

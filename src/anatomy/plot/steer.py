@@ -7,7 +7,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
-from .style import font_families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -60,8 +60,7 @@ def steering(effects, *, title: str | None = None) -> Figure:
             else:
                 lim = max(float(abs(shift).max()), 1e-6)
                 _heat(axes[0, k], fig, shift, e, lim, f"{e.model_name}: {e.n_prompts} held-out prompts\n{what}")
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Heat map of how steering shifts the next token towards the A markers (red) or the B markers (blue), by layer steered (rows) and strength (columns), for " + ", ".join(f"{e.model_name} ({e.n_prompts} held-out prompts)" for e in effects) + f". {title or ''}",

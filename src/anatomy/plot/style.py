@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-__all__ = ["DescribedFigure", "book_style", "cjk_font", "describe", "font_families"]
+__all__ = ["DescribedFigure", "book_style", "cjk_font", "describe", "font_families", "suptitle"]
 
 _CJK_FONTS = (
     "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
@@ -66,6 +66,12 @@ class DescribedFigure(Figure):
     def _repr_mimebundle_(self, include=None, exclude=None):
         # No data of our own: the notebook's formatters add the PNG; we add the metadata.
         return {}, {"anatomy": {"description": dict(self.description)}}
+
+
+def suptitle(fig: Figure, title: str | None) -> None:
+    """Give the figure ``title`` (if any), in fonts that hold Chinese and token text."""
+    if title:
+        fig.suptitle(title, fontfamily=font_families())
 
 
 def describe(fig: Figure, *, en: str, zh: str) -> Figure:

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..tokens import Token
-from .style import font_families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -35,8 +35,7 @@ def tokens(tokenized: dict[str, list[Token]], *, title: str | None = None) -> Fi
             ax.set_ylim(-0.45, 1.0)
             ax.set_axis_off()
             ax.set_title(f"{name}: {len(toks)} tokens", loc="left", fontsize=10, fontfamily=font_families())
-        if title:
-            fig.suptitle(title, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="How each tokenizer cuts the same text, one row of coloured chips per model with token IDs below: " + "; ".join(f"{name}: {len(toks)} tokens" for name, toks in rows) + f". {title or ''}",
