@@ -15,7 +15,6 @@ of ``" y"`` as the model reads it right after the prompt.
 from __future__ import annotations
 
 import contextlib
-
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
