@@ -100,7 +100,7 @@ def test_attention_rows_sum_to_one_and_are_causal(model, attention):
 
 
 def test_head_search_matches_a_direct_computation(model, attention):
-    src, tgt = attention.position("apple", 2), attention.position("green")
+    src, tgt = attention.position("apple", occurrence=1), attention.position("green")
     search = anatomy.find_heads(attention, src, tgt, k=3)
     ids = model.tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -149,11 +149,11 @@ def test_sink_share(model, attention):
 
 def test_bad_positions_raise(attention):
     with pytest.raises(anatomy.AnatomyError, match="causal"):
-        anatomy.find_heads(attention, attention.position("green"), attention.position("apple", 2))
+        anatomy.find_heads(attention, attention.position("green"), attention.position("apple", occurrence=1))
     with pytest.raises(anatomy.AnatomyError, match="occurs 0 time"):
         attention.position("banana")
     with pytest.raises(anatomy.AnatomyError, match="occurs 2 time"):
-        attention.position("apple", 3)
+        attention.position("apple", occurrence=2)
     with pytest.raises(anatomy.AnatomyError, match="not a position"):
         anatomy.find_heads(attention, 99, 0)
     with pytest.raises(anatomy.AnatomyError, match="Head"):

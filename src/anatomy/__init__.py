@@ -36,19 +36,19 @@ from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attenti
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
-from .function_vectors import FunctionVectorScan, continuation_id, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
+from .function_vectors import FunctionVectorScan, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
 from .prediction import NextTokens, next_token
 from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
-from .circuits import BackPatching, PatchingResult, activation_patching, answer_id, attribution_patching, back_patching, logit_difference
+from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .refusal import Declines, RefusalScan, ablate_direction, answers, chat, declines, is_decline, refusal_directions, refusal_scan
 from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
-from .tokens import Token, VocabularyCensus, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
+from .tokens import Token, VocabularyCensus, answer_id, continuation_id, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
 
 __version__ = "0.1.0"
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .ffn import ffn_weights
 from .prediction import check_prompt
 from .show import Table
-from .steering import _batch, _marker_logits, _prompts
 from .tokens import readable, single_token_id
 
 __all__ = ["Attribution", "HeadAblation", "Means", "NeuronAblation", "Separation", "ablate", "head_ablation", "last_token_neurons",
@@ -109,12 +108,12 @@ def ablate(model, layer: int, *, neurons=None, heads=None, mean: Means | None = 
 def mean_activations(model, prompts, layer: int) -> Means:
     """Mean of every neuron and every head output of ``layer`` over all real tokens of ``prompts`` (Chapter 14)."""
     i = hooks.layer_index(model, layer)
-    prompts = _prompts(prompts, "prompts")
-    ids, mask, _ = _batch(model, prompts)
+    prompts = run.prompts(prompts, "prompts")
+    b = run.batch(model, prompts)
     places = (f"layers.{i}.mlp.neurons", f"layers.{i}.attn.o.input")
     with hooks.capture(model, *places) as seen:
-        _layer_output(model, ids, mask, i)  # the layers after this one are not needed
-    real = mask.bool().cpu()  # [B, T]
+        run.run_to(model, b, f"layers.{i}")  # the layers after this one are not needed
+    real = b.mask.bool().cpu()  # [B, T]
     neurons = seen[places[0]].float().cpu()[real].mean(0)  # [m]
     heads = seen[places[1]].float().cpu()[real].mean(0).view(model.n_heads, model.head_dim)  # [H, head_dim]
     return Means(model.name, i, neurons, heads)
@@ -123,15 +122,14 @@ def mean_activations(model, prompts, layer: int) -> Means:
 @torch.no_grad()
 def last_token_neurons(model, prompts) -> torch.Tensor:
     """Every neuron of every layer at each prompt's last token, in one batched pass. Shape [N, L, m] (Chapter 14)."""
-    prompts = _prompts(prompts, "prompts")
-    ids, mask, lengths = _batch(model, prompts)
+    prompts = run.prompts(prompts, "prompts")
+    b = run.batch(model, prompts)
     places = [f"layers.{i}.mlp.neurons" for i in range(model.n_layers)]
-    rows = torch.arange(len(prompts))
     out = []
     with hooks.capture(model, *places) as seen:
-        _layer_output(model, ids, mask, model.n_layers - 1)  # no final norm, no LM head
+        run.run_to(model, b, f"layers.{model.n_layers - 1}")  # no final norm, no LM head
     for p in places:  # keep only the last real token of each prompt
-        out.append(seen.pop(p)[rows, lengths - 1].float().cpu())  # [N, m]
+        out.append(run.last(seen.pop(p), b).float().cpu())  # [N, m]
     return torch.stack(out, 1)  # [N, L, m]
 
 
@@ -154,8 +152,9 @@ class Separation:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise AnatomyError(f"k={k!r} is not allowed: ask for a positive number of neurons, e.g. 5.")
         L, m = self.scores.shape
-        if layer is not None and (not isinstance(layer, int) or not 0 <= layer < L):
-            raise AnatomyError(f"Layer {layer!r} is out of range: {self.model_name} has layers 0 to {L - 1}.")
+        if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int) or not -L <= layer < L):
+            raise AnatomyError(f"Layer {layer!r} is out of range: {self.model_name} has layers 0 to {L - 1} (-1 = the last).")
+        layer = None if layer is None else layer % L
         s = self.scores if layer is None else self.scores[layer:layer + 1]
         flat = s.abs().flatten().topk(min(k, s.numel())).indices
         base = 0 if layer is None else layer
@@ -180,7 +179,7 @@ def _cohen(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def separating_neurons(model, prompts_a, prompts_b) -> Separation:
     """Score every neuron of every layer by how well its last-token activation separates A from B (Chapter 14)."""
-    pa, pb = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    pa, pb = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
     both = last_token_neurons(model, [*pa, *pb])  # [Na + Nb, L, m]: both kinds in one batched pass
     a, b = both[:len(pa)], both[len(pa):]
     if len(a) < 2 or len(b) < 2:
@@ -231,86 +230,28 @@ class NeuronAblation:
                      f"{self.model_name}, layer {self.layer}: the logit-difference gap between the two kinds")
 
 
-class _Stop(Exception):
-    """Raised inside a hook to end a forward pass once the values it needs are in hand."""
-
-
-@torch.no_grad()
-def _layer_output(model, ids, mask, layer: int):
-    """Run only up to ``layer`` and return its raw output (a tensor, or a tuple whose first item is the tensor)."""
-    out = {}
-
-    def grab(mod, args, output):
-        out["h"] = output
-        raise _Stop
-
-    handle = model.layers[layer].register_forward_hook(grab)
-    try:
-        model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return out["h"]
-
-
-@contextlib.contextmanager
-def _start_at(model, layer: int, raw, copies: int) -> Iterator[None]:
-    """Inside the block, layers 0..layer-1 are not computed: each returns ``raw`` (layer-1's output) repeated ``copies`` times.
-
-    The residual stream before ``layer`` is the same for every copy of a prompt, so it is computed once
-    (:func:`_layer_output`) instead of once per ablation condition.
-    """
-    if layer == 0:
-        yield
-        return
-    h = raw[0] if isinstance(raw, tuple) else raw
-    h = h.repeat(copies, *([1] * (h.ndim - 1)))  # [copies * N, T, d]
-    value = (h, *raw[1:]) if isinstance(raw, tuple) else h
-    skipped = model.layers[:layer]
-    for mod in skipped:
-        mod.forward = lambda *args, **kwargs: value
-    try:
-        yield
-    finally:
-        for mod in skipped:
-            del mod.forward
-
-
-@torch.no_grad()
-def _final_at_last(model, ids, mask, lengths) -> torch.Tensor:
-    """Final-norm vector at each prompt's last real token, without computing the LM head. [B, d]"""
-    out = {}
-
-    def grab(h):
-        out["h"] = h
-        raise _Stop
-
-    try:
-        with hooks.edit(model, "final_norm", grab):
-            model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-    except _Stop:
-        pass
-    return out["h"][torch.arange(len(ids)), lengths.to(out["h"].device) - 1].float().cpu()
-
-
 @torch.no_grad()
 def _gaps(model, layer: int, a: list[str], b: list[str], ia: int, ib: int, keep: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     """The gap between the kinds under K conditions at once. keep/fill [K, m]: neuron j of condition k becomes
-    x * keep[k, j] + fill[k, j] (keep 1, fill 0 = untouched). One pass to ``layer``, one batched pass from it. [K]"""
-    prompts = [*a, *b]
-    n, k = len(prompts), len(keep)
-    ids, mask, lengths = _batch(model, prompts)
-    raw = _layer_output(model, ids, mask, layer - 1) if layer > 0 else None
-    rows_keep = keep.repeat_interleave(n, 0)[:, None, :].to(model.device)  # [K*N, 1, m]: copy r has condition r // N
-    rows_fill = fill.repeat_interleave(n, 0)[:, None, :].to(model.device)
+    x * keep[k, j] + fill[k, j] (keep 1, fill 0 = untouched). One pass that pauses at ``layer``, one batched pass
+    of K copies from it (``run.pause``, ``run.resume``: the layers before ``layer`` run once). [K]"""
+    batch = run.batch(model, [*a, *b])
+    paused = run.pause(model, batch, layer)  # also the untouched model's pass: condition 0 when it changes nothing
+    first = int(bool((keep[0] == 1).all() and (fill[0] == 0).all()))
+    n, k = len(batch), len(keep) - first
+    rows_keep = keep[first:].repeat_interleave(n, 0)[:, None, :].to(model.device)  # [K*N, 1, m]: copy r has condition r // N
+    rows_fill = fill[first:].repeat_interleave(n, 0)[:, None, :].to(model.device)
 
     def replace(x):  # x: [K*N, T, m]
         return x * rows_keep.to(x) + rows_fill.to(x)
 
-    with _start_at(model, layer, raw, k), hooks.edit(model, f"layers.{layer}.mlp.neurons", replace):
-        h = _final_at_last(model, ids.repeat(k, 1), mask.repeat(k, 1), lengths.repeat(k))  # [K*N, d]
-    d = _marker_logits(model, h, torch.tensor([ia]), torch.tensor([ib])).view(k, n)  # [K, N]
+    with hooks.edit(model, f"layers.{layer}.mlp.neurons", replace):
+        h = run.last(run.resume(model, paused, k), batch.repeat(k)).float().cpu()  # [K*N, d]
+    if first:
+        h = torch.cat([run.last(paused.final, batch).float().cpu(), h])  # [(1+K)*N, d]
+    k += first
+    logits = run.head(model, h, [ia, ib])  # [K*N, 2]: only the two tokens' rows of the LM head
+    d = (logits[:, 0] - logits[:, 1]).view(k, n)  # [K, N]
     return d[:, :len(a)].mean(1) - d[:, len(a):].mean(1)
 
 
@@ -323,7 +264,7 @@ def neuron_ablation(model, layer: int, neurons, prompts_a, prompts_b, token_a: s
     one batched forward pass that starts at ``layer``.
     """
     i = hooks.layer_index(model, layer)
-    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
     ns = _indices(neurons, _n_neurons(model, i), "neurons", model, i)
     if not ns:
         raise AnatomyError("Give at least one neuron to remove, e.g. [n for _, n, _ in separation.top(5, layer)].")
@@ -374,9 +315,9 @@ class Attribution:
 
 def neuron_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) -> Attribution:
     """Estimate, for every neuron of every layer, the change of the gap if it were removed (Chapter 14)."""
-    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
     ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)
-    ids, mask, lengths = _batch(model, [*a, *b])
+    batch = run.batch(model, [*a, *b])
     places = [f"layers.{i}.mlp.neurons" for i in range(model.n_layers)]
     acts: dict[str, torch.Tensor] = {}
 
@@ -390,27 +331,12 @@ def neuron_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) 
         stack.enter_context(hooks.edit(model, "embedding", lambda x: x.detach().requires_grad_(True)))
         for p in places:
             stack.enter_context(hooks.edit(model, p, keep(p)))
-        out = {}
-
-        def grab(h):  # keep the final-norm vectors and stop: the LM head's rows are read below
-            out["h"] = h
-            raise _Stop
-
-        stack.enter_context(hooks.edit(model, "final_norm", grab))
-        try:
-            model.hf(input_ids=ids, attention_mask=mask, use_cache=False)
-        except _Stop:
-            pass
-        h = out["h"][torch.arange(len(ids)), lengths.to(ids.device) - 1]  # [N, d] final-norm vector at each last token
-        logits = h.float() @ model.lm_head.weight[[ia, ib]].float().T  # [N, 2]
-        if model.lm_head.bias is not None:
-            logits = logits + model.lm_head.bias[[ia, ib]].float()
-        if model.arch.final_softcap:
-            logits = model.arch.final_softcap * torch.tanh(logits / model.arch.final_softcap)
+        h = run.last(run.run_to(model, batch, "final_norm"), batch)  # [N, d] final-norm vector at each last token
+        logits = run.head(model, h.float(), [ia, ib])  # [N, 2]: the LM head's two rows only
         d = logits[:, 0] - logits[:, 1]  # [N]
         gap = d[:len(a)].mean() - d[len(a):].mean()
         grads = torch.autograd.grad(gap, [acts[p] for p in places])
-    real = mask.bool()[..., None]  # [N, T, 1]
+    real = batch.mask.bool()[..., None]  # [N, T, 1]
     zero, mean = [], []
     for p, g in zip(places, grads):
         x, g = acts[p].detach().float() * real, g.float() * real  # [N, T, m]

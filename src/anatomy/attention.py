@@ -35,7 +35,7 @@ from .errors import AnatomyError
 from .families.base import apply_norm, get, rope_parameters, weight
 from .lm_head import softmax_by_hand
 from .prediction import check_prompt
-from .tokens import Token, readable
+from .tokens import Token, tokens_of
 
 __all__ = [
     "AttentionByHand",
@@ -104,13 +104,7 @@ def _ids(model, prompt) -> torch.Tensor:
 
 
 def _tokens(model, ids: torch.Tensor) -> tuple[Token, ...]:
-    if model.tokenizer is None:
-        return tuple(Token(int(i), str(int(i)), str(int(i)), False) for i in ids[0])
-    special = set(model.tokenizer.all_special_ids)
-    return tuple(
-        Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
-        for i in ids[0]
-    )
+    return tokens_of(model, ids[0])
 
 
 def attention_projection(model, layer: int, role: str) -> torch.Tensor:

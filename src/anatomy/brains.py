@@ -20,7 +20,7 @@ from . import hooks
 from .errors import AnatomyError
 from .hidden import stage_row
 from .prediction import check_prompt
-from .tokens import Token, readable
+from .tokens import Token, tokens_of
 
 __all__ = ["Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule"]
 
@@ -139,10 +139,7 @@ def influence(model, prompt: str, layer: int, position: int, *, size: float = 10
     with hooks.edit(model, f"layers.{layer}", nudge):
         moved = states()
     change = (moved - base).abs().amax(-1).float().cpu()  # [L+1, T]
-    tok = model.tokenizer
-    special = set(tok.all_special_ids)
-    tokens = tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, i), int(i) in special) for i in ids[0])
-    return Influence(model.name, prompt, tokens, layer, p, change)
+    return Influence(model.name, prompt, tokens_of(model, ids[0]), layer, p, change)
 
 
 # --- reading is fast, writing is slow ------------------------------------------------------------

@@ -35,20 +35,9 @@ from . import hooks
 from .errors import AnatomyError
 from .prediction import check_prompt
 from .show import Table
-from .tokens import Token, readable, tokenize
+from .tokens import Token, answer_id, readable, tokenize
 
-__all__ = ["BackPatching", "PatchingResult", "activation_patching", "answer_id", "attribution_patching", "back_patching", "logit_difference"]
-
-
-def answer_id(model, answer) -> int:
-    """The token an answer is scored by: an ID as given, or the first token of a word (Chapter 17)."""
-    if isinstance(answer, int) and not isinstance(answer, bool):
-        if not 0 <= answer < model.vocab_size:
-            raise AnatomyError(f"Token ID {answer} is out of range: {model.name} has token IDs 0 to {model.vocab_size - 1}.")
-        return answer
-    if not isinstance(answer, str) or answer.strip() == "":
-        raise AnatomyError(f"Answer {answer!r} is not a word or a token ID: pass a word such as ' Paris' (with its space) or an integer ID.")
-    return tokenize(model, answer, add_special_tokens=False)[0].id
+__all__ = ["BackPatching", "PatchingResult", "activation_patching", "attribution_patching", "back_patching", "logit_difference"]
 
 
 def _pair(model, clean: str, corrupted: str) -> tuple[torch.Tensor, torch.Tensor]:

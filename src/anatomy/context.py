@@ -12,7 +12,6 @@ similarity, raw and normalized by the average similarity of all token pairs at t
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,7 @@ import torch
 from .hidden import HiddenStates, Stages, hidden_states
 from .errors import AnatomyError
 from .show import Table
-from .tokens import Token
+from .tokens import Token, word_positions
 
 __all__ = [
     "LargestDimensions",
@@ -73,13 +72,6 @@ class TokenVectors:
         return self.vectors[self.hidden.row(i)]
 
 
-def _word_spans(prompt: str, word: str) -> list[tuple[int, int]]:
-    """Character spans where ``word`` occurs as a whole word (letters/digits may not touch it)."""
-    left = r"(?<![A-Za-z0-9])" if word[0].isascii() and word[0].isalnum() else ""
-    right = r"(?![A-Za-z0-9])" if word[-1].isascii() and word[-1].isalnum() else ""
-    return [m.span() for m in re.finditer(left + re.escape(word) + right, prompt)]
-
-
 def token_vectors(model, prompt, word: str, *, occurrence: int = 0, reduce: str | None = None) -> TokenVectors:
     """Run ``prompt`` and keep the vectors of ``word`` at every layer (Chapter 3).
 
@@ -100,14 +92,8 @@ def token_vectors(model, prompt, word: str, *, occurrence: int = 0, reduce: str 
         hidden, prompt = prompt, prompt.prompt
     else:
         hidden = hidden_states(model, prompt)  # checks the prompt
-    spans = _word_spans(prompt, word)
-    if not spans:
-        raise AnatomyError(f"{word!r} does not occur as a word in {prompt!r}; pick a word of the prompt.")
-    if not 0 <= occurrence < len(spans):
-        raise AnatomyError(f"occurrence={occurrence} is out of range: {word!r} occurs {len(spans)} time(s) in {prompt!r}.")
-    start, end = spans[occurrence]
-    offsets = model.tokenizer(prompt, return_offsets_mapping=True)["offset_mapping"]  # T pairs, same tokens as hidden
-    hit = [i for i, (s, e) in enumerate(offsets) if s < end and e > start and not hidden.tokens[i].special]
+    positions = word_positions(model, prompt, word, occurrence, whole_word=True)  # same tokens as hidden
+    hit = [i for i in positions if not hidden.tokens[i].special]
     if not hit:
         raise AnatomyError(f"No token of {prompt!r} covers {word!r} for {model.name}; pick another word.")
     pieces = ", ".join(repr(hidden.tokens[i].text) for i in hit)

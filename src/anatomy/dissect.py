@@ -22,7 +22,7 @@ from .families.base import get
 from .hooks import layer_index, module_at
 from .prediction import check_prompt
 from .show import Table
-from .tokens import Token, readable
+from .tokens import Token, tokens_of
 
 __all__ = [
     "Attention",
@@ -246,13 +246,16 @@ class Attention:
         """Readable token texts, one per position."""
         return [t.text for t in self.tokens]
 
-    def position(self, word: str, nth: int = 1) -> int:
-        """The position of the ``nth`` token that reads as ``word`` (a leading space or ␣ is ignored)."""
+    def position(self, word: str, occurrence: int = 0) -> int:
+        """The position of a token that reads as ``word`` (a leading space or ␣ is ignored); ``occurrence`` 0 = the first.
+
+        Counted from 0 like ``anatomy.word_positions`` and ``anatomy.token_vectors``.
+        """
         want = word.replace("␣", " ").strip()
         hits = [i for i, t in enumerate(self.tokens) if t.text.replace("␣", " ").strip() == want]
-        if not isinstance(nth, int) or not 1 <= nth <= len(hits):
-            raise AnatomyError(f"{word!r} occurs {len(hits)} time(s) as a token in {self.labels}; pick nth from 1 to {len(hits)} or another word.")
-        return hits[nth - 1]
+        if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not 0 <= occurrence < len(hits):
+            raise AnatomyError(f"{word!r} occurs {len(hits)} time(s) as a token in {self.labels}; pick an occurrence from 0 to {len(hits) - 1} or another word.")
+        return hits[occurrence]
 
     def head(self, layer: int, head: int) -> torch.Tensor:
         """One head's T x T attention weights. Shape [T, T]."""
@@ -270,10 +273,7 @@ def attention_weights(model, prompt: str) -> Attention:
     with _eager(model):
         out = model.hf(input_ids=ids, output_attentions=True)
     weights = torch.stack([a[0] for a in out.attentions]).float().cpu()  # [L, H, T, T]
-    special = set(model.tokenizer.all_special_ids)
-    tokens = tuple(Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
-                   for i in ids[0])
-    return Attention(model.name, prompt, tokens, weights)
+    return Attention(model.name, prompt, tokens_of(model, ids[0]), weights)
 
 
 @dataclass(frozen=True)

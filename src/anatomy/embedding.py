@@ -1,7 +1,7 @@
 """The embedding table: one row per token, and what the rows have learned (Chapter 2).
 
 The table is a V x d matrix of parameters. Looking up a token ID takes its row; the model then
-multiplies that row by ``model.embed_scale`` (sqrt(d) for Gemma, 1 for Llama) before layer 1.
+multiplies that row by ``model.embed_scale`` (sqrt(d) for Gemma, 1 for Llama) before layer 0 (the first layer).
 Everything here works on the rows as stored in the table, and compares them by cosine
 similarity, so the scale does not matter.
 """
@@ -15,7 +15,7 @@ import torch
 
 from .errors import AnatomyError
 from .show import Table
-from .tokens import Token, readable, tokenize
+from .tokens import Token, readable, tokenize, tokens_of
 
 __all__ = [
     "Analogy",
@@ -40,8 +40,7 @@ def _pieces(model, word) -> list[Token]:
     if isinstance(word, int):
         if not 0 <= word < model.vocab_size:
             raise AnatomyError(f"Token ID {word} is out of range: {model.name} has IDs 0 to {model.vocab_size - 1}.")
-        tok = model.tokenizer
-        return [Token(word, tok.convert_ids_to_tokens(word), readable(tok, word), word in set(tok.all_special_ids))]
+        return list(tokens_of(model, [word]))
     if word == "":
         raise AnatomyError("The word is empty: give a word that is a single token, such as 'apple'.")
     return tokenize(model, word, add_special_tokens=False)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .families.base import gain, get, weight
 from .lm_head import logits_from_hidden
@@ -266,14 +266,6 @@ class NeuronActivations:
         return [(self.tokens[j].text, self.contexts[j], float(v[j])) for j in top.indices.tolist()]
 
 
-class _Enough(Exception):
-    """Raised inside a hook to stop a forward pass once the layer we need has run."""
-
-
-def _stop(h):
-    raise _Enough
-
-
 @torch.no_grad()
 def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> NeuronActivations:
     """One forward pass over a corpus (a padded batch), keeping one layer's neuron activations (Chapter 11).
@@ -288,18 +280,11 @@ def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> N
     i = hooks.layer_index(model, layer)
     if isinstance(corpus, str) or not corpus or not all(isinstance(c, str) and c.strip() for c in corpus):
         raise AnatomyError("The corpus must be a non-empty list of non-empty sentences, e.g. anatomy.ffn.CORPUS.")
-    rows = [check_prompt(model, c)[0] for c in corpus]  # each [T_k]
-    T = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), T, dtype=torch.long, device=model.device)  # [B, T]
-    mask = torch.zeros_like(ids)  # [B, T] 1 = real token
-    for b, r in enumerate(rows):
-        ids[b, : len(r)], mask[b, : len(r)] = r, 1
+    b = run.batch(model, corpus)  # [B, T], padded on the right
+    rows = [b.ids[k, :n] for k, n in enumerate(b.lengths.tolist())]  # each [T_k]
     place = f"layers.{i}.mlp.neurons"
-    with hooks.capture(model, place) as seen, hooks.edit(model, f"layers.{i}", _stop):
-        try:
-            model.decoder(input_ids=ids, attention_mask=mask)
-        except _Enough:
-            pass
+    with hooks.capture(model, place) as seen:
+        run.run_to(model, b, f"layers.{i}")
     acts = seen[place]  # [B, T, m]
     special = set(model.tokenizer.all_special_ids)
     tokens, contexts, keep = [], [], []

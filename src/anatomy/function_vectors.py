@@ -14,20 +14,20 @@ of ``" y"`` as the model reads it right after the prompt.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .lm_head import logits_from_hidden
 from .show import Table
-from .steering import _batch, _check_vector, _last_token
-from .tokens import readable
+from .tokens import continuation_id, readable
 
-__all__ = ["FunctionVectorScan", "continuation_id", "decode_vector", "few_shot_prompts", "function_vector_scan",
+__all__ = ["FunctionVectorScan", "decode_vector", "few_shot_prompts", "function_vector_scan",
            "task_accuracy", "task_vectors", "zero_shot_prompt"]
 
 
@@ -63,15 +63,6 @@ def few_shot_prompts(pairs, n_prompts: int = 12, n_shots: int = 5, *, seed: int 
     return prompts
 
 
-def continuation_id(model, prompt: str, answer: str) -> int:
-    """The first token of ``" " + answer`` as the model reads it right after ``prompt``."""
-    tok = model.tokenizer
-    head, full = tok(prompt)["input_ids"], tok(prompt + " " + answer)["input_ids"]
-    if full[:len(head)] != head or len(full) == len(head):
-        raise AnatomyError(f"{answer!r} does not start a new token after {prompt!r} for {model.name}; pick another pair.")
-    return full[len(head)]
-
-
 def task_vectors(model, prompts) -> torch.Tensor:
     """The mean over few-shot prompts of each layer's output at the last token (the query's ':'). [L, d] (Chapter 15).
 
@@ -80,7 +71,7 @@ def task_vectors(model, prompts) -> torch.Tensor:
     if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
         raise AnatomyError("prompts must be a non-empty list of few-shot prompts; build them with few_shot_prompts(pairs).")
     places = [f"layers.{i}" for i in range(model.n_layers)]
-    seen = _last_token(model, list(prompts), places)  # [B, d] per place
+    seen = run.last_tokens(model, run.batch(model, list(prompts)), places)  # [B, d] per place
     return torch.stack([seen[p].mean(0) for p in places])  # [L, d]
 
 
@@ -93,9 +84,9 @@ def _accuracies(model, pairs, layer: int | None, vectors: torch.Tensor, mode: st
     prompts = [zero_shot_prompt(x) for x, _ in pairs] if prompts is None else prompts
     targets = torch.tensor([continuation_id(model, p, y) for p, (_, y) in zip(prompts, pairs)])  # [N]
     n, k = len(prompts), len(vectors)
-    ids, mask, lengths = _batch(model, prompts * k)  # [K*N, T]
+    b = run.batch(model, prompts).repeat(k)  # [K*N, T]
     rows = torch.arange(k * n)
-    last = (lengths - 1).to(ids.device)
+    last = (b.lengths - 1).to(b.ids.device)
     put = vectors.float().repeat_interleave(n, dim=0)  # [K*N, d]: prompt copy i gets vector i // N
 
     def change(h):  # h: [K*N, T, d]; only each prompt's last real token changes
@@ -104,14 +95,10 @@ def _accuracies(model, pairs, layer: int | None, vectors: torch.Tensor, mode: st
         h[rows, last] = v if mode == "patch" else h[rows, last] + v
         return h
 
-    body = model.hf.base_model  # the layers and the final norm, without the LM head: it runs below, on the right rows only
-    with hooks.capture(model, "final_norm") as seen:
-        if layer is None:
-            body(input_ids=ids, attention_mask=mask, use_cache=False)
-        else:
-            with hooks.edit(model, f"layers.{layer}", change):
-                body(input_ids=ids, attention_mask=mask, use_cache=False)
-    h = seen["final_norm"][rows, last].float()  # [K*N, d]
+    with contextlib.ExitStack() as stack:  # the layers and the final norm; the LM head runs below, on the right rows only
+        if layer is not None:
+            stack.enter_context(hooks.edit(model, f"layers.{layer}", change))
+        h = run.last(run.run_to(model, b, "final_norm"), b).float()  # [K*N, d]
     guess = logits_from_hidden(model, h.to(model.lm_head.weight.dtype)).argmax(-1)  # [K*N]
     return (guess == targets.repeat(k)).float().view(k, n).mean(1)  # [K]
 
@@ -133,7 +120,7 @@ def task_accuracy(model, pairs, layer: int | None = None, vector: torch.Tensor |
         raise AnatomyError("Give both a layer and a vector (or neither, for the zero-shot baseline).")
     if layer is None:
         return float(_accuracies(model, pairs, None, torch.zeros(1, model.d_model), mode)[0])
-    layer, vector = hooks.layer_index(model, layer), _check_vector(model, vector)
+    layer, vector = hooks.layer_index(model, layer), run.check_vector(model, vector)
     return float(_accuracies(model, pairs, layer, vector[None], mode)[0])
 
 
@@ -206,7 +193,7 @@ def function_vector_scan(model, train_pairs, held_out, layers: Sequence[int] | N
 @torch.no_grad()
 def decode_vector(model, vector: torch.Tensor, k: int = 8) -> tuple[str, ...]:
     """What the LM head reads in a vector: final norm, then the LM head, top ``k`` tokens (Chapter 15)."""
-    vector = _check_vector(model, vector)
+    vector = run.check_vector(model, vector)
     h = model.final_norm(vector.to(device=model.lm_head.weight.device, dtype=model.lm_head.weight.dtype)[None])[0]  # [d]
     top = logits_from_hidden(model, h).topk(k).indices  # [k]
     return tuple(readable(model.tokenizer, int(i)) for i in top)

@@ -17,7 +17,7 @@ import torch
 from .errors import AnatomyError
 from .hooks import capture
 from .prediction import check_prompt
-from .tokens import Token, readable
+from .tokens import Token, tokens_of
 
 __all__ = ["HiddenStates", "Stages", "hidden_states", "stage_labels", "stage_row"]
 
@@ -104,9 +104,4 @@ def hidden_states(model, prompt: str) -> HiddenStates:
     with capture(model, last) as seen:  # the last layer's output before transformers applies the final norm
         out = model.hf(input_ids=ids, output_hidden_states=True)
     states = torch.stack([h[0].float().cpu() for h in (*out.hidden_states[:-1], seen[last])])  # [L+1, T, d], all raw (gathered from every device)
-    special = set(model.tokenizer.all_special_ids)
-    tokens = tuple(
-        Token(int(i), model.tokenizer.convert_ids_to_tokens(int(i)), readable(model.tokenizer, i), int(i) in special)
-        for i in ids[0]
-    )
-    return HiddenStates(model.name, prompt, tokens, states, out.hidden_states[-1][0].float().cpu(), out.logits[0].float().cpu())
+    return HiddenStates(model.name, prompt, tokens_of(model, ids[0]), states, out.hidden_states[-1][0].float().cpu(), out.logits[0].float().cpu())

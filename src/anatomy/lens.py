@@ -23,7 +23,7 @@ from .hooks import capture
 from .prediction import check_prompt
 from .lm_head import logits_from_hidden
 from .show import Table
-from .tokens import Token, readable, tokenize
+from .tokens import Token, answer_id, readable, tokenize, tokens_of
 
 __all__ = ["LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream"]
 
@@ -44,17 +44,6 @@ def lens_logits(model, hs: HiddenStates, layers=None) -> torch.Tensor:
     h = hs.states[idx].to(device=model.device, dtype=model.lm_head.weight.dtype)  # [K, T, d]
     logits = logits_from_hidden(model, model.final_norm(h))  # [K, T, V]
     return logits[0] if one else logits
-
-
-def _first_token(model, word) -> int:
-    """A token ID as given, or the first token of a word (the rule of Wendler et al. 2024)."""
-    if isinstance(word, numbers.Integral) and not isinstance(word, bool):
-        if not 0 <= int(word) < model.vocab_size:
-            raise AnatomyError(f"Token ID {word} is out of range: {model.name} has token IDs 0 to {model.vocab_size - 1}.")
-        return int(word)
-    if not isinstance(word, str) or word == "":
-        raise AnatomyError(f"Target {word!r} is not a word or a token ID: pass strings such as 'weather' or integer IDs.")
-    return tokenize(model, word, add_special_tokens=False)[0].id
 
 
 @dataclass(frozen=True)
@@ -126,7 +115,7 @@ def logit_lens(model, prompt: str, targets: Sequence = (), *, k: int = 5) -> Log
         raise AnatomyError(f"k={k!r} is out of range: keep between 1 and 100 top tokens per layer.")
     if isinstance(targets, (str, numbers.Integral)):
         targets = (targets,)
-    target_ids = tuple(_first_token(model, t) for t in targets)
+    target_ids = tuple(answer_id(model, t) for t in targets)
     hs = hidden_states(model, prompt)
     # The embedding and layers 0..L-2 through the LM head in one product; the last layer's row is the
     # model's own logits, which its forward pass already computed (hs.logits), so the 262k x 640 head
@@ -214,7 +203,7 @@ def language_curves(model, prompts: Sequence[str], answers: Mapping[str, Sequenc
     tok = model.tokenizer
     rows, shown = [], []
     for n, prompt in enumerate(prompts):
-        ids = [_first_token(model, answers[g][n]) for g in langs]
+        ids = [answer_id(model, answers[g][n]) for g in langs]
         hs = hidden_states(model, prompt)
         last = dataclasses.replace(hs, states=hs.states[:, -1:], tokens=hs.tokens[-1:], final=hs.final[-1:], logits=hs.logits[-1:])
         probs = torch.softmax(lens_logits(model, last)[:, 0], dim=-1)  # [L+1, V], last position only
@@ -309,8 +298,5 @@ def residual_stream(model, prompt: str) -> ResidualStream:
         attn.append(a[0])
         ffn.append(f[0])
     stream = torch.stack([first[0], *(seen[f"layers.{i}"][0] for i in range(L))]).float().cpu()
-    tok = model.tokenizer
-    special = set(tok.all_special_ids)
-    tokens = tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, i), int(i) in special) for i in ids[0])
-    return ResidualStream(model.name, prompt, tokens, stream,
+    return ResidualStream(model.name, prompt, tokens_of(model, ids[0]), stream,
                           torch.stack(attn).float().cpu(), torch.stack(ffn).float().cpu())

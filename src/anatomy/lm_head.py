@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import run
 from .errors import AnatomyError
-from .devices import weights_on
 from .prediction import NextTokens
 from .tokens import readable
 
@@ -54,13 +54,7 @@ def logits_from_hidden(model, last_vector: torch.Tensor) -> torch.Tensor:
     final vector *after* the final norm (``hidden_states(...).final[-1]``), as the model does.
     """
     v = _check_vector(model, last_vector)  # [..., d]
-    with weights_on(model.hf, model.lm_head) as device:  # with a device map: the head's own device, offloaded weights brought in
-        logits = v.to(device) @ model.lm_head.weight.T  # [..., V]
-        if model.lm_head.bias is not None:
-            logits = logits + model.lm_head.bias
-    softcap = model.arch.final_softcap  # from the family file (families/)
-    if softcap:  # Gemma 2 squashes logits into (-cap, cap); Gemma 3 does not
-        logits = softcap * torch.tanh(logits / softcap)
+    logits = run.head(model, v)  # [..., V]: v @ W.T (+ bias), soft-capped for Gemma 2 (not Gemma 3)
     return logits.float().cpu()
 
 

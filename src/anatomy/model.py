@@ -42,8 +42,11 @@ class Model:
     # --- sizes, read from the architecture description ----------------------------------------
     @property
     def family(self) -> str:
-        """The architecture family, as transformers names it: 'llama', 'gemma3_text', 'gpt2'..."""
-        return self.config.model_type
+        """The family file that describes the model: 'llama', 'gemma3', 'gpt2'... (the same as ``arch.family``).
+
+        ``config.model_type`` keeps transformers' own name ('gemma3_text').
+        """
+        return self.arch.family
 
     @property
     def n_layers(self) -> int:
@@ -78,7 +81,7 @@ class Model:
 
     @property
     def embed_scale(self) -> float:
-        """What the model multiplies a table row by before layer 1: sqrt(d) for Gemma, 1 for Llama."""
+        """What the model multiplies a table row by before layer 0: sqrt(d) for Gemma, 1 for Llama."""
         return self.arch.embed_scale
 
     @property

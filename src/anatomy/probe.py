@@ -20,10 +20,10 @@ from importlib import resources
 
 import torch
 
+from . import run
 from .errors import AnatomyError
 from .hidden import Stages
 from .hooks import capture
-from .prediction import check_prompt
 
 __all__ = ["LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split"]
 
@@ -82,28 +82,16 @@ def last_token_states(model, texts, *, batch_size: int = 64) -> torch.Tensor:
         raise AnatomyError("No texts were given: pass a list of strings such as ['Paris', 'Tokyo'].")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise AnatomyError(f"batch_size={batch_size!r} is not allowed: use a positive integer such as 64.")
-    ids = [check_prompt(model, t)[0].cpu() for t in texts]  # N tensors of shape [T_i]
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths together: less padding
     out = torch.empty(0)
-    for start in range(0, len(ids), batch_size):
-        rows = order[start:start + batch_size]
-        chunk = [ids[i] for i in rows]
-        lengths = torch.tensor([len(c) for c in chunk])  # [B]
-        T = int(lengths.max())
-        batch = torch.full((len(chunk), T), pad, dtype=torch.long)  # [B, T]
-        mask = torch.zeros((len(chunk), T), dtype=torch.long)  # [B, T] 1 = real token, 0 = padding
-        for i, c in enumerate(chunk):
-            batch[i, :len(c)] = c
-            mask[i, :len(c)] = 1
+    for rows, b in run.batches(model, texts, batch_size):  # similar lengths together: less padding
         # the layer stack without the LM head: we need no logits, and Gemma's head is 168M weights
         last = f"layers.{model.n_layers - 1}"
         with capture(model, last) as seen:  # the last layer's raw output (transformers norms its last entry)
-            res = model.decoder(input_ids=batch.to(model.device), attention_mask=mask.to(model.device), output_hidden_states=True)
+            res = model.decoder(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
         states = torch.stack([*res.hidden_states[:-1], seen[last]], dim=1).float().cpu()  # [B, L+1, T, d]
         if out.numel() == 0:
-            out = torch.empty(len(ids), *states.shape[1:2], states.shape[-1])  # [N, L+1, d]
-        out[rows] = states[torch.arange(len(chunk)), :, lengths - 1]  # [B, L+1, d]
+            out = torch.empty(len(texts), *states.shape[1:2], states.shape[-1])  # [N, L+1, d]
+        out[rows] = run.last(states.transpose(1, 2), b)  # [B, L+1, d]
     return out  # [N, L+1, d]
 
 

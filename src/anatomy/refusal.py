@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .show import Table
-from .steering import _check_vector, directions
+from .steering import directions
 
 __all__ = ["DECLINE_OPENINGS", "Declines", "RefusalScan", "ablate_direction", "answers", "chat", "declines", "is_decline", "project", "refusal_directions", "refusal_scan"]
 
@@ -72,15 +72,10 @@ def answers(model, requests, max_new_tokens: int = 6) -> tuple[str, ...]:
         raise AnatomyError(f"max_new_tokens={max_new_tokens!r} is not allowed: use an integer from 1 to 64 (a few tokens show whether an answer declines).")
     tok = model.tokenizer
     texts = [chat(model, r) for r in requests]
-    ids = [tok(t, add_special_tokens=False, return_tensors="pt")["input_ids"][0] for t in texts]  # the template has its own start tokens
+    b = run.batch(model, texts, left=True, special_tokens=False)  # [B, T]: the template has its own start tokens
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    width = max(len(i) for i in ids)
-    batch = torch.full((len(ids), width), pad, dtype=torch.long)  # [B, T], padded on the left
-    mask = torch.zeros_like(batch)  # [B, T], 1 = real token
-    for k, i in enumerate(ids):
-        batch[k, width - len(i):] = i
-        mask[k, width - len(i):] = 1
-    out = model.hf.generate(input_ids=batch.to(model.device), attention_mask=mask.to(model.device), do_sample=False,
+    width = b.ids.shape[1]
+    out = model.hf.generate(input_ids=b.ids, attention_mask=b.mask, do_sample=False,
                             max_new_tokens=max_new_tokens, pad_token_id=pad, temperature=None, top_p=None, top_k=None)
     stops = {tok.eos_token_id, pad}
     result = []
@@ -140,7 +135,7 @@ def ablate_direction(model, direction: torch.Tensor) -> Iterator[None]:
     to the output of every layer, at every position; what each layer adds along ``u`` is removed
     before the next layer reads it. Hooks are removed on exit, even if the block raises.
     """
-    direction = _check_vector(model, direction)
+    direction = run.check_vector(model, direction)
     if not direction.norm() > 0:
         raise AnatomyError("The direction to ablate is the zero vector, which has no direction; pass a difference of means such as refusal_directions(...)[layer].")
     u = direction.float() / direction.float().norm()  # [d]

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .lm_head import logits_from_hidden
 from .show import Table
-from .tokens import readable
+from .tokens import Token, readable, tokens_of
 
 __all__ = ["Activations", "FeaturePage", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "feature_page",
            "l0", "latent_for", "next_token_loss", "residual_vectors", "sae_metrics", "spliced_losses", "train_sae"]
@@ -47,7 +47,7 @@ class Activations:
     text_index: torch.Tensor  # [N] which text of the corpus each vector comes from
     position: torch.Tensor  # [N] the token's position in its text
     ids: torch.Tensor  # [N] the token's ID
-    tokens: tuple[str, ...]  # [N] the token, readable
+    tokens: tuple[Token, ...]  # [N] the token (its .text is readable)
     contexts: tuple[str, ...]  # [N] the text of the last few tokens, up to and including this one
 
     @property
@@ -60,29 +60,6 @@ def _texts(texts, what: str = "texts") -> list[str]:
     if isinstance(texts, str) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
         raise AnatomyError(f"{what} must be a non-empty list of non-empty texts, e.g. anatomy.book_text('en').")
     return list(texts)
-
-
-def _batches(model, texts: list[str], max_tokens: int, batch_size: int):
-    """Tokenize (cut at max_tokens), sort by length, yield (indices, ids [B, T], mask [B, T]) padded on the right."""
-    rows = [model.tokenizer(t, return_tensors="pt")["input_ids"][0, :max_tokens] for t in texts]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths together: little padding
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        T = max(len(rows[i]) for i in idx)
-        ids = torch.full((len(idx), T), pad, dtype=torch.long)  # [B, T]
-        mask = torch.zeros_like(ids)  # [B, T] 1 = real token
-        for b, i in enumerate(idx):
-            ids[b, :len(rows[i])], mask[b, :len(rows[i])] = rows[i], 1
-        yield idx, ids.to(model.device), mask.to(model.device)
-
-
-class _Enough(Exception):
-    """Raised inside a hook to stop a forward pass once the layer we need has run."""
-
-
-def _stop(h):
-    raise _Enough
 
 
 @torch.no_grad()
@@ -100,16 +77,11 @@ def residual_vectors(model, texts, layer: int, *, max_tokens: int = 32, skip: in
             or not 0 <= skip < max_tokens:
         raise AnatomyError(f"max_tokens={max_tokens!r}, skip={skip!r} are not allowed: keep more tokens than you skip, e.g. max_tokens=32, skip=4.")
     special = set(model.tokenizer.all_special_ids)
-    vectors, where, pos, tok_ids, tokens, contexts = [], [], [], [], [], []
-    for idx, ids, mask in _batches(model, texts, max_tokens, batch_size):
-        with hooks.capture(model, f"layers.{layer}") as seen, hooks.edit(model, f"layers.{layer}", _stop):
-            try:
-                model.decoder(input_ids=ids, attention_mask=mask)
-            except _Enough:
-                pass
-        h = seen[f"layers.{layer}"].float().cpu()  # [B, T, d]
+    vectors, where, pos, tok_ids, contexts = [], [], [], [], []
+    for idx, batch in run.batches(model, texts, batch_size, max_tokens=max_tokens):
+        h = run.run_to(model, batch, f"layers.{layer}").float().cpu()  # [B, T, d]: the pass stops after the layer
         for b, i in enumerate(idx):
-            row = ids[b, :int(mask[b].sum())].tolist()
+            row = batch.ids[b, :int(batch.lengths[b])].tolist()
             for t in range(skip, len(row)):
                 if row[t] in special:
                     continue
@@ -117,13 +89,13 @@ def residual_vectors(model, texts, layer: int, *, max_tokens: int = 32, skip: in
                 where.append(i)
                 pos.append(t)
                 tok_ids.append(row[t])
-                tokens.append(readable(model.tokenizer, row[t]))
                 # decoded as a whole, so that byte tokens join into characters ("…" marks a cut)
                 text = model.tokenizer.decode(row[max(0, t - 8):t + 1]).replace("\n", " ")
                 contexts.append("…" + text.lstrip("\ufffd"))  # a character cut in half at the start: dropped
     if not vectors:
         raise AnatomyError(f"The texts have no tokens after the first {skip}; give longer texts or a smaller skip.")
     order = sorted(range(len(where)), key=lambda k: (where[k], pos[k]))  # back to corpus order
+    tokens = tokens_of(model, tok_ids)
     return Activations(model.name, layer, torch.stack([vectors[k] for k in order]),  # [N, d]
                        torch.tensor([where[k] for k in order]), torch.tensor([pos[k] for k in order]),
                        torch.tensor([tok_ids[k] for k in order]), tuple(tokens[k] for k in order),
@@ -265,7 +237,8 @@ def next_token_loss(model, texts, layer: int, replace=None, *, max_tokens: int =
         return out
 
     total, count = 0.0, 0
-    for _, ids, mask in _batches(model, texts, max_tokens, batch_size):
+    for _, batch in run.batches(model, texts, batch_size, max_tokens=max_tokens):
+        ids, mask = batch.ids, batch.mask
         if replace is None:
             logits = model.hf(input_ids=ids, attention_mask=mask).logits
         else:
@@ -320,11 +293,11 @@ class FeaturePage:
     layer: int
     latent: int
     frequency: float  # fraction of the corpus' tokens where it is active
-    top: tuple[tuple[str, str, float], ...]  # (context ending at the token, the token, activation), most active first
+    top: tuple[tuple[str, str, float], ...]  # (the token, context ending at it, activation), most active first, as NeuronActivations.top
     promoted: tuple[str, ...]  # tokens its decoder direction pushes up most, through final norm and LM head
 
     def table(self) -> Table:
-        rows = tuple((c, t, round(a, 2)) for c, t, a in self.top)
+        rows = tuple((c, t, round(a, 2)) for t, c, a in self.top)
         return Table((f"latent {self.latent}: context (ends at the token)", "token", "activation"), rows,
                      caption=f"{self.model_name}, layer {self.layer}, active on {100 * self.frequency:.2g}% of tokens; "
                              f"promotes: {' '.join(self.promoted)}")
@@ -346,7 +319,7 @@ def feature_page(model, sae: SparseAutoencoder, acts: Activations, latent: int, 
     logits = logits_from_hidden(model, v)  # [V]
     promoted = tuple(readable(model.tokenizer, i) for i in logits.topk(k).indices.tolist())
     return FeaturePage(model.name, acts.layer, latent, float((a > 0).float().mean()),
-                       tuple((acts.contexts[j], acts.tokens[j], float(a[j])) for j in top.indices.tolist()), promoted)
+                       tuple((acts.tokens[j].text, acts.contexts[j], float(a[j])) for j in top.indices.tolist()), promoted)
 
 
 def latent_for(sae: SparseAutoencoder, acts: Activations, token_id: int, *, features: torch.Tensor | None = None) -> int:

@@ -21,46 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .brains import greedy
 from .errors import AnatomyError
-from .prediction import check_prompt
 from .tokens import single_token_id
 
 __all__ = ["SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect"]
-
-
-def _prompts(prompts, what: str) -> list[str]:
-    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or len(prompts) == 0:
-        raise AnatomyError(f"{what} must be a non-empty list of prompts, e.g. ['The weather today is', 'My friend said'].")
-    return list(prompts)
-
-
-def _batch(model, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tokenize each prompt as the model reads it alone, pad on the right. ids/mask [B, T], lengths [B].
-
-    With causal attention a real token never sees the padding after it, and its positions stay
-    0, 1, 2... as if it were alone, so each prompt's last real token gets exactly its unpadded value.
-    """
-    ids = [check_prompt(model, p)[0].cpu() for p in prompts]  # B tensors [T_i]
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-    lengths = torch.tensor([len(i) for i in ids])  # [B]
-    batch = torch.full((len(ids), int(lengths.max())), pad, dtype=torch.long)  # [B, T]
-    mask = torch.zeros_like(batch)  # [B, T] 1 = real token
-    for k, i in enumerate(ids):
-        batch[k, :len(i)] = i
-        mask[k, :len(i)] = 1
-    return batch.to(model.device), mask.to(model.device), lengths
-
-
-@torch.no_grad()
-def _last_token(model, prompts: list[str], places: list[str]) -> dict[str, torch.Tensor]:
-    """One batched forward pass; each place's vector at every prompt's last real token. [B, d] per place."""
-    ids, mask, lengths = _batch(model, prompts)
-    with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids, attention_mask=mask, logits_to_keep=1)
-    rows = torch.arange(len(prompts))
-    return {p: seen[p][rows, lengths - 1].float().cpu() for p in places}
 
 
 def directions(model, prompts_a, prompts_b) -> torch.Tensor:
@@ -68,28 +34,18 @@ def directions(model, prompts_a, prompts_b) -> torch.Tensor:
 
     Shape [L, d]: row l is ``direction(model, prompts_a, prompts_b, l)``. Two batched forward passes.
     """
-    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
     places = [f"layers.{i}" for i in range(model.n_layers)]
-    seen_a, seen_b = _last_token(model, a, places), _last_token(model, b, places)
+    seen_a, seen_b = run.last_tokens(model, run.batch(model, a), places), run.last_tokens(model, run.batch(model, b), places)
     return torch.stack([seen_a[p].mean(0) - seen_b[p].mean(0) for p in places])  # [L, d]
 
 
 def direction(model, prompts_a, prompts_b, layer: int) -> torch.Tensor:
     """The lecture's direction at one layer: mean of kind A minus mean of kind B, last token. Shape [d] (Chapter 6)."""
     layer = hooks.layer_index(model, layer)
-    a, b = _prompts(prompts_a, "prompts_a"), _prompts(prompts_b, "prompts_b")
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
     place = f"layers.{layer}"
-    return _last_token(model, a, [place])[place].mean(0) - _last_token(model, b, [place])[place].mean(0)  # [d]
-
-
-def _check_vector(model, vector) -> torch.Tensor:
-    d = model.d_model
-    if not isinstance(vector, torch.Tensor) or vector.ndim != 1 or vector.shape[0] != d:
-        shape = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
-        raise AnatomyError(f"The steering vector has shape {shape}, but {model.name} needs one vector of size {d} ([d]); use direction(model, prompts_a, prompts_b, layer).")
-    if not torch.isfinite(vector).all():
-        raise AnatomyError("The steering vector contains NaN or infinite values; recompute it from real prompts.")
-    return vector
+    return run.last_tokens(model, run.batch(model, a), [place])[place].mean(0) - run.last_tokens(model, run.batch(model, b), [place])[place].mean(0)  # [d]
 
 
 def _check_strength(strength) -> float:
@@ -106,7 +62,7 @@ def steer(model, vector: torch.Tensor, layer: int, strength: float = 1.0) -> Ite
     exit, even if the block raises, so the model is unchanged afterwards.
     """
     layer = hooks.layer_index(model, layer)
-    vector, strength = _check_vector(model, vector), _check_strength(strength)
+    vector, strength = run.check_vector(model, vector), _check_strength(strength)
 
     def add(h):  # h: [B, T, d]
         return h + strength * vector.to(device=h.device, dtype=h.dtype)
@@ -143,20 +99,15 @@ def marker_difference(model, prompts, markers_a, markers_b) -> torch.Tensor:
 
     Positive = the model leans to kind A for its next token. Runs active hooks (use inside ``steer``).
     """
-    prompts = _prompts(prompts, "prompts")
+    prompts = run.prompts(prompts, "prompts")
     ia, ib = _marker_ids(model, markers_a, "markers_a"), _marker_ids(model, markers_b, "markers_b")
-    return _marker_logits(model, _last_token(model, prompts, ["final_norm"])["final_norm"], ia, ib)
+    return _marker_logits(model, run.last_tokens(model, run.batch(model, prompts), ["final_norm"])["final_norm"], ia, ib)
 
 
 def _marker_logits(model, h: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
     """From final-norm vectors h [N, d]: mean logit of the A markers minus mean logit of the B markers. [N]"""
     ids = torch.cat([ia, ib])  # [ka + kb]
-    logits = h @ model.lm_head.weight[ids].float().cpu().T  # [N, ka + kb]: only the marker rows of the LM head
-    if model.lm_head.bias is not None:
-        logits = logits + model.lm_head.bias[ids].float().cpu()
-    softcap = model.arch.final_softcap  # from the family file (families/)
-    if softcap:  # as in logits_from_hidden (Chapter 4)
-        logits = softcap * torch.tanh(logits / softcap)
+    logits = run.head(model, h, ids)  # [N, ka + kb]: only the marker rows of the LM head
     return logits[:, :len(ia)].mean(1) - logits[:, len(ia):].mean(1)  # [N]
 
 
@@ -185,7 +136,7 @@ def _steered_differences(model, prompts: list[str], ia, ib, layer: int, vecs: to
         return h + rows.to(device=h.device, dtype=h.dtype)[:, None, :]
 
     with hooks.edit(model, f"layers.{layer}", add):
-        h = _last_token(model, prompts * len(vecs), ["final_norm"])["final_norm"]  # [K*N, d]
+        h = run.last_tokens(model, run.batch(model, prompts).repeat(len(vecs)), ["final_norm"])["final_norm"]  # [K*N, d]
     return _marker_logits(model, h, ia, ib).view(len(vecs), n).mean(1)  # [K]
 
 
@@ -257,7 +208,7 @@ def steering_effect(model, vectors: torch.Tensor, prompts, markers_a, markers_b,
     strengths = tuple(_check_strength(s) for s in strengths)
     if not layers or not strengths:
         raise AnatomyError("Give at least one layer and one strength, e.g. layers=range(0, 30, 3), strengths=(-4, 0, 4).")
-    prompts = _prompts(prompts, "prompts")
+    prompts = run.prompts(prompts, "prompts")
     ia, ib = _marker_ids(model, markers_a, "markers_a"), _marker_ids(model, markers_b, "markers_b")
     baseline = float(marker_difference(model, prompts, markers_a, markers_b).mean())
     randoms = random_directions(vectors, controls, seed=seed) if controls else torch.empty(0, *vectors.shape)  # [k, L, d]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import numbers
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ def _hex_bytes(err: UnicodeDecodeError):
 
 codecs.register_error("anatomy-hex", _hex_bytes)
 
-__all__ = ["Token", "tokenize", "token_bytes", "readable", "single_token_id", "word_positions"]
+__all__ = ["Token", "answer_id", "continuation_id", "tokenize", "tokens_of", "token_bytes", "readable", "single_token_id", "word_positions"]
 
 _BYTE_PIECE = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
@@ -90,24 +91,40 @@ def tokenize(model, text: str, *, add_special_tokens: bool = True) -> list[Token
 def tokens_of(model, ids) -> tuple[Token, ...]:
     """The ``Token`` of each ID in ``ids`` (a list or a 1-D tensor): what a result keeps as its ``tokens``."""
     tok = model.tokenizer
+    if tok is None:  # a test model without a tokenizer: the IDs stand for themselves
+        return tuple(Token(int(i), str(int(i)), str(int(i)), False) for i in ids)
     special = set(tok.all_special_ids)
     return tuple(Token(int(i), tok.convert_ids_to_tokens(int(i)), readable(tok, int(i)), int(i) in special) for i in ids)
 
 
-def word_positions(model, text: str, word: str, occurrence: int = 0) -> tuple[int, ...]:
+def _word_spans(text: str, word: str, whole_word: bool) -> list[tuple[int, int]]:
+    """Character spans where ``word`` occurs in ``text``: every start (overlaps allowed), or as a whole word
+    (letters/digits may not touch it; non-overlapping)."""
+    if not whole_word:
+        return [(i, i + len(word)) for i in range(len(text)) if text.startswith(word, i)]
+    left = r"(?<![A-Za-z0-9])" if word[0].isascii() and word[0].isalnum() else ""
+    right = r"(?![A-Za-z0-9])" if word[-1].isascii() and word[-1].isalnum() else ""
+    return [m.span() for m in re.finditer(left + re.escape(word) + right, text)]
+
+
+def word_positions(model, text: str, word: str, occurrence: int = 0, *, whole_word: bool = False) -> tuple[int, ...]:
     """The positions of the tokens that cover ``word`` in ``text``, as the model reads it.
 
     Positions count the tokens of ``model.tokenizer(text)`` (special tokens such as <bos> included),
     like every position in the book. A word that is one token gives one position; a word the
     tokenizer cuts into pieces gives all of them, in order (a chapter that needs one token can then
-    take the last piece, and say so). ``occurrence`` picks which appearance of ``word`` (0 = first).
+    take the last piece, and say so). ``occurrence`` picks which appearance of ``word`` (0 = first);
+    ``whole_word=True`` skips appearances inside a longer word ("apple" in "pineapple").
     """
     if not isinstance(word, str) or word == "":
         raise AnatomyError("The word is empty: give the text of a word that appears in the text.")
-    starts = [i for i in range(len(text)) if text.startswith(word, i)]
-    if not isinstance(occurrence, int) or not 0 <= occurrence < len(starts):
-        raise AnatomyError(f"{word!r} appears {len(starts)} time(s) in {text!r}; pick an occurrence from 0 to {len(starts) - 1} or another word.")
-    start, end = starts[occurrence], starts[occurrence] + len(word)
+    spans = _word_spans(text, word, whole_word)
+    if whole_word and not spans:
+        raise AnatomyError(f"{word!r} does not occur as a word in {text!r}; pick a word of the prompt.")
+    if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not 0 <= occurrence < len(spans):
+        raise AnatomyError(f"{word!r} appears {len(spans)} time(s) in {text!r}; occurrence={occurrence!r} is out of range: "
+                           f"pick an occurrence from 0 to {len(spans) - 1} or another word.")
+    start, end = spans[occurrence]
     offsets = model.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
     return tuple(p for p, (a, b) in enumerate(offsets) if b > a and a < end and b > start)
 
@@ -124,6 +141,29 @@ def single_token_id(model, word: str) -> int:
             f"or use its first piece {pieces[0].text!r}."
         )
     return pieces[0].id
+
+
+def answer_id(model, answer) -> int:
+    """The token an answer is scored by: an ID as given, or the first token of a word (Chapters 7 and 17).
+
+    The rule of Wendler et al. (2024) for the logit lens, and of activation patching.
+    """
+    if isinstance(answer, numbers.Integral) and not isinstance(answer, bool):
+        if not 0 <= int(answer) < model.vocab_size:
+            raise AnatomyError(f"Token ID {answer} is out of range: {model.name} has token IDs 0 to {model.vocab_size - 1}.")
+        return int(answer)
+    if not isinstance(answer, str) or answer.strip() == "":
+        raise AnatomyError(f"Answer {answer!r} is not a word or a token ID: pass a word such as ' Paris' (with its space) or an integer ID.")
+    return tokenize(model, answer, add_special_tokens=False)[0].id
+
+
+def continuation_id(model, prompt: str, answer: str) -> int:
+    """The first token of ``" " + answer`` as the model reads it right after ``prompt``."""
+    tok = model.tokenizer
+    head, full = tok(prompt)["input_ids"], tok(prompt + " " + answer)["input_ids"]
+    if full[:len(head)] != head or len(full) == len(head):
+        raise AnatomyError(f"{answer!r} does not start a new token after {prompt!r} for {model.name}; pick another pair.")
+    return full[len(head)]
 
 
 @dataclass(frozen=True)

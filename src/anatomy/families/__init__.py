@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ..errors import AnatomyError
 from . import gemma, gemma2, gemma3, gpt2, gpt_neox, llama, mistral, olmo2, phi3, qwen2, qwen3
-from .base import Arch, Attention, FFN, Layer, Norm, Proj
+from .base import Arch, SelfAttention, FFN, Layer, Norm, Proj
 
-__all__ = ["FAMILIES", "Arch", "Attention", "FFN", "Layer", "Norm", "Proj", "describe"]
+__all__ = ["FAMILIES", "Arch", "SelfAttention", "FFN", "Layer", "Norm", "Proj", "describe"]
 
 _FILES = (llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, phi3, olmo2, gpt2, gpt_neox)
 

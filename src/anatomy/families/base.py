@@ -58,7 +58,9 @@ def per_head(n_heads: int, head_dim: int, n_parts: int, which: int) -> tuple[tup
 
 
 @dataclass(frozen=True)
-class Attention:
+class SelfAttention:
+    """One self-attention sub-layer: where its projections sit and how it scores (not ``anatomy.Attention``, the weights it computed)."""
+
     path: str  # the attention module, relative to the layer
     q: Proj
     k: Proj
@@ -88,7 +90,7 @@ class FFN:
 
 @dataclass(frozen=True)
 class Layer:
-    attn: Attention
+    attn: SelfAttention
     ffn: FFN
     attn_norm: Norm | None  # before attention
     ffn_norm: Norm | None  # before the FFN
@@ -104,7 +106,7 @@ class Arch:
     layers: str  # path of the ModuleList of layers, relative to the decoder
     final_norm: Norm | None  # relative to the decoder
     rotary: str | None  # path of the rotary module relative to the decoder (None: learned positions)
-    embed_scale: float  # what a table row is multiplied by before layer 1 (Gemma: sqrt(d))
+    embed_scale: float  # what a table row is multiplied by before layer 0 (Gemma: sqrt(d))
     final_softcap: float | None  # logits -> cap * tanh(logits / cap)
     blocks: tuple[Layer, ...]
 
@@ -220,10 +222,10 @@ def window_of(cfg, i: int) -> int | None:
     return None
 
 
-def separate_qkv(cfg, *, rotary_dim: int, scale: float | None = None, **extra) -> Attention:
+def separate_qkv(cfg, *, rotary_dim: int, scale: float | None = None, **extra) -> SelfAttention:
     """``self_attn`` with q_proj, k_proj, v_proj and o_proj (Llama and most families since)."""
     H, kv, hd = sizes(cfg)
-    return Attention("self_attn", Proj("q_proj"), Proj("k_proj"), Proj("v_proj"), Proj("o_proj"), H, kv, hd,
+    return SelfAttention("self_attn", Proj("q_proj"), Proj("k_proj"), Proj("v_proj"), Proj("o_proj"), H, kv, hd,
                      hd**-0.5 if scale is None else scale, rotary_dim=rotary_dim, **extra)
 
 

@@ -7,7 +7,7 @@
     logits = lm_head(ln_f(x))                          # LayerNorm(x) = (x - mean) / std * w + b
 """
 
-from .base import FFN, Arch, Attention, Layer, Norm, Proj, activation, blocks
+from .base import FFN, Arch, SelfAttention, Layer, Norm, Proj, activation, blocks
 
 MODEL_TYPES = ("gpt2",)
 
@@ -20,7 +20,7 @@ def describe(cfg, multimodal: bool = False) -> Arch:
         scale = hd**-0.5 if cfg.scale_attn_weights else 1.0
         if cfg.scale_attn_by_inverse_layer_idx:
             scale /= i + 1
-        attn = Attention("attn", *(Proj("c_attn", blocks((d, d, d), j), conv1d=True) for j in range(3)),
+        attn = SelfAttention("attn", *(Proj("c_attn", blocks((d, d, d), j), conv1d=True) for j in range(3)),
                          Proj("c_proj", conv1d=True), H, H, hd, scale)
         ffn = FFN("mlp", up=Proj("c_fc", conv1d=True), down=Proj("c_proj", conv1d=True), activation=activation(cfg.activation_function))
         layers.append(Layer(attn, ffn, attn_norm=Norm("ln_1", "layer", eps), ffn_norm=Norm("ln_2", "layer", eps)))

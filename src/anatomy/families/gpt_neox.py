@@ -8,7 +8,7 @@
     logits = embed_out(final_layer_norm(x))
 """
 
-from .base import FFN, Arch, Attention, Layer, Norm, Proj, activation, per_head, rotary_dim
+from .base import FFN, Arch, SelfAttention, Layer, Norm, Proj, activation, per_head, rotary_dim
 
 MODEL_TYPES = ("gpt_neox",)
 
@@ -16,7 +16,7 @@ MODEL_TYPES = ("gpt_neox",)
 def describe(cfg, multimodal: bool = False) -> Arch:
     d, H, eps = cfg.hidden_size, cfg.num_attention_heads, cfg.layer_norm_eps
     hd = d // H
-    attn = Attention("attention", *(Proj("query_key_value", per_head(H, hd, 3, j)) for j in range(3)), Proj("dense"),
+    attn = SelfAttention("attention", *(Proj("query_key_value", per_head(H, hd, 3, j)) for j in range(3)), Proj("dense"),
                      H, H, hd, hd**-0.5, rotary_dim=rotary_dim(cfg, hd))
     ffn = FFN("mlp", up=Proj("dense_h_to_4h"), down=Proj("dense_4h_to_h"), activation=activation(cfg.hidden_act))
     layer = Layer(attn, ffn, attn_norm=Norm("input_layernorm", "layer", eps), ffn_norm=Norm("post_attention_layernorm", "layer", eps),

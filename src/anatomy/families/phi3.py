@@ -10,7 +10,7 @@ RoPE may turn only part of each head (``partial_rotary_factor``); with ``sliding
 every layer is local.
 """
 
-from .base import FFN, Arch, Attention, Layer, Norm, Proj, activation, blocks, rotary_dim, sizes
+from .base import FFN, Arch, SelfAttention, Layer, Norm, Proj, activation, blocks, rotary_dim, sizes
 
 MODEL_TYPES = ("phi3",)
 
@@ -20,7 +20,7 @@ def describe(cfg, multimodal: bool = False) -> Arch:
     H, kv, hd = sizes(cfg)
     qkv = (H * hd, kv * hd, kv * hd)
     m = cfg.intermediate_size
-    attn = Attention("self_attn", *(Proj("qkv_proj", blocks(qkv, j)) for j in range(3)), Proj("o_proj"), H, kv, hd,
+    attn = SelfAttention("self_attn", *(Proj("qkv_proj", blocks(qkv, j)) for j in range(3)), Proj("o_proj"), H, kv, hd,
                      hd**-0.5, rotary_dim=rotary_dim(cfg, hd), window=getattr(cfg, "sliding_window", None))
     ffn = FFN("mlp", up=Proj("gate_up_proj", blocks((m, m), 1)), down=Proj("down_proj"),
               activation=activation(cfg.hidden_act), gate=Proj("gate_up_proj", blocks((m, m), 0)))

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import families as _families
+from .style import font_families
 from .style import book_style as _style
 
 __all__ = ["ablation_gaps", "head_drops", "neuron_histograms"]
@@ -33,7 +33,7 @@ def neuron_histograms(separation, neurons, *, labels: tuple[str, str] = ("A", "B
             ax.hist(a.numpy(), bins=bins, alpha=0.6, color="#dd8452", label=labels[0])
             ax.set_title(f"layer {layer}, neuron {n} (d = {float(separation.scores[layer, n]):+.1f})", fontsize=9)
             ax.set_xlabel("activation at the last token")
-            ax.legend(frameon=False, fontsize=8, prop={"family": _families()})
+            ax.legend(frameon=False, fontsize=8, prop={"family": font_families()})
         axes[0, 0].set_ylabel("prompts")
         fig.suptitle(separation.model_name, fontsize=10)
     where = ", ".join(f"layer {layer} neuron {n}" for layer, n in neurons)
@@ -84,7 +84,7 @@ def head_drops(ablations) -> Figure:
             ax.set_xlabel("head")
             ax.set_ylabel("layer (0-based)")
             ax.set_xticks(range(d.shape[1]))
-            ax.set_title(f"{r.model_name}\nanswer {r.answer!r}", fontsize=9, fontfamily=_families())
+            ax.set_title(f"{r.model_name}\nanswer {r.answer!r}", fontsize=9, fontfamily=font_families())
             fig.colorbar(im, ax=ax, shrink=0.7, label="drop in log-probability")
     names = ", ".join(r.model_name for r in ablations)
     return _describe(fig, en=f"How much removing each attention head (zero ablation) lowers the log-probability of the answer {ablations[0].answer!r}, every layer and head of {names}; prompt: {ablations[0].prompt!r}.",

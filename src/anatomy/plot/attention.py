@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from ..attention import Rotary, Timing
 from ..errors import AnatomyError
 from ..tokens import Token
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -45,12 +45,12 @@ def attention_bar(weights: torch.Tensor, tokens: Sequence[Token], head: int, que
     with _style():
         fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(row) + 1.5), 3.2))
         ax.bar(range(len(row)), row, color=["#dd8452" if i == query else "#4c72b0" for i in range(len(row))])
-        ax.set_xticks(range(len(row)), labels, fontfamily=_families(), rotation=45 if len(row) > 8 else 0)
+        ax.set_xticks(range(len(row)), labels, fontfamily=font_families(), rotation=45 if len(row) > 8 else 0)
         for x, w in enumerate(row):
             ax.text(x, w, f"{w:.2f}", ha="center", va="bottom", fontsize=8)
         ax.set_ylim(0, max(float(row.max()) * 1.18, 0.05))
         ax.set_ylabel("attention weight")
-        ax.set_title(title or f"head {head}: where “{labels[-1]}” looks (weights sum to 1)", fontfamily=_families(), fontsize=10)
+        ax.set_title(title or f"head {head}: where “{labels[-1]}” looks (weights sum to 1)", fontfamily=font_families(), fontsize=10)
     return _describe(
         fig,
         en=f"Bar chart: attention weights of head {head} from the token “{labels[-1]}” to each token up to it; the bars sum to 1. {title or ''}",
@@ -75,10 +75,10 @@ def attention_heads(weights: torch.Tensor, tokens: Sequence[Token], *, title: st
             ax.imshow(weights[h].detach().cpu().numpy(), cmap="viridis", vmin=0, vmax=1)
             ax.set_title(f"head {h}", fontsize=9)
             show = T <= 24
-            ax.set_xticks(range(T) if show else [], labels if show else [], rotation=90, fontsize=6, fontfamily=_families())
-            ax.set_yticks(range(T) if show else [], labels if show else [], fontsize=6, fontfamily=_families())
+            ax.set_xticks(range(T) if show else [], labels if show else [], rotation=90, fontsize=6, fontfamily=font_families())
+            ax.set_yticks(range(T) if show else [], labels if show else [], fontsize=6, fontfamily=font_families())
         if title:
-            fig.suptitle(title, fontfamily=_families(), fontsize=11)
+            fig.suptitle(title, fontfamily=font_families(), fontsize=11)
     return _describe(
         fig,
         en=f"Heat maps of the attention weights of all {H} heads of one layer: row = query token, column = key token, brighter = more weight. {title or ''}",

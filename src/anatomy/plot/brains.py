@@ -7,7 +7,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from matplotlib.figure import Figure
 
 from ..brains import Influence, ReadWrite, Schedule
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_ticks
@@ -32,7 +32,7 @@ def schedules(*scheds: Schedule, titles: tuple[str, ...] | None = None) -> Figur
             ax.set_xlabel("position (* = generated)")
             ax.set_ylabel("layer")
             title = titles[k] if titles else f"prompt {s.prompt_mode}"
-            ax.set_title(f"{title}\n{s.total_steps} steps", fontsize=10, fontfamily=_families())
+            ax.set_title(f"{title}\n{s.total_steps} steps", fontsize=10, fontfamily=font_families())
     return _describe(
         fig,
         en=f"Grids of positions × layers numbered by the step at which each state is computed: " + "; ".join(f"{titles[k] if titles else s.prompt_mode}: {s.total_steps} steps" for k, s in enumerate(scheds)) + ".",
@@ -47,7 +47,7 @@ def influence(inf: Influence) -> Figure:
         fig, ax = plt.subplots(figsize=(0.5 * T + 2.5, 4.2))
         ax.imshow(inf.changed.numpy().astype(float), origin="lower", cmap="Greys", aspect="auto", vmin=0, vmax=1.4)
         ax.add_patch(plt.Rectangle((inf.position - 0.5, inf.layer + 0.5), 1, 1, fill=False, ec="#dd4444", lw=2))  # row ℓ + 1
-        ax.set_xticks(range(T), [t.text for t in inf.tokens], rotation=60, fontfamily=_families(), fontsize=8)
+        ax.set_xticks(range(T), [t.text for t in inf.tokens], rotation=60, fontfamily=font_families(), fontsize=8)
         layers = stage_ticks(inf.n_layers, most=12)
         ax.set_yticks([0, *(ell + 1 for ell in layers)], ["emb", *map(str, layers)])  # row l + 1 holds layer l
         ax.set_ylabel("output of layer (emb = embedding)")

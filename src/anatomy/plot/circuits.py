@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import book_style as _style
 
 __all__ = ["attribution_scatter", "back_patching", "patching_grid"]
@@ -45,14 +45,14 @@ def patching_grid(results, *, title: str | None = None) -> Figure:
             _heat(left, fig, grid, "recovered fraction")
             T = grid.shape[1]
             labels = [a.text if a.text == b.text else f"{a.text}\n/{b.text}" for a, b in zip(r.clean_tokens, r.corrupted_tokens)]
-            left.set_xticks(range(T), labels, fontsize=7, fontfamily=_families())
+            left.set_xticks(range(T), labels, fontsize=7, fontfamily=font_families())
             step = max(1, r.n_layers // 10)
             rows = [0] + list(range(1, r.n_layers + 1, step))
             left.set_yticks(rows, ["emb" if i == 0 else str(i - 1) for i in rows], fontsize=7)
             left.set_ylabel("layers.l patched (emb = embedding)")
             left.set_xlabel("position patched (clean / corrupted token)")
             left.set_title(f"{r.model_name}, {r.method}: one position of one layer\n“{r.clean_prompt}” → “{r.corrupted_prompt}”",
-                           fontsize=9, fontfamily=_families())
+                           fontsize=9, fontfamily=font_families())
             _heat(right, fig, r.recovered_heads, "recovered fraction")
             H = r.recovered_heads.shape[1]
             right.set_xticks(range(H), [str(h) for h in range(H)], fontsize=7)
@@ -60,9 +60,8 @@ def patching_grid(results, *, title: str | None = None) -> Figure:
             right.set_xlabel("head")
             right.set_ylabel("layer")
             right.set_title(f"{r.model_name}: one head, all positions\nlogit({r.answers[0]}) − logit({r.answers[1]})", fontsize=9,
-                            fontfamily=_families())
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+                            fontfamily=font_families())
+        suptitle(fig, title)
     names = ", ".join(f"{r.model_name} (“{r.clean_prompt}” → “{r.corrupted_prompt}”, {r.method})" for r in results)
     return _describe(
         fig,
@@ -94,10 +93,9 @@ def attribution_scatter(pairs, *, title: str | None = None) -> Figure:
             ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
             ax.set_xlabel(f"exact patching ({ex.seconds:.1f} s)")
             ax.set_ylabel(f"attribution patching ({at.seconds:.1f} s)")
-            ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=_families())
+            ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=font_families())
             ax.legend(frameon=False, fontsize=8, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+        suptitle(fig, title)
     names = ", ".join(ex.model_name for ex, _ in pairs)
     return _describe(
         fig,
@@ -118,12 +116,11 @@ def back_patching(results, *, title: str | None = None) -> Figure:
             ax.set_xlabel("target layer t (replaced)")
             ax.set_ylabel("source layer s (its vector)")
             ax.set_title(f"{r.model_name}: p({r.answer}), unpatched {r.base_prob:.2f} (top: {r.base_top})\n“{r.prompt}”",
-                         fontsize=8, fontfamily=_families())
+                         fontsize=8, fontfamily=font_families())
             if len(s):
                 ax.legend(frameon=False, fontsize=7, loc="lower right")
             fig.colorbar(im, ax=ax, shrink=0.8)
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+        suptitle(fig, title)
     names = "; ".join(f"{r.model_name}: “{r.prompt}” → {r.answer}" for r in results)
     return _describe(
         fig,

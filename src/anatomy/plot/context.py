@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..context import WordSimilarity
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -33,9 +33,9 @@ def differences(curves: dict[str, torch.Tensor], *, title: str = "") -> Figure:
             ax.plot(_stage_x(len(d) - 1), d.numpy(), marker=markers[k % len(markers)], ms=3.5, lw=1.4, label=label)
         _stage_axis(ax, max(len(torch.as_tensor(d)) for d in curves.values()) - 1)
         ax.set_ylabel("max |difference| over d dimensions")
-        ax.legend(prop={"family": _families()}, fontsize=9, frameon=False)
+        ax.legend(prop={"family": font_families()}, fontsize=9, frameon=False)
         if title:
-            ax.set_title(title, fontsize=10, fontfamily=_families())
+            ax.set_title(title, fontsize=10, fontfamily=font_families())
     return _describe(
         fig,
         en=f"Largest absolute difference between two vectors of the same token, from the token embedding through every layer's output, for: {'; '.join(curves)}. {title}",
@@ -69,15 +69,14 @@ def word_similarity(results, *, title: str = "") -> Figure:
                 axes[1, col].plot(layers, r.normalized[p].numpy(), label=label, **style)
             axes[0, col].plot(layers, r.baseline.numpy(), color="black", lw=1.0, ls=":", label="baseline: all token pairs")
             axes[1, col].axhline(0, color="black", lw=1.0, ls=":")
-            axes[0, col].set_title(f"{r.model_name}: raw cosine of “{r.word}”", fontsize=10, fontfamily=_families())
-            axes[1, col].set_title(f"{r.model_name}: normalized (0 = baseline, 1 = identical)", fontsize=10, fontfamily=_families())
+            axes[0, col].set_title(f"{r.model_name}: raw cosine of “{r.word}”", fontsize=10, fontfamily=font_families())
+            axes[1, col].set_title(f"{r.model_name}: normalized (0 = baseline, 1 = identical)", fontsize=10, fontfamily=font_families())
             _stage_axis(axes[1, col], r.n_layers)
             axes[0, col].set_ylabel("cosine similarity")
             axes[1, col].set_ylabel("(raw − baseline) / (1 − baseline)")
         handles, labels = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=4, prop={"family": _families(), "size": 8}, frameon=False)
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+        fig.legend(handles, labels, loc="outside lower center", ncol=4, prop={"family": font_families(), "size": 8}, frameon=False)
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Cosine similarity of the vectors of " + ", ".join(f"“{r.word}” in {r.model_name}" for r in results) + " across pairs of sentences, layer by layer: raw (top) and normalized against the all-token baseline (bottom); same-sense pairs solid, different-sense pairs dashed.",

@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..dissect import Attention, ParameterBreakdown
 from ..errors import AnatomyError
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -90,7 +90,7 @@ def weight_corner(weight: torch.Tensor, *, size: int = 100, title: str = "") -> 
         ax.set_ylabel("row (output dimension)")
         fig.colorbar(im, ax=ax, shrink=0.85, label="weight value")
         ax.set_title(title or f"top-left {corner.shape[0]} × {corner.shape[1]} of a {weight.shape[0]} × {weight.shape[1]} matrix",
-                     fontsize=9, fontfamily=_families())
+                     fontsize=9, fontfamily=font_families())
     return _describe(
         fig,
         en=f"Heat map of the top-left {size}×{size} corner of a weight matrix of shape {tuple(weight.shape)}. {title}",
@@ -110,8 +110,8 @@ def head_map(attention: Attention, layer: int, head: int, *, annotate: float = 0
         side = 1.6 + 0.42 * T
         fig, ax = plt.subplots(figsize=(side + 1.2, side))
         im = ax.imshow(w.numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks(range(T), labels, rotation=60, ha="right", rotation_mode="anchor", fontfamily=_families(), fontsize=9)
-        ax.set_yticks(range(T), labels, fontfamily=_families(), fontsize=9)
+        ax.set_xticks(range(T), labels, rotation=60, ha="right", rotation_mode="anchor", fontfamily=font_families(), fontsize=9)
+        ax.set_yticks(range(T), labels, fontfamily=font_families(), fontsize=9)
         ax.set_xlabel("attended to (key position)")
         ax.set_ylabel("attending token (query position)")
         for i in range(T):
@@ -192,7 +192,7 @@ def sink_shares(shares: dict[str, torch.Tensor]) -> Figure:
             ax.set_ylim(-0.02, 1.02)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("layer index")
-            ax.set_title(label, fontsize=10, fontfamily=_families())
+            ax.set_title(label, fontsize=10, fontfamily=font_families())
             ax.legend(frameon=False, fontsize=8, loc="lower right")
         axes[0, 0].set_ylabel("share of attention on position 0")
     return _describe(

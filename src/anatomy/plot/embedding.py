@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..embedding import Projection
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -35,15 +35,14 @@ def projection(projections, *, title: str | None = None) -> Figure:
                 ax.scatter([a for a, _ in pts], [b for _, b in pts], s=22, color=colour[g], label=g, alpha=0.85)
             for (x, y), word, g in zip(xy, p.labels, p.groups):
                 ax.annotate(word.strip(), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=9,
-                            color=colour[g], fontfamily=_families())
+                            color=colour[g], fontfamily=font_families())
             ax.axhline(0, color="#cccccc", lw=0.6, zorder=0)
             ax.axvline(0, color="#cccccc", lw=0.6, zorder=0)
             ax.set_xlabel(f"PC1 ({p.explained[0]:.0%} of variance)")
             ax.set_ylabel(f"PC2 ({p.explained[1]:.0%} of variance)")
-            ax.set_title(f"{p.model_name}: {len(p.labels)} token embeddings", fontsize=10, fontfamily=_families())
-            ax.legend(fontsize=8, loc="best", prop={"family": _families(), "size": 8})
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+            ax.set_title(f"{p.model_name}: {len(p.labels)} token embeddings", fontsize=10, fontfamily=font_families())
+            ax.legend(fontsize=8, loc="best", prop={"family": font_families(), "size": 8})
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Token embeddings projected onto their first two principal components, coloured by group (" + ", ".join(dict.fromkeys(projections[0].groups)) + "), for " + ", ".join(p.model_name for p in projections) + f". {title or ''}",

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..ffn import Neuron, NeuronActivations
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -44,12 +44,12 @@ def neuron_tokens(acts: NeuronActivations, index: int, promoted: list[tuple[str,
     with _style():
         fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.33 * max(k, len(promoted)) + 1.4))
         left.barh(range(len(top)), [a for _, _, a in top], color="#dd8452")
-        left.set_yticks(range(len(top)), [c for _, c, _ in top], fontfamily=_families(), fontsize=9)
+        left.set_yticks(range(len(top)), [c for _, c, _ in top], fontfamily=font_families(), fontsize=9)
         left.invert_yaxis()
         left.set_xlabel("activation")
         left.set_title("most " + ("positive" if sign == 1 else "negative") + " on … (token in brackets)", loc="left", fontsize=10)
         right.barh(range(len(promoted)), [s for _, s in promoted], color="#55a868")
-        right.set_yticks(range(len(promoted)), [t for t, _ in promoted], fontfamily=_families(), fontsize=9)
+        right.set_yticks(range(len(promoted)), [t for t, _ in promoted], fontfamily=font_families(), fontsize=9)
         right.invert_yaxis()
         right.set_xlabel("logit (order only)")
         right.set_title("… and then it promotes (" + ("+" if sign == 1 else "−") + "value vector)", loc="left", fontsize=10)

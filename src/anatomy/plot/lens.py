@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from ..lens import LanguageCurves, LogitLens, ResidualStream
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -41,14 +41,14 @@ def logit_lens(lens: LogitLens, *, layers=None, title: str | None = None) -> Fig
             for p in range(T):
                 prob = float(grid[r, p])
                 ax.text(p, r, f"{_short(lens.top_text[i][p][0])}\n{prob:.2f}", ha="center", va="center", fontsize=6.5,
-                        linespacing=0.95, color="white" if prob > 0.6 else "black", fontfamily=_families())
-        ax.set_xticks(range(T), [t.text for t in lens.tokens], fontfamily=_families(), fontsize=8)
+                        linespacing=0.95, color="white" if prob > 0.6 else "black", fontfamily=font_families())
+        ax.set_xticks(range(T), [t.text for t in lens.tokens], fontfamily=font_families(), fontsize=8)
         ax.set_yticks(range(len(rows)), ["emb" if i == 0 else str(i - 1) for i in rows], fontsize=7)
         ax.set_xlabel("input token (the cell predicts the token after it)")
         ax.set_ylabel("output of layer (emb = embedding)")
         ax.spines[["left", "bottom"]].set_visible(False)
         fig.colorbar(im, ax=ax, shrink=0.6, label="probability of the top token")
-        ax.set_title(title or f"{lens.model_name}: logit lens of “{lens.prompt}”", fontsize=10, fontfamily=_families())
+        ax.set_title(title or f"{lens.model_name}: logit lens of “{lens.prompt}”", fontsize=10, fontfamily=font_families())
     return _describe(
         fig,
         en=f"Logit lens of {lens.model_name} on “{lens.prompt}”: the most likely next token and its probability read from every layer (rows, embedding at the bottom) at every position (columns); darker = more probable. {title or ''}",
@@ -78,9 +78,8 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
             ax.set_ylabel("probability of the answer's first token")
             ax.set_ylim(0, max(float(c.probs.max()) * 1.1, 0.05))
             ax.set_title(c.model_name, fontsize=10)
-            ax.legend(prop={"family": _families(), "size": 8}, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+            ax.legend(prop={"family": font_families(), "size": 8}, loc="upper left")
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Probability of the answer's first token in each language, layer by layer (from the embedding to the last layer's output), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
@@ -109,10 +108,9 @@ def residual_stream(streams, *, position: int = -1, title: str | None = None) ->
             ax.set_ylabel("length (L2 norm)")
             ax.xaxis.get_major_locator().set_params(integer=True)
             p = position % len(rs.tokens)
-            ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=_families())
+            ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=font_families())
             ax.legend(prop={"size": 8}, loc="upper left")
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + f". {title or ''}",

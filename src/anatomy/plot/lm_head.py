@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from ..lm_head import entropy
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -42,7 +42,7 @@ def temperatures(dists, k: int = 8) -> Figure:
                 pairs = d.top(k)
                 probs = [p for _, p in pairs]
                 ax.barh(range(k), probs, color="#4c72b0")
-                ax.set_yticks(range(k), [_label(t) for t, _ in pairs], fontfamily=_families())
+                ax.set_yticks(range(k), [_label(t) for t, _ in pairs], fontfamily=font_families())
                 ax.invert_yaxis()
                 for y, p in enumerate(probs):
                     ax.text(p, y, f" {p:.3f}", va="center", fontsize=7)
@@ -51,7 +51,7 @@ def temperatures(dists, k: int = 8) -> Figure:
                 if r == len(models) - 1:
                     ax.set_xlabel("probability")
                 if c == 0:
-                    ax.set_ylabel(f"{name}\n“{d.prompt}” →", fontsize=9, fontfamily=_families())
+                    ax.set_ylabel(f"{name}\n“{d.prompt}” →", fontsize=9, fontfamily=font_families())
     return _describe(
         fig,
         en=f"The {k} most likely next tokens as bars at temperatures {', '.join(f'{t:g}' for t in temps)}, one row per model: " + ", ".join(models) + ".",

@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
-from .style import families as _families
+from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -43,7 +43,7 @@ def probe_r2(layers: dict, *, targets: tuple[str, ...] = ("latitude", "longitude
             ax.axhline(0, color="black", lw=0.6)
             ax.set_ylim(_FLOOR - 0.05, 1)
             _stage_axis(ax, lp.n_layers)
-            ax.set_title(name, fontsize=10, fontfamily=_families())
+            ax.set_title(name, fontsize=10, fontfamily=font_families())
         axes[0, 0].set_ylabel(f"R² on held-out cities (clipped at {_FLOOR})")
         axes[0, -1].legend(fontsize=8, loc="upper left")
     return _describe(
@@ -61,7 +61,7 @@ def _world(ax, title: str) -> None:
     ax.grid(color="#dddddd", lw=0.6)
     ax.set_aspect("equal")
     ax.set_xlabel("longitude")
-    ax.set_title(title, fontsize=10, fontfamily=_families())
+    ax.set_title(title, fontsize=10, fontfamily=font_families())
 
 
 def probe_map(places, predictions: dict) -> Figure:

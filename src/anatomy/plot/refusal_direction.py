@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import families as _families
+from .style import font_families
 from .style import book_style as _style
 
 __all__ = ["refusal"]
@@ -24,11 +24,11 @@ def refusal(scan) -> Figure:
         left.plot(scan.layers, scan.added.numpy(), "-o", color="C3", ms=4, label=f"+{scan.strength:g} × direction")
         left.plot(scan.layers, scan.added_random.numpy(), "--s", color="C7", ms=3, label="random, same norm")
         left.axhline(scan.answered_base, color="k", ls=":", lw=1, label="nothing added")
-        left.set_title(f"{scan.model_name}: {scan.n_answered} answered requests\nadd the direction of one layer", fontsize=9, fontfamily=_families())
+        left.set_title(f"{scan.model_name}: {scan.n_answered} answered requests\nadd the direction of one layer", fontsize=9, fontfamily=font_families())
         right.plot(scan.layers, scan.ablated.numpy(), "-o", color="C0", ms=4, label="direction ablated")
         right.plot(scan.layers, scan.ablated_random.numpy(), "--s", color="C7", ms=3, label="random, ablated")
         right.axhline(scan.declined_base, color="k", ls=":", lw=1, label="nothing removed")
-        right.set_title(f"{scan.model_name}: {scan.n_declined} declined requests\nablate that direction at every layer", fontsize=9, fontfamily=_families())
+        right.set_title(f"{scan.model_name}: {scan.n_declined} declined requests\nablate that direction at every layer", fontsize=9, fontfamily=font_families())
         left.set_ylabel("fraction declined (first tokens)")
         for ax in (left, right):
             ax.set_xlabel("layer (0-based) the direction comes from")

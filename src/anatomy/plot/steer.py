@@ -7,7 +7,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -24,7 +24,7 @@ def _heat(ax, fig, values, e, lim, title):
         for j in range(values.shape[1]):
             v = values[i, j]
             ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 * lim else "black")
-    ax.set_title(title, fontsize=9, fontfamily=_families())
+    ax.set_title(title, fontsize=9, fontfamily=font_families())
     fig.colorbar(im, ax=ax, shrink=0.8, label="change vs. no steering")
 
 
@@ -60,8 +60,7 @@ def steering(effects, *, title: str | None = None) -> Figure:
             else:
                 lim = max(float(abs(shift).max()), 1e-6)
                 _heat(axes[0, k], fig, shift, e, lim, f"{e.model_name}: {e.n_prompts} held-out prompts\n{what}")
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="Heat map of how steering shifts the next token towards the A markers (red) or the B markers (blue), by layer steered (rows) and strength (columns), for " + ", ".join(f"{e.model_name} ({e.n_prompts} held-out prompts)" for e in effects) + f". {title or ''}",

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
-__all__ = ["DescribedFigure", "book_style", "cjk_font", "describe", "families"]
+__all__ = ["DescribedFigure", "book_style", "cjk_font", "describe", "font_families", "suptitle"]
 
 _CJK_FONTS = (
     "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
@@ -25,7 +25,7 @@ def cjk_font() -> str | None:
     return next((f for f in _CJK_FONTS if f in names), None)
 
 
-def families() -> list[str]:
+def font_families() -> list[str]:
     """Font families to pass as ``fontfamily=`` to any text that may hold Chinese or token text."""
     return ["DejaVu Sans"] + ([cjk_font()] if cjk_font() else [])
 
@@ -34,7 +34,7 @@ def families() -> list[str]:
 def book_style():
     """Apply the book's figure style inside a ``with`` block only (rcParams restored on exit)."""
     rc = {
-        "font.family": families(),
+        "font.family": font_families(),
         "axes.spines.top": False,
         "axes.spines.right": False,
         "figure.dpi": 100,
@@ -66,6 +66,12 @@ class DescribedFigure(Figure):
     def _repr_mimebundle_(self, include=None, exclude=None):
         # No data of our own: the notebook's formatters add the PNG; we add the metadata.
         return {}, {"anatomy": {"description": dict(self.description)}}
+
+
+def suptitle(fig: Figure, title: str | None) -> None:
+    """Give the figure ``title`` (if any), in fonts that hold Chinese and token text."""
+    if title:
+        fig.suptitle(title, fontfamily=font_families())
 
 
 def describe(fig: Figure, *, en: str, zh: str) -> Figure:

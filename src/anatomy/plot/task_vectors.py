@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import families as _families
+from .style import font_families
 from .style import book_style as _style
 
 __all__ = ["function_vectors"]
@@ -30,11 +30,11 @@ def function_vectors(scans) -> Figure:
                 ax.plot(s.layers, s.random_accuracy.numpy(), "--", color=c, alpha=0.6, label=f"{s.task}: random, same norm")
                 ax.axhline(s.zero_shot, color=c, ls=":", lw=1, label=f"{s.task}: zero-shot")
                 ax.axhline(s.few_shot, color=c, ls="-.", lw=1, alpha=0.5, label=f"{s.task}: few-shot")
-            ax.set_title(f"{name}: {scans[0].mode} at the query's last token", fontsize=9, fontfamily=_families())
+            ax.set_title(f"{name}: {scans[0].mode} at the query's last token", fontsize=9, fontfamily=font_families())
             ax.set_xlabel("layer (0-based) of the task vector")
             ax.set_ylim(-0.03, 1.03)
         axes[0, 0].set_ylabel("top-1 accuracy on held-out pairs")
-        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), prop={"family": _families(), "size": 7})
+        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), prop={"family": font_families(), "size": 7})
     tasks = ", ".join(dict.fromkeys(s.task for s in scans))
     return _describe(
         fig,

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from ..tokens import Token
-from .style import families as _families
+from .style import font_families, suptitle
 from .style import describe as _describe
 from .style import book_style as _style
 
@@ -28,15 +28,14 @@ def tokens(tokenized: dict[str, list[Token]], *, title: str | None = None) -> Fi
                 w = max(len(t.text), 2) * 0.6 + 0.6
                 colour = "#dddddd" if t.special else _PALETTE[k % len(_PALETTE)]
                 ax.add_patch(matplotlib.patches.FancyBboxPatch((x, 0.15), w - 0.15, 0.7, boxstyle="round,pad=0.02,rounding_size=0.1", fc=colour, ec="#555555", lw=0.6))
-                ax.text(x + (w - 0.15) / 2, 0.5, t.text, ha="center", va="center", fontsize=11, fontfamily=_families())
+                ax.text(x + (w - 0.15) / 2, 0.5, t.text, ha="center", va="center", fontsize=11, fontfamily=font_families())
                 ax.text(x + (w - 0.15) / 2, -0.08, str(t.id), ha="center", va="top", fontsize=7, color="#555555")
                 x += w
             ax.set_xlim(-0.1, max(x, 1))
             ax.set_ylim(-0.45, 1.0)
             ax.set_axis_off()
-            ax.set_title(f"{name}: {len(toks)} tokens", loc="left", fontsize=10, fontfamily=_families())
-        if title:
-            fig.suptitle(title, fontfamily=_families())
+            ax.set_title(f"{name}: {len(toks)} tokens", loc="left", fontsize=10, fontfamily=font_families())
+        suptitle(fig, title)
     return _describe(
         fig,
         en="How each tokenizer cuts the same text, one row of coloured chips per model with token IDs below: " + "; ".join(f"{name}: {len(toks)} tokens" for name, toks in rows) + f". {title or ''}",
@@ -54,13 +53,13 @@ def next_tokens(dists, k: int = 10) -> Figure:
             labels = [repr(t)[1:-1] if t.strip() else repr(t) for t, _ in top]
             probs = [p for _, p in top]
             ax.barh(range(k), probs, color="#4c72b0")
-            ax.set_yticks(range(k), labels, fontfamily=_families())
+            ax.set_yticks(range(k), labels, fontfamily=font_families())
             ax.invert_yaxis()
             ax.set_xlabel("probability")
             for y, p in enumerate(probs):
                 ax.text(p, y, f" {p:.3f}", va="center", fontsize=8)
             ax.set_xlim(0, max(probs) * 1.25)
-            ax.set_title(f"{d.model_name}\n“{d.prompt}” →", fontsize=10, fontfamily=_families())
+            ax.set_title(f"{d.model_name}\n“{d.prompt}” →", fontsize=10, fontfamily=font_families())
     return _describe(
         fig,
         en=f"Bar charts of the {k} most likely next tokens and their probabilities, one panel per model: " + "; ".join(f"{d.model_name} after “{d.prompt}”" for d in dists) + ".",
