@@ -24,9 +24,26 @@ import torch
 
 from .errors import AnatomyError
 
-__all__ = ["AUTO_MAPS", "check_placement", "dispatch", "execution_device", "weights_on"]
+__all__ = ["AUTO_MAPS", "check_placement", "checked_device", "dispatch", "execution_device", "weights_on"]
 
 AUTO_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's automatic placements
+
+
+def checked_device(device) -> torch.device:
+    """A device name as a torch.device, or one sentence on why it cannot be used on this machine."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise AnatomyError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:0' or 'mps'.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AnatomyError(f"device={device!r} needs a CUDA GPU, and torch sees none on this machine; use device='cpu' (or install a CUDA build of torch).")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise AnatomyError(f"device={device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise AnatomyError(f"device={device!r} needs Apple's MPS, which is not available here; use device='cpu'.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise AnatomyError(f"Unsupported device {device!r}: use 'cpu', 'cuda' or 'mps'.")
+    return dev
 
 
 def _check_device(where, what: str) -> None:
@@ -34,10 +51,8 @@ def _check_device(where, what: str) -> None:
         where = f"cuda:{where}"
     if where == "disk":
         return
-    from .loading import _device  # the one check of a device name (and of its presence on this machine)
-
     try:
-        _device(where)
+        checked_device(where)
     except AnatomyError as err:
         raise AnatomyError(f"{what}: {err}") from None
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .cache import cache_dir, load_packaged
-from .devices import check_placement, dispatch
+from .devices import check_placement, checked_device, dispatch
 from .errors import AnatomyError
 from .hub import load_pretrained
 from .model import Model
@@ -42,22 +42,6 @@ def _dtype(dtype) -> torch.dtype:
     if isinstance(dtype, str) and dtype.removeprefix("torch.") in _DTYPES:
         return _DTYPES[dtype.removeprefix("torch.")]
     raise AnatomyError(f"Unsupported dtype {dtype!r}: use 'float32', 'bfloat16' or 'float16'.")
-
-
-def _device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise AnatomyError(f"Unknown device {device!r}: use 'cpu', 'cuda', 'cuda:0' or 'mps'.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AnatomyError(f"device={device!r} needs a CUDA GPU, and torch sees none on this machine; use device='cpu' (or install a CUDA build of torch).")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise AnatomyError(f"device={device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise AnatomyError(f"device={device!r} needs Apple's MPS, which is not available here; use device='cpu'.")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise AnatomyError(f"Unsupported device {device!r}: use 'cpu', 'cuda' or 'mps'.")
-    return dev
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -84,7 +68,7 @@ def load(name: str = "smollm2-135m", *, device="cpu", dtype="float32", device_ma
     if not isinstance(name, str) or not name.strip():
         raise AnatomyError(f"Model name must be a non-empty string, got {name!r}; try 'smollm2-135m' or 'gemma-3-270m'.")
     placement = check_placement(device, device_map, max_memory, offload_folder)
-    dev, dt = _device(device), _dtype(dtype)
+    dev, dt = checked_device(device), _dtype(dtype)
     key = (name, str(dev), dt) if placement is None else (name, repr(sorted(placement.items(), key=str)), dt)
     if key not in _LOADED:
         if name in DEFAULT_MODELS:
