@@ -57,6 +57,7 @@ def page_lang(src_uri: str) -> str:
 
 
 executor = _load("executor")
+figures = _load("figures")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -94,8 +95,8 @@ def figures_described(nb, lang: str):
                 text = traditional.convert_text(described["zh"])
             alt = _html.escape(text or _NO_DESCRIPTION[lang], quote=True)
             caption = f"<figcaption>{alt}</figcaption>" if text else ""  # tests require every chapter figure described
-            png = data["image/png"].replace("\n", "")
-            data["text/html"] = f'<figure class="anatomy-figure"><img src="data:image/png;base64,{png}" alt="{alt}">{caption}</figure>'
+            img = figures.figure_img(data["image/png"].replace("\n", ""), alt, out.get("metadata"))  # a shared file (scripts/figures.py)
+            data["text/html"] = f'<figure class="anatomy-figure">{img}{caption}</figure>'
             del data["image/png"]
     return nb
 
@@ -165,9 +166,8 @@ def on_post_build(config):
     # mkdocs-material's language switch fetches sitemap.xml next to the page its link points to
     # (it expects links to language roots; ours land on the same chapter). The i18n plugin
     # writes one sitemap per language root only, so put a copy beside every page.
-    site = Path(config["site_dir"])
     others = LANGS[1:]
-    top = site.parent if site.name in others else site
+    top = _site_top(config)
     # Each language is built after the previous one and the sitemap grows with it: copies made by
     # an earlier language's build are refreshed, so that every copy lists all three languages.
     def refresh(source: Path, target: Path):
@@ -330,7 +330,14 @@ def on_page_content(html, page, config, files):
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
+    html = figures.place(html, page.file.abs_dest_path, _site_top(config))
     return link + html
+
+
+def _site_top(config) -> Path:
+    """The top of the site: each language other than English is built into its own folder below it."""
+    site = Path(config["site_dir"])
+    return site.parent if site.name in LANGS[1:] else site
 
 
 def on_post_page(output, page, config):
