@@ -71,7 +71,7 @@ def _build(project: Path) -> tuple[str, str]:
 
 def _figures(html: str, site: Path) -> list[bytes]:
     """The page's figures (files of the site, scripts/figures.py), as their bytes."""
-    return [(site / src).read_bytes() for src in re.findall(r'<figure class="anatomy-figure"><img src="([^"]+)"', html)]
+    return [(site / src).read_bytes() for src in re.findall(r'<img [^>]*src="(assets/figures/[^"]+)"', html)]
 
 
 def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
