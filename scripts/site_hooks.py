@@ -58,6 +58,7 @@ def page_lang(src_uri: str) -> str:
 
 executor = _load("executor")
 figures = _load("figures")
+page_css = _load("page_css")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -345,4 +346,5 @@ def on_post_page(output, page, config):
         target = Path(page.file.abs_dest_path).parent / (Path(page.file.src_uri).stem + ".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(take_home_notebook(page.file.abs_src_path), str(target))
+        output = page_css.prune(output)  # JupyterLab's inlined stylesheet, down to the rules this page can use
     return output
