@@ -11,7 +11,7 @@ accessibility, LCP, TBT, CLS and page weight (bytes transferred, compressed).
 Usage (after `mkdocs build`):
     python benchmarks/lighthouse.py                       # every page of the navigation, 3 languages
     python benchmarks/lighthouse.py --pages index attention --langs en zh-TW
-    python benchmarks/lighthouse.py --site other/site --json results.json
+    python benchmarks/lighthouse.py --site other/site --json results.json --reports reports/
 
 The machine's load shows in TBT (Lighthouse measures the page's own tasks, then scales them):
 on a shared machine run it with `nice` and compare runs made under similar load.
@@ -118,7 +118,7 @@ def chromium() -> str:
     return found
 
 
-def run_one(cli: Path, url: str, browser: str) -> dict:
+def run_one(cli: Path, url: str, browser: str, keep: Path | None = None) -> dict:
     """One Lighthouse run (mobile preset: Lighthouse's default) -> the numbers of the table."""
     cmd = ["node", str(cli), url, "--only-categories=performance,accessibility", "--output=json",
            "--output-path=stdout", "--quiet", f"--chrome-path={browser}",
@@ -127,6 +127,9 @@ def run_one(cli: Path, url: str, browser: str) -> dict:
     if out.returncode != 0 or not out.stdout.strip():
         raise RuntimeError(f"lighthouse failed on {url}: {out.stderr.strip()[-500:]}")
     report = json.loads(out.stdout)
+    if keep is not None:  # the whole report, for Lighthouse's viewer or a closer look
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(out.stdout, encoding="utf-8")
     if report.get("runtimeError"):
         raise RuntimeError(f"lighthouse failed on {url}: {report['runtimeError'].get('message')}")
     audits, cats = report["audits"], report["categories"]
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", nargs="+", metavar="STEM", help="pages by file stem, e.g. index attention (default: the whole navigation)")
     parser.add_argument("--langs", nargs="+", choices=LANGS, default=list(LANGS), help="languages (default: all three)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--reports", type=Path, help="keep each page's full Lighthouse report (JSON) in this folder")
     args = parser.parse_args(argv)
 
     site = args.site.resolve()
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             for lang in args.langs:
                 row = {"page": stem, "lang": lang}
                 try:
-                    row.update(run_one(cli, url_of(base, stem, lang), browser))
+                    keep = args.reports / f"{lang}-{stem}.json" if args.reports else None
+                    row.update(run_one(cli, url_of(base, stem, lang), browser, keep))
                 except RuntimeError as err:
                     row["error"] = str(err)
                     print(f"{stem:<22} {lang:<6} {err}", flush=True)
