@@ -5,8 +5,10 @@ editors and widgets) in a <style> block of every notebook page. The browser must
 before it draws the page, and on a phone that is most of the page's blocking time. A static page
 uses a few dozen of those classes. `prune` keeps, in each large <style> block of a page, every
 rule whose selector could match an element of the page (all its classes occur in the page),
-every rule without a class, and every at-rule but @media/@supports, which are pruned inside;
-custom properties (JupyterLab's icons as SVG data, its palette) are kept when something kept uses them.
+every rule without a class, and every at-rule but @media/@supports, which are pruned inside.
+Classes that mkdocs-material's script adds at run time (md-...) count as used. JupyterLab's custom
+properties (--jp-...: its icons as SVG data, its palette) are kept when something kept uses them;
+other custom properties (--md-..., read by material's stylesheet) are all kept.
 A selector is kept whole when in doubt: classes inside :not(), :is(), :where() or :has() are not
 required, and a rule kept because one of its selectors matches keeps all of them.
 """
@@ -25,12 +27,20 @@ _CLASS_IN_SELECTOR = re.compile(r"\.(-?[_a-zA-Z][\w-]*)")
 _PAREN = re.compile(r"\([^()]*\)")
 
 
+RUNTIME_PREFIX = "md-"  # classes mkdocs-material's script adds once the page runs (md-typeset__scrollwrap...)
+OWN_VARIABLES = "--jp-"  # JupyterLab's custom properties, used only by its stylesheet; others (--md-...) are kept
+
+
 def classes_of(html: str) -> frozenset[str]:
     """Every class name used by an element of the page."""
     found = set()
     for m in _CLASS_ATTR.finditer(html):
         found.update((m.group(1) or m.group(2) or m.group(3) or "").split())
     return frozenset(found)
+
+
+def _may_be_used(name: str, used: frozenset[str]) -> bool:
+    return name in used or name.startswith(RUNTIME_PREFIX)
 
 
 def _split_selectors(prelude: str) -> list[str]:
@@ -61,7 +71,7 @@ def _kept(rules, used: frozenset[str]) -> list:
     for rule in rules:
         if rule.type == "qualified-rule":
             selectors = _split_selectors(tinycss2.serialize(rule.prelude))
-            if any(_required_classes(s) <= used for s in selectors):
+            if any(all(_may_be_used(c, used) for c in _required_classes(s)) for s in selectors):
                 decls = [d for d in tinycss2.parse_declaration_list(rule.content, skip_comments=True, skip_whitespace=True)
                          if d.type == "declaration"]
                 out.append(("rule", ",".join(selectors), decls))
@@ -91,7 +101,7 @@ def _serialize(nodes, variables: set[str]) -> str:
     for node in nodes:
         if node[0] == "rule":
             body = ";".join(f"{d.name}:{tinycss2.serialize(d.value).strip()}{' !important' if d.important else ''}"
-                            for d in node[2] if not d.name.startswith("--") or d.name in variables)
+                            for d in node[2] if not d.name.startswith(OWN_VARIABLES) or d.name in variables)
             if body:
                 out.append(f"{node[1]}{{{body}}}")
         elif node[0] == "block":

@@ -9,8 +9,9 @@ from sitetools import _script
 page_css = _script("page_css")
 
 CSS = """
-:root { --used: red; --chain: var(--used); --unused: url("data:image/svg+xml;base64,AAAA"); }
-.wrap .here { color: var(--chain); }
+:root { --jp-used: red; --jp-chain: var(--jp-used); --jp-unused: url("data:image/svg+xml;base64,AAAA"); --md-kept: 1px; }
+.wrap .md-typeset__scrollwrap { margin: 0; }
+.wrap .here { color: var(--jp-chain); }
 .wrap .absent { color: blue; }
 .absent, .here > p { margin: 0; }
 .here:not(.absent) { padding: 1px; }
@@ -29,12 +30,14 @@ def test_rules_that_cannot_match_are_dropped_and_the_rest_kept():
     out = page_css.prune(_page(CSS))
     big = re.findall(r"<style>(.*?)</style>", out, re.S)[0]
     assert len(big) < 1000 < len(CSS)
-    assert ".wrap .here{color:var(--chain)}" in big
+    assert ".wrap .here{color:var(--jp-chain)}" in big
     assert ".absent,.here > p{margin:0}" in big  # one selector can match: the rule is kept whole
     assert ".here:not(.absent)" in big and "pre{tab-size:4}" in big and "@keyframes spin" in big
     assert ".wrap .absent" not in big and "@media print" not in big
     assert "@media (max-width: 500px){.here{color:black}}" in big
-    assert "--used:red" in big and "--chain:var(--used)" in big and "--unused" not in big  # variables: only those in use
+    assert "--jp-used:red" in big and "--jp-chain:var(--jp-used)" in big and "--jp-unused" not in big  # the lab's variables: those in use
+    assert "--md-kept:1px" in big  # material's stylesheet reads its own variables
+    assert ".wrap .md-typeset__scrollwrap{margin:0}" in big  # material's script adds that class at run time
     assert "<style>.tiny { color: red }</style>" in out  # small blocks are the page's own: untouched
 
 
