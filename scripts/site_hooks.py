@@ -7,8 +7,10 @@ key); mkdocs-jupyter then renders each page from that notebook without executing
 raises fails the build with the chapter, the block and the error (no error cell is ever published).
 
 The hooks also: generate the Traditional Chinese pages (scripts/traditional.py); show each
-figure's description as alt text and caption in the page's language; rewrite links between
-chapters as mkdocs would; link the first use of a glossary term; offer each chapter as a notebook.
+figure's description as alt text and caption in the page's language, the figure itself a file the
+three languages share (scripts/figures.py); keep only the notebook CSS a page can use
+(scripts/page_css.py); rewrite links between chapters as mkdocs would; link the first use of a
+glossary term; offer each chapter as a notebook.
 """
 
 from __future__ import annotations
