@@ -7,8 +7,10 @@ key); mkdocs-jupyter then renders each page from that notebook without executing
 raises fails the build with the chapter, the block and the error (no error cell is ever published).
 
 The hooks also: generate the Traditional Chinese pages (scripts/traditional.py); show each
-figure's description as alt text and caption in the page's language; rewrite links between
-chapters as mkdocs would; link the first use of a glossary term; offer each chapter as a notebook.
+figure's description as alt text and caption in the page's language, the figure itself a file the
+three languages share (scripts/figures.py); keep only the notebook CSS a page can use
+(scripts/page_css.py); rewrite links between chapters as mkdocs would; link the first use of a
+glossary term; offer each chapter as a notebook.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def page_lang(src_uri: str) -> str:
 
 executor = _load("executor")
 pdf = _load("pdf")
+figures = _load("figures")
+page_css = _load("page_css")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -95,8 +99,8 @@ def figures_described(nb, lang: str):
                 text = traditional.convert_text(described["zh"])
             alt = _html.escape(text or _NO_DESCRIPTION[lang], quote=True)
             caption = f"<figcaption>{alt}</figcaption>" if text else ""  # tests require every chapter figure described
-            png = data["image/png"].replace("\n", "")
-            data["text/html"] = f'<figure class="anatomy-figure"><img src="data:image/png;base64,{png}" alt="{alt}">{caption}</figure>'
+            img = figures.figure_img(data["image/png"].replace("\n", ""), alt, out.get("metadata"))  # a shared file (scripts/figures.py)
+            data["text/html"] = f'<figure class="anatomy-figure">{img}{caption}</figure>'
             del data["image/png"]
     return nb
 
@@ -173,9 +177,8 @@ def on_post_build(config):
     # mkdocs-material's language switch fetches sitemap.xml next to the page its link points to
     # (it expects links to language roots; ours land on the same chapter). The i18n plugin
     # writes one sitemap per language root only, so put a copy beside every page.
-    site = Path(config["site_dir"])
     others = LANGS[1:]
-    top = site.parent if site.name in others else site
+    top = _site_top(config)
     # Each language is built after the previous one and the sitemap grows with it: copies made by
     # an earlier language's build are refreshed, so that every copy lists all three languages.
     def refresh(source: Path, target: Path):
@@ -351,10 +354,17 @@ def on_page_content(html, page, config, files):
     html = glossary_links(html, page, files)
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
+    html = figures.place(html, page.file.abs_dest_path, _site_top(config))
     return link + html
 
 
 accessible = _load("accessible")
+
+
+def _site_top(config) -> Path:
+    """The top of the site: each language other than English is built into its own folder below it."""
+    site = Path(config["site_dir"])
+    return site.parent if site.name in LANGS[1:] else site
 
 
 def on_post_page(output, page, config):
@@ -363,4 +373,5 @@ def on_post_page(output, page, config):
         target = Path(page.file.abs_dest_path).parent / (Path(page.file.src_uri).stem + ".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(take_home_notebook(page.file.abs_src_path), str(target))
+        output = page_css.prune(output)  # JupyterLab's inlined stylesheet, down to the rules this page can use
     return output

@@ -153,11 +153,15 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
     errors, problems = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    # "load" first: the figures are data: URLs, which are no network traffic, so on a busy machine
-    # "networkidle" alone can come while the document is still being parsed.
+    # "load" first: on a busy machine "networkidle" alone can come while the document is still being parsed.
     await page.goto(site + _url_of(chapter, lang), wait_until="load")
     await page.wait_for_load_state("networkidle")
-    images = await page.eval_on_selector_all("article img", "els => els.map(e => [e.complete, e.naturalWidth, e.naturalHeight])")
+    # Figures load lazily (scripts/figures.py), most of them below the fold: ask each to load now, as
+    # scrolling to it would, and wait until it is decoded (or has failed: then it has no natural size).
+    images = await page.eval_on_selector_all("article img", """els => Promise.all(els.map(e => {
+        e.loading = "eager";
+        return e.decode().catch(() => null).then(() => [e.complete, e.naturalWidth, e.naturalHeight]);
+    }))""")
     if not all(done and w > 0 and h > 0 for done, w, h in images):
         problems.append(f"images not loaded: {images}")
     figures = _figures_in_chapter(chapter, lang)
@@ -419,6 +423,34 @@ def test_clicking_a_chapter_link_opens_that_chapter(site, browser, chapter, lang
     page.close()
 
 
+def _assert_shared_lazy_figure(img: str, page: Path, site_dir: Path) -> None:
+    """A figure is a file of assets/figures named by its content, loaded lazily, its box sized in advance."""
+    import hashlib
+    import struct
+
+    src = re.search(r'src="([^"]+)"', img).group(1)
+    file = (page.parent / src).resolve()
+    assert file.parent == (site_dir / "assets" / "figures").resolve() and file.exists(), (page, src)
+    data = file.read_bytes()
+    assert file.name == hashlib.sha256(data).hexdigest()[:16] + ".png", file
+    assert 'loading="lazy"' in img and 'decoding="async"' in img, img
+    width, height = (int(re.search(rf'{a}="(\d+)"', img).group(1)) for a in ("width", "height"))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    natural = struct.unpack(">II", data[16:24])
+    assert abs(width / height - natural[0] / natural[1]) < 0.02, (img, natural)  # the reserved box has the figure's shape
+
+
+def test_figures_are_files_shared_by_the_three_languages(site_dir):
+    for chapter in NAV:
+        srcs = {}
+        for lang in LANGS:
+            page = site_dir / (("" if lang == "en" else f"{lang}/") + _url_of(chapter, "en")) / "index.html"
+            html = page.read_text(encoding="utf-8")
+            assert "data:image/png" not in html, page
+            srcs[lang] = [(page.parent / s).resolve() for s in re.findall(r'<figure class="anatomy-figure"><img [^>]*src="([^"]+)"', html)]
+        assert srcs["en"] == srcs["zh"] == srcs["zh-TW"], chapter  # one file per figure, the same for every language
+
+
 def test_every_figure_has_a_description_as_alt_text_and_caption(site_dir):
     pages = [site_dir / (("" if lang == "en" else "zh/") + _url_of(c, "en")) / "index.html" for c in NAV for lang in LANGS]
     figures = 0
@@ -427,7 +459,7 @@ def test_every_figure_has_a_description_as_alt_text_and_caption(site_dir):
         assert "No description has been provided" not in html, page
         for img, caption in re.findall(r'<figure class="anatomy-figure">(<img [^>]+>)<figcaption>([^<]*)</figcaption>', html):
             alt = re.search(r'alt="([^"]*)"', img).group(1)
-            assert 'src="data:image/png;base64,' in img
+            _assert_shared_lazy_figure(img, page, site_dir)
             assert alt == caption and len(alt) > 30, (page, alt)
             if "/zh/" in str(page):
                 assert re.search(r"[\u4e00-\u9fff]", alt), alt  # in the page's language

@@ -69,8 +69,9 @@ def _build(project: Path) -> tuple[str, str]:
     return (project / "site" / "index.html").read_text(encoding="utf-8"), out.stderr
 
 
-def _figures(html: str) -> list[str]:
-    return re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+def _figures(html: str, site: Path) -> list[bytes]:
+    """The page's figures (files of the site, scripts/figures.py), as their bytes."""
+    return [(site / src).read_bytes() for src in re.findall(r'<img [^>]*src="(assets/figures/[^"]+)"', html)]
 
 
 def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
@@ -90,7 +91,7 @@ def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
     assert f"library at {tmp_path / 'src' / 'anatomy'}" in html  # the copy is the library that ran
     assert f"anatomy says {anatomy.__version__}" in html
     assert "executed" in log
-    first_figures = _figures(html)
+    first_figures = _figures(html, tmp_path / "site")
     assert len(first_figures) == 1
 
     # A library function's output changes: the chapter runs again and the page shows the new output.
@@ -99,14 +100,14 @@ def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
     assert "anatomy says 9.9.9-changed" in html
     assert f"anatomy says {anatomy.__version__}" not in html
     assert "executed" in log
-    assert _figures(html) != first_figures and len(_figures(html)) == 1  # the figure was drawn again
+    assert _figures(html, tmp_path / "site") != first_figures and len(_figures(html, tmp_path / "site")) == 1  # the figure was drawn again
 
     # Only prose changes: nothing executes, the page has the new prose and the same outputs.
-    second_figures = _figures(html)
+    second_figures = _figures(html, tmp_path / "site")
     chapter.write_text(CHAPTER.replace("PROSE", "Other words."), encoding="utf-8")
     html, log = _build(tmp_path)
     assert "Other words." in html and "First words." not in html
-    assert "anatomy says 9.9.9-changed" in html and _figures(html) == second_figures
+    assert "anatomy says 9.9.9-changed" in html and _figures(html, tmp_path / "site") == second_figures
     assert "executed" not in log and "from the cache" in log
 
 
