@@ -85,6 +85,7 @@ _ADDED: set[str] = set()
 def on_config(config):
     import jieba  # material's search plugin segments with the same (global) jieba
 
+    jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict ..." lines are progress, not news
     if languages(config) is None:
         return config
     words = sorted(reader_words(config, languages(config)[1]) - _ADDED)
