@@ -195,7 +195,8 @@ def on_post_build(config):
     i18n = config.plugins.get("i18n")
     lang = getattr(i18n, "current_language", None) or "en"  # the language this build wrote (site_dir is the top)
     if _COMMAND != ["serve"]:
-        nav = [Path(str(item if isinstance(item, str) else next(iter(item.values())))).name for item in config["nav"] or []]
+        pages = (item if isinstance(item, str) else next(iter(item.values())) for item in config["nav"] or [])
+        nav = [Path(page).name for page in pages if isinstance(page, str)]  # the book's pages; sections (the API reference) are not printed
         try:
             pdf.build(top if lang == "en" else top / lang, lang, nav, config["site_name"], top, traditional.convert_text)
         except pdf.PdfFailed as err:
