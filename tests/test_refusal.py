@@ -75,7 +75,10 @@ def test_ablation_leaves_no_component_at_any_layer_or_position(smollm2):
         assert _n_hooks(smollm2) == before + smollm2.n_layers + 1
         gone, _ = _residual(smollm2, prompt)  # [L + 1, T, d]
     assert _n_hooks(smollm2) == before  # hooks removed on exit
-    assert torch.allclose(project(gone, v), torch.zeros(gone.shape[:2]), atol=1e-3)
+    # zero up to float32 rounding, which scales with the vector's length (entries reach 1e4 where the
+    # stream has massive activations): 1e-6 of the length is 8 float32 epsilons; before ablation the
+    # component is 1 to 150 at these stages
+    assert (project(gone, v).abs() <= 1e-6 * gone.norm(dim=-1) + 1e-5).all()
     # only the component along v is removed: the rest of the embedding is untouched
     u = v / v.norm()
     assert torch.allclose(gone[0], plain[0] - (plain[0] @ u)[:, None] * u, atol=1e-4)
