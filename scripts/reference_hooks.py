@@ -214,7 +214,7 @@ def with_back_links(markdown: str, folder: Path, lang: str, order: list[str] | N
         pages = cited.get(current, [])
         if pages:
             links = ", ".join(f"[{_title(p)}]({p.name})" for p in pages)
-            out.append(f"  <br><small>{_CITED_IN.get(lang, _CITED_IN['en'])}{links}</small>")
+            out.append(f"  <br><small class=\"anatomy-cited\">{_CITED_IN.get(lang, _CITED_IN['en'])}{links}</small>")
     return "\n".join(out) + "\n"
 
 

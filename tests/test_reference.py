@@ -108,11 +108,11 @@ def test_every_entry_has_a_link_or_a_publisher():
 def test_each_entry_is_followed_once_by_the_pages_citing_it(lang):
     page = (DOCS / lang / "references.md").read_text(encoding="utf-8")
     built = reference.with_back_links(page, DOCS / lang, lang, [p.name for p in sorted((DOCS / lang).glob("*.md"))])
-    assert built.count("<small>") == len(_entries(lang))  # one line of back-links per entry, none elsewhere
+    assert built.count("<small class=\"anatomy-cited\">") == len(_entries(lang))  # one line of back-links per entry, none elsewhere
     assert reference.entry_anchors(built) == _entries(lang)
     for block in re.split(r"^- (?=<a id=)", built, flags=re.M)[1:]:
         own = block.split("\n\n")[0].rstrip("\n").split("\n")
-        assert own[-1].startswith("  <br><small>") and "](" in own[-1], own[0][:40]
+        assert own[-1].startswith("  <br><small class=\"anatomy-cited\">") and "](" in own[-1], own[0][:40]
 
 
 # --- on the built site ----------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_on_the_site_every_citation_lands_on_its_entry(site_dir, lang):
 def test_on_the_site_every_entry_links_back_to_the_chapters_citing_it(site_dir, lang):
     html = (site_dir / LANGS[lang] / "references" / "index.html").read_text(encoding="utf-8")
     article = html[html.index("<article"): html.index("</article>")]
-    assert article.count("<small>") == len(_entries("en"))
+    assert article.count("<small class=\"anatomy-cited\">") == len(_entries("en"))
     for anchor in _entries("en"):
         entry = article[article.index(f'id="{anchor}"'):]
         entry = entry[: entry.index("</li>")]

@@ -279,6 +279,8 @@ def _searches(lang: str) -> list[tuple[str, str]]:
     searches = []
     for item in config["nav"]:
         (title, chapter), = item.items()
+        if not isinstance(chapter, str):  # a section (the API reference), not a page of the book
+            continue
         searches.append((re.sub(r"^\d+\.\s*", "", titles.get(title, title)), _url_of(chapter, lang)))
     for anchor, words in site_hooks().glossary_terms(str(ROOT / "docs" / lang / "glossary.md")):
         searches.append((words, f"{_url_of('glossary.md', lang)}#{anchor}"))
