@@ -100,9 +100,14 @@ def on_config(config):
 GLOSSARY_BOOST = 2  # a term every chapter uses ("Layer", "Logit") still lists its definition among the first results
 
 
+API_BOOST = 0.5  # the API reference uses the book's words everywhere ("layer"); it ranks below the book's pages
+
+
 def on_page_markdown(markdown, page, config, files):
     if Path(page.file.src_uri).name == "glossary.md":
         page.meta.setdefault("search", {}).setdefault("boost", GLOSSARY_BOOST)
+    elif "api" in Path(page.file.src_uri).parts[:-1]:
+        page.meta.setdefault("search", {}).setdefault("boost", API_BOOST)
     return markdown
 
 
