@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+
+
+def require_chromium(needed_for: str) -> None:
+    """Skip the calling test when Chromium is missing; under CI (CI=true) fail instead, since CI installs it.
+
+    ``needed_for`` completes the sentence "Chromium is not installed, so ...".
+    """
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium is not installed at {CHROMIUM}, so {needed_for} (scripts/install-browser.sh installs it).")
+        pytest.skip(f"Chromium is not installed (sh scripts/install-browser.sh), so {needed_for}; CI installs it and runs these tests.")
 
 
 def _script(name: str):
@@ -63,7 +79,7 @@ def start_site_build() -> None:
     The root conftest starts it as soon as the chapters have executed, so that the build (one
     process, about a minute) runs beside the library tests instead of after them.
     """
-    if _BUILD:
+    if _BUILD or os.environ.get("ANATOMY_BUILT_SITE"):
         return
     import atexit
     import shutil
@@ -89,7 +105,13 @@ def start_site_build() -> None:
 
 
 def site_build() -> tuple[Path, int, str]:
-    """The session's site build (started now if it was not): its directory, exit code and last output."""
+    """The session's site build (started now if it was not): its directory, exit code and last output.
+
+    $ANATOMY_BUILT_SITE names a site built before (`mkdocs build --site-dir DIR`) to test instead, for
+    a person working on these tests; it must be a build of the current tree (CI never sets it).
+    """
+    if os.environ.get("ANATOMY_BUILT_SITE"):
+        return Path(os.environ["ANATOMY_BUILT_SITE"]), 0, ""
     start_site_build()
     code = _BUILD["proc"].wait()
     log = _BUILD["log"]

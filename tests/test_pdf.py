@@ -9,30 +9,20 @@ Start here. Under CI (CI=true) a missing Chromium is a failure, not a skip.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from sitetools import ROOT, executor, nav, site_build
+from sitetools import ROOT, executor, nav, require_chromium, site_build
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 LANGS = ("en", "zh", "zh-TW")
 NAV = nav()
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Chromium is not installed at {CHROMIUM}, so the build printed no PDF (scripts/install-browser.sh installs it).")
-        pytest.skip("Chromium is not installed (apt-get install chromium): the build prints no PDF; CI installs it.")
-
-
 @pytest.fixture(scope="session")
 def site_dir() -> Path:
-    _require_chromium()
+    require_chromium("the build printed no PDF")
     out, code, log = site_build()
     assert code == 0, log
     return out
