@@ -1,8 +1,8 @@
 """scripts/headings.py: every heading of an executed chapter gets a unique, non-empty id, and the contents follow."""
 
-from sitetools import _script
+from sitetools import script
 
-headings = _script("headings")
+headings = script("headings")
 
 PAGE = (
     '<h1 id="9">第 9 章　亲手计算自注意力<a class="anchor-link" href="#9">¶</a></h1><p>x</p>'

@@ -12,11 +12,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import ROOT, _script, mkdocs_config
+from sitetools import ROOT, script, mkdocs_config
 
 DOCS = ROOT / "docs"
 API = DOCS / "en" / "api"
-reference = _script("reference_hooks")
+reference = script("reference_hooks")
 
 
 def _module_file(module: str) -> Path | None:
@@ -169,7 +169,7 @@ def test_on_the_site_the_api_reference_is_reached_in_every_language(site_dir, la
 
 
 # --- reST roles in docstrings (scripts/docstring_roles.py) --------------------------------------
-roles = _script("docstring_roles")
+roles = script("docstring_roles")
 
 
 def _objects(pkg):

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import CHROMIUM, ROOT, _script, executor, mkdocs_config, nav, require_chromium, site_build, site_hooks
+from sitetools import CHROMIUM, ROOT, executor, in_background, mkdocs_config, nav, require_chromium, script, site_build, site_hooks
 
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 
@@ -53,17 +53,28 @@ def site_dir() -> Path:
     return out
 
 
+_SERVING: dict[Path, str] = {}
+
+
+def _serve(out: Path) -> str:
+    """The built site served on 127.0.0.1, once per session (a thread of its own); its base URL."""
+    with _LOCK:
+        if out not in _SERVING:
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+            handler.log_message = lambda *a, **k: None
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            _SERVING[out] = f"http://127.0.0.1:{server.server_address[1]}/"
+        return _SERVING[out]
+
+
+_LOCK = threading.Lock()
+
+
 @pytest.fixture(scope="session")
 def served(site_dir):
-    """The built site served on 127.0.0.1; yields the base URL."""
-    out = site_dir
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    """The built site served on 127.0.0.1; the base URL."""
+    return _serve(site_dir)
 
 
 @pytest.fixture(scope="session")
@@ -189,16 +200,16 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
 TABS = 3  # pages open at once: the browser renders in its own processes, so visits overlap well on 2 cores
 
 
-@pytest.fixture(scope="session")
-def visits(served) -> dict[tuple[str, str], list[str]]:
-    """Every page of PAGES visited once, a few tabs at a time: (chapter, lang) -> what was wrong on it.
+def _visit_all() -> dict[tuple[str, str], list[str]] | None:
+    """Every page of PAGES visited once, a few tabs at a time, once the site is built: (chapter, lang) -> what was wrong on it.
 
-    Runs in a thread of its own (Playwright's async API, its own event loop), apart from the
-    browser of the other tests.
+    None when there is nothing to visit (the build failed, or there is no Chromium): the fixtures say why.
     """
-    require_chromium("the site cannot be opened in a browser")
+    out, code, _ = site_build()
+    if code != 0 or not Path(CHROMIUM).exists():
+        return None
+    site = _serve(out)
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
 
     from playwright.async_api import async_playwright
 
@@ -210,7 +221,7 @@ def visits(served) -> dict[tuple[str, str], list[str]]:
             async def one(chapter, lang):
                 async with gate:
                     try:
-                        return await _visit(browser, served, chapter, lang)
+                        return await _visit(browser, site, chapter, lang)
                     except Exception as err:  # a timeout, a crashed tab: that page's failure, not every page's
                         return [f"{type(err).__name__}: {err}"]
 
@@ -218,8 +229,27 @@ def visits(served) -> dict[tuple[str, str], list[str]]:
             await browser.close()
         return dict(zip(PAGES, found))
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, visit_all()).result()
+    return asyncio.run(visit_all())  # this thread's own event loop
+
+
+def start_early(items) -> None:
+    """Called by the root conftest with the collected tests: if any of them reads the visits, they
+    start when the site is built and run beside the library tests (tests/sitetools.py, `in_background`)."""
+    if any(item.path.name == "test_site.py" and "visits" in getattr(item, "fixturenames", ()) for item in items):
+        in_background("visits", _visit_all)
+
+
+@pytest.fixture(scope="session")
+def visits(site_dir) -> dict[tuple[str, str], list[str]]:
+    """Every page of PAGES visited once (`_visit_all`), started early by the root conftest or now.
+
+    Runs in a thread of its own (Playwright's async API, its own event loop), apart from the
+    browser of the other tests.
+    """
+    require_chromium("the site cannot be opened in a browser")
+    found = in_background("visits", _visit_all).result()
+    assert found is not None, "the pages were not visited"
+    return found
 
 
 @pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
@@ -265,7 +295,7 @@ def _searches(lang: str) -> list[tuple[str, str]]:
     languages = {entry["locale"]: entry for entry in i18n["languages"]}
     titles = (languages.get(lang) or {}).get("nav_translations") or {}
     if lang == "zh-TW" and not titles:  # generated from the Simplified ones, as scripts/site_hooks.py does
-        titles = _script("traditional").language_config(languages["zh"])["nav_translations"]
+        titles = script("traditional").language_config(languages["zh"])["nav_translations"]
     searches = []
     for item in config["nav"]:
         (title, chapter), = item.items()

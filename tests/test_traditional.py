@@ -7,27 +7,19 @@ The pages are generated here into a temporary folder the way the site build does
 from __future__ import annotations
 
 import functools
-import importlib.util
 import re
 import subprocess
 from pathlib import Path
 
 import jupytext
 import pytest
-from sitetools import ROOT, mkdocs_config, executor, site_hooks
+from sitetools import ROOT, executor, mkdocs_config, script, site_hooks
 
 ZH = ROOT / "docs" / "zh"
 CHAPTERS = sorted(p.name for p in ZH.glob("*.md"))
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("traditional_under_test", ROOT / "scripts" / "traditional.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-traditional = _module()
+traditional = script("traditional")
 
 
 @pytest.fixture(scope="module")
