@@ -236,6 +236,13 @@ sys.path.insert(0, "anatomy_lib")
 """
 
 
+_SOLUTIONS = {
+    "en": "## Solutions\n\nThe reference solutions of the exercises above, each run through its checker.",
+    "zh": "## 参考答案\n\n上面各练习的参考答案，每一个都经过它的检查函数核对。",
+    "zh-TW": "## 參考答案\n\n上面各練習的參考答案，每一個都經過它的檢查函式核對。",
+}
+
+
 def _library_zip() -> str:
     import base64
     import io
@@ -254,6 +261,7 @@ def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     nb = results.fill_markdown(executor.read(md_path), results.glued(with_outputs(md_path)))
     folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
     note = _NOTE[folder if folder in LANGS else "en"]
+    nb = results.solutions_last(nb, _SOLUTIONS[folder if folder in LANGS else "en"])
     setup = [
         nbformat.v4.new_markdown_cell(note),
         nbformat.v4.new_code_cell(_INSTALL, metadata={"tags": ["install"]}),
@@ -358,6 +366,7 @@ def on_page_content(html, page, config, files):
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
     html = glossary_links(html, page, files)
+    html = results.fold_solutions(html, lang)  # exercises: the reference solutions folded below their stubs
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     html = figures.place(html, page.file.abs_dest_path, _site_top(config))

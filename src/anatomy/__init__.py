@@ -22,7 +22,7 @@ Conventions, the same in every module (and stated once on the book's Start here 
 * Bad input raises ``AnatomyError`` with one sentence saying what is wrong and what to do.
 """
 
-from . import plot
+from . import exercises, plot
 from .about import versions
 from .ablation import Attribution, HeadAblation, Means, NeuronAblation, Separation, TopContexts, ablate, head_ablation, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, random_neurons, separating_neurons, top_contexts
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, attention_projection, rotary, time_by_length
