@@ -1,6 +1,6 @@
 """Run part of a model: a padded batch of prompts, up to a place, from a layer, last tokens, chosen LM-head rows.
 
-Every chapter module runs the model through these few functions (Chapters 5-17):
+Every chapter module runs the model through these few functions (Chapters 5-18):
 
     b = batch(model, prompts)                        # each prompt as the model reads it alone, padded on the right
     h = run_to(model, b, "layers.5")                 # the layers up to layer 5's output; nothing after it runs
@@ -135,7 +135,7 @@ def _value(s: hooks.Site, args, output) -> torch.Tensor:
 
 
 def run_to(model, b: Batch, place: str = "final_norm") -> torch.Tensor:
-    """Run the layers on a batch until ``place`` has been computed; return its value there (Chapters 5-17).
+    """Run the layers on a batch until ``place`` has been computed; return its value there (Chapters 5-18).
 
     Nothing after ``place`` runs (no later layer, no LM head). Hooks the caller set on places
     before it see their true values. Not a copy: under ``torch.enable_grad`` it keeps the graph.
