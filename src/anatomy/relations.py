@@ -323,7 +323,8 @@ def relation_edits(model, lre: RelationMap, reading: RelationReading, test: Sequ
                    seed: int = 0, n_texts: int = 4) -> RelationEdits:
     """Move each test subject's vector so the map gives another subject's answer; does the model follow? (Chapter 18)
 
-    The target of subject i is the next test subject (in order) whose answer differs. The edit is
+    The target of subject i is the next test subject (in order) whose answer differs (a subject
+    with none is left out; ``n`` counts the subjects edited). The edit is
     Δs = (βW)⁺ (R o_t − R o_i) (Hernandez et al.'s inverse, on the read-out rows R): the smallest
     change of s that moves the map's logits as from o_i to o_t. Controls: ``draws`` random edits
     of the same length per subject, in directions of the subject vectors' own spread (the
@@ -347,8 +348,8 @@ def relation_edits(model, lre: RelationMap, reading: RelationReading, test: Sequ
     for n_i, i in enumerate(test):
         t = next((test[(n_i + k) % len(test)] for k in range(1, len(test))
                   if reading.answers[test[(n_i + k) % len(test)]] != reading.answers[i]), None)
-        if t is None:
-            raise AnatomyError("Every test subject has the same answer; there is no other answer to edit towards.")
+        if t is None:  # every test subject has this answer: there is nothing else to edit towards
+            continue
         delta = pinv @ ((reading.final[t] - reading.final[i]) @ rows.T)  # [d]
         others = [j for j in range(len(reading.subjects)) if j not in (i, t)]
         pick = torch.stack([torch.randperm(len(others), generator=gen)[:2] for _ in range(draws)])  # [draws, 2]
@@ -367,6 +368,10 @@ def relation_edits(model, lre: RelationMap, reading: RelationReading, test: Sequ
         rand_deltas.append(rand[0])
         examples.append((reading.subjects[i], readable(model.tokenizer, int(own)), readable(model.tokenizer, int(target)),
                          readable(model.tokenizer, int(got[0]))))
+    mean = lambda x: sum(x) / len(x) if x else float("nan")  # noqa: E731
+    if not deltas:  # the model gave one answer for every test subject
+        nan = float("nan")
+        return RelationEdits(model.name, lre.relation, lre.layer, 0, draws, nan, nan, nan, nan, nan, nan, nan, nan, ())
     texts = book_text("en")[:n_texts]
     d_edit, d_rand = deltas[0], rand_deltas[0]
 
@@ -380,7 +385,6 @@ def relation_edits(model, lre: RelationMap, reading: RelationReading, test: Sequ
     clean = next_token_loss(model, texts, lre.layer)
     one = next_token_loss(model, texts, lre.layer, at_one(d_edit))
     one_random = next_token_loss(model, texts, lre.layer, at_one(d_rand))
-    mean = lambda x: sum(x) / len(x)  # noqa: E731
     return RelationEdits(model.name, lre.relation, lre.layer, len(test), draws, mean(wins), mean(rand_wins),
                          mean(rand_changed), mean(patched), mean(norms), clean, one, one_random, tuple(examples))
 

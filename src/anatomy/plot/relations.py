@@ -27,6 +27,7 @@ def relation_layers(maps) -> Figure:
                 ax.plot(m.layers, best, "-o", color=f"C{k}", ms=4, label=m.relation)
                 i = m.layers.index(m.layer)
                 ax.plot([m.layer], [best[i]], "*", color=f"C{k}", ms=13, mec="black", mew=0.6)
+            ax.set_xticks(list(dict.fromkeys(layer for x in maps if x.model_name == name for layer in x.layers)))
             ax.set_title(name, fontsize=9, fontfamily=font_families())
             ax.set_xlabel("layer ℓ of the subject vector (0-based)")
             ax.set_ylim(-0.03, 1.03)
