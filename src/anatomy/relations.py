@@ -23,6 +23,8 @@ first (an RMS norm only divides by a positive number). The shared demonstrations
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -152,27 +154,13 @@ def _jacobian_rows(model, pre: run.Prefix, suffix: Sequence[int], layers: Sequen
 
     last = f"layers.{model.n_layers - 1}"
     with torch.enable_grad():
-        with _edits(model, {f"layers.{layer}": keeper(layer) for layer in layers}):
+        with contextlib.ExitStack() as stack:  # every hook removed on exit, even on error
+            for layer in layers:
+                stack.enter_context(hooks.edit(model, f"layers.{layer}", keeper(layer)))
             o = run.run_after(model, pre, ids, last)[:, -1].float()  # [k, d]
         target = (o * rows.to(o)).sum()
         grads = torch.autograd.grad(target, [kept[layer] for layer in layers])
     return torch.stack([g[:, j].float().cpu() for g in grads])  # [len(layers), k, d]
-
-
-class _edits:
-    """Several ``hooks.edit`` blocks entered together (in model order), all removed on exit."""
-
-    def __init__(self, model, fns: dict):
-        self.blocks = [hooks.edit(model, place, fn) for place, fn in fns.items()]
-
-    def __enter__(self):
-        for b in self.blocks:
-            b.__enter__()
-
-    def __exit__(self, *exc):
-        for b in reversed(self.blocks):
-            b.__exit__(*exc)
-        return False
 
 
 @dataclass(frozen=True)
@@ -219,8 +207,6 @@ def relation_map(model, reading: RelationReading, train: Sequence[int], dev: Seq
     are computed, at all of ``reading.layers`` at once. The layer and β with the most dev subjects
     whose map answer equals the model's own answer are kept (ties: the earlier layer, the smaller β).
     """
-    import time
-
     train, dev = list(train), list(dev)
     if not train or not dev or set(train) & set(dev):
         raise AnatomyError("train and dev must be non-empty and disjoint lists of subject indices.")

@@ -39,6 +39,6 @@ def relation_layers(maps) -> Figure:
         en=f"For each relation ({relations}), the share of dev subjects for which the linear map from layer ℓ's subject vector, "
            f"read through the LM head, gives the model's own answer, at the best β of each layer; the star marks the layer chosen, for "
            + ", ".join(names) + ".",
-        zh=f"每个关系（{relations}）的线性映射从第 ℓ 层的主语向量出发、经 LM 头读出后给出模型自己答案的开发集主语比例（每层取最好的 β）；"
+        zh=f"每个关系（{relations}）的线性映射从第 ℓ 层的主语向量出发、经 LM Head 读出后给出模型自己答案的开发集主语比例（每层取最好的 β）；"
            f"星号标出选中的层；模型：" + "、".join(names) + "。",
     )
