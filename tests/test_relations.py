@@ -95,3 +95,11 @@ def test_edits_are_seeded(smollm2, capital_map):
     assert a.n == 3 and a.draws == 2 and 0 <= a.random_success <= 1 and a.loss_clean > 0
     with pytest.raises(AnatomyError, match="draws"):
         relation_edits(smollm2, lre, r, test, draws=0)
+
+
+def test_relation_layers_figure(capital_map):
+    _, lre, _, _ = capital_map
+    fig = anatomy.plot.relation_layers(lre)
+    assert fig.description["en"].startswith("For each relation") and "开发集" in fig.description["zh"]
+    with pytest.raises(AnatomyError, match="No maps"):
+        anatomy.plot.relation_layers([])
