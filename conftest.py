@@ -45,12 +45,12 @@ def pytest_collection_finish(session):
                    key=lambda p: (order.index(Path(p).name) if Path(p).name in order else len(order), p))
     if paths:
         executor().prefetch(paths)
+    if session.config.option.collectonly:
+        return
     if any(item.path.name == "test_site.py" for item in session.items):
         start_site_build()  # in the background, beside the other tests; tests/test_site.py waits for it
     # Work of the test modules that waits for the build in a thread of its own, and then runs beside
     # the library tests (the browser visits of tests/test_site.py, the reading of the PDFs).
-    if session.config.option.collectonly:
-        return
     for module in {id(m): m for m in (getattr(item, "module", None) for item in session.items) if hasattr(m, "start_early")}.values():
         module.start_early(session.items)
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if str(ROOT) not in sys.path:  # mkdocs loads this file by its path; its helpers are the package scripts/
     sys.path.insert(0, str(ROOT))
-from scripts import accessible, executor, figures, page_css, pdf, traditional  # noqa: E402
+from scripts import accessible, executor, figures, page_css, pdf, results, traditional  # noqa: E402
 from scripts.jupyter_patch import Patch  # noqa: E402
 
 LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
@@ -97,8 +97,12 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
         return _render(nb_path, execute=execute, kernel_name=kernel_name, **kwargs)
     try:
         nb = figures_described(with_outputs(str(nb_path), kernel_name), page_language(str(nb_path)))
-    except ChapterFailed as err:
+        nb = results.render(nb, str(Path(nb_path).relative_to(ROOT)) if ROOT in Path(nb_path).parents else str(nb_path))
+    except (ChapterFailed, results.ResultsError) as err:
         raise PluginError(str(err)) from None
+    tags = dict(kwargs.pop("remove_tag_config", None) or {})
+    tags["remove_input_tags"] = [results.HIDDEN]  # blocks of claims and glue: the reader reads their sentences
+    kwargs["remove_tag_config"] = tags
 
     class _Reader:  # what nbconvert2 calls `jupytext` while it renders this page
         read = staticmethod(lambda *_a, **_k: nb)
@@ -224,6 +228,13 @@ sys.path.insert(0, "anatomy_lib")
 """
 
 
+_SOLUTIONS = {
+    "en": "## Solutions\n\nThe reference solutions of the exercises above, each run through its checker.",
+    "zh": "## 参考答案\n\n上面各练习的参考答案，每一个都经过它的检查函数核对。",
+    "zh-TW": "## 參考答案\n\n上面各練習的參考答案，每一個都經過它的檢查函式核對。",
+}
+
+
 def _library_zip() -> str:
     import base64
     import io
@@ -239,9 +250,10 @@ def _library_zip() -> str:
 
 def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     """The chapter as a notebook: install cells first, then the chapter's own cells (no outputs)."""
-    nb = executor.read(md_path)
+    nb = results.fill_markdown(executor.read(md_path), results.glued(with_outputs(md_path)))
     folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
     note = _NOTE[folder if folder in LANGS else "en"]
+    nb = results.solutions_last(nb, _SOLUTIONS[folder if folder in LANGS else "en"])
     setup = [
         nbformat.v4.new_markdown_cell(note),
         nbformat.v4.new_code_cell(_INSTALL, metadata={"tags": ["install"]}),
@@ -346,6 +358,7 @@ def on_page_content(html, page, config, files):
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
     html = glossary_links(html, page, files)
+    html = results.fold_solutions(html, lang)  # exercises: the reference solutions folded below their stubs
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     html = figures.place(html, page.file.abs_dest_path, _site_top(config))
