@@ -5,11 +5,11 @@ import copy
 
 import nbformat
 import pytest
-from sitetools import _script
+from sitetools import script
 
 import anatomy
 
-results = _script("results")
+results = script("results")
 
 
 def _output(obj) -> dict:
