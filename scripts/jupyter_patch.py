@@ -67,6 +67,8 @@ def changes() -> list[str]:
         found.append("nbconvert2.nb2html no longer reads the notebook with jupytext.read")
     if not all(a in inspect.signature(nbconvert2.nb2html).parameters for a in RENDER_ARGS):
         found.append(f"nbconvert2.nb2html no longer takes {', '.join(RENDER_ARGS)}")
+    if "remove_tag_config" not in inspect.signature(nbconvert2.nb2html).parameters:  # hides blocks of claims (scripts/results.py)
+        found.append("nbconvert2.nb2html no longer takes remove_tag_config")
     if convert.nb2html is not nbconvert2.nb2html and not getattr(convert.nb2html, "__module__", "").startswith("scripts"):
         found.append("convert.nb2html is no longer nbconvert2.nb2html")
     return found

@@ -266,7 +266,8 @@ def _claims_as_shown(zh: str) -> list[str]:
     for sentence in _claims_and_strings(zh)[0]:
         page = anatomy.claims.Claim(text="-", zh=sentence, holds=True, models=("m",))._repr_html_()
         converted = traditional.convert_claims(page, zh)
-        shown += [html.unescape(t) for t in re.findall(r'<span lang="zh-TW">(.*?)</span>', converted, re.S)]
+        sentence = converted[converted.index("<summary>"): converted.index("</summary>")]  # not the fold's fixed words
+        shown += [html.unescape(t) for t in re.findall(r'<span lang="zh-TW">(.*?)</span>', sentence, re.S)]
     return shown
 
 
