@@ -14,6 +14,7 @@ checker with ``solution=True``: a reference solution that no longer passes fails
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from dataclasses import dataclass
@@ -213,9 +214,10 @@ def _as_int(got) -> int | None:
 _PROMPTS = ("The capital of France is", "One, two, three,")
 
 
+@functools.lru_cache(maxsize=32)
 @torch.no_grad()
 def _scores(model, prompt: str) -> torch.Tensor:
-    """The model's scores (logits) at every position of the prompt, [T, V]."""
+    """The model's scores (logits) at every position of the prompt, [T, V] (kept: a checker asks several times)."""
     b = run.batch(model, [prompt])
     return model.hf(input_ids=b.ids, attention_mask=b.mask).logits[0].float()
 
@@ -374,12 +376,18 @@ _HAPPY = ("I love this wonderful day.", "What a great and happy surprise!", "Thi
 _SAD = ("I hate this terrible day.", "What an awful and sad surprise.", "This is the worst news ever.")
 
 
+@functools.lru_cache(maxsize=32)
 @torch.no_grad()
-def _last_states(model, prompts, stage: int) -> torch.Tensor:
-    """Row ``stage`` of the hidden states (0 the embedding, ℓ + 1 the output of layer ℓ) at each prompt's last token."""
+def _all_last_states(model, prompts: tuple) -> torch.Tensor:
+    """Every row of the hidden states at each prompt's last token, [L + 1, N, d] (kept: a checker asks several times)."""
     b = run.batch(model, list(prompts))
     out = model.hf(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
-    return run.last(out.hidden_states[stage].float(), b)  # [N, d]
+    return torch.stack([run.last(h.float(), b) for h in out.hidden_states])
+
+
+def _last_states(model, prompts, stage: int) -> torch.Tensor:
+    """Row ``stage`` of the hidden states (0 the embedding, ℓ + 1 the output of layer ℓ) at each prompt's last token."""
+    return _all_last_states(model, tuple(prompts))[stage]  # [N, d]
 
 
 def _mean_state(model, prompts, stage):
