@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from .errors import AnatomyError
 from .loading import DEFAULT_MODELS
 
-__all__ = ["Claim", "ClaimFailed", "claim"]
+__all__ = ["Claim", "ClaimFailed", "claim", "glue"]
+
+GLUE: dict = {}  # TEMPORARY shim until main has the result-sentence mechanism
+
+
+def glue(**values) -> None:
+    """TEMPORARY shim: name values for the prose."""
+    GLUE.update(values)
 
 
 class ClaimFailed(AnatomyError, AssertionError):
@@ -67,7 +74,7 @@ class Claim:
     __repr__ = __str__
 
 
-def claim(text: str, holds, *, zh: str, about, measured=None) -> Claim | None:
+def claim(text: str, holds, *, zh: str, about, measured=None, kind: str = "behaviour", **values) -> Claim | None:
     """Check one sentence of a chapter against the value it reads (Start here explains the convention).
 
     ``holds`` is the condition, computed from the block's results; ``about`` is the model (or the
@@ -78,6 +85,7 @@ def claim(text: str, holds, *, zh: str, about, measured=None) -> Claim | None:
     """
     if not isinstance(text, str) or not text.strip() or not isinstance(zh, str) or not zh.strip():
         raise AnatomyError("A claim needs its sentence in English (text=...) and in Chinese (zh=...).")
+    text, zh = text.format(**values), zh.format(**values)  # TEMPORARY shim
     models = about if isinstance(about, (tuple, list)) else (about,)
     names = tuple(m if isinstance(m, str) else getattr(m, "name", None) for m in models)
     if not names or any(not isinstance(n, str) for n in names):
