@@ -195,7 +195,7 @@ def peers(repeats: int = 5) -> list[tuple[str, str]]:
         v = anatomy.direction(model, ["I love this, it is wonderful."], ["I hate this, it is awful."], layer)
 
         def ours_steer():
-            with anatomy.steer(model, v, layer, 4.0):
+            with anatomy.steer(model, layer, v, 4.0):
                 return anatomy.generate(model, STEER_PROMPT, max_new_tokens=20)
 
         def nn_steer():

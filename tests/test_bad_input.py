@@ -49,7 +49,7 @@ CASES = [
     ("layer out of range (attention)", lambda s, g: anatomy.attention_by_hand(s, "the apple is green", 30), "out of range"),
     ("position out of range (patchscope)", lambda s, g: anatomy.patchscope(s, "Diana, Princess of Wales", 3, 99, target_prompt="cat -> cat; X ->"), "osition"),
     ("placeholder missing (patchscope)", lambda s, g: anatomy.patchscope(s, "Diana", 3, -1, target_prompt="cat -> cat; ? ->"), "X"),
-    ("steering vector of the wrong size", lambda s, g: anatomy.steer(s, torch.zeros(7), 3).__enter__(), "size"),
+    ("steering vector of the wrong size", lambda s, g: anatomy.steer(s, 3, torch.zeros(7)).__enter__(), "size"),
     ("negative temperature", lambda s, g: anatomy.softmax_by_hand(torch.zeros(3), temperature=-1), "emperature"),
 ]
 

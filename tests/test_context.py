@@ -126,6 +126,11 @@ def test_same_sense_apples_are_closer_on_the_normalized_measure(model):
     same = r.same_sense
     assert same.sum() == 2 and (~same).sum() == 4
     assert mid[same].min() > mid[~same].max()
+    torch.testing.assert_close(r.middle_mean("normalized"), mid)
+    assert r.sense_gap("normalized") == pytest.approx(float(mid[same].min() - mid[~same].max()))
+    assert r.sense_gap("raw") == pytest.approx(float(r.middle_mean("raw")[same].min() - r.middle_mean("raw")[~same].max()))
+    with pytest.raises(anatomy.AnatomyError, match="raw"):
+        r.middle_mean("cosine")
     # normalization: 1 for identical vectors (layer 0: same token), 0 at the baseline
     torch.testing.assert_close(r.normalized[:, 0], torch.ones(len(r.pairs)), rtol=0, atol=1e-4)
 

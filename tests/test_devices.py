@@ -114,7 +114,7 @@ def test_steering_and_patching(spread, smollm2):
     torch.testing.assert_close(anatomy.direction(spread, ZH, EN, high), v)
     out = {}
     for name, m in (("spread", spread), ("memory", smollm2)):
-        with anatomy.steer(m, v, high, 4.0):  # the vector stays on the CPU; the layer runs from disk
+        with anatomy.steer(m, high, v, 4.0):  # the vector stays on the CPU; the layer runs from disk
             text = anatomy.generate(m, PROMPT, max_new_tokens=3)
         vec = anatomy.source_vector(m, CLEAN, low)
         with anatomy.patching(m, high, 1, vec):
@@ -138,9 +138,9 @@ def test_a_local_directory_is_placed_by_transformers(smollm2, tmp_path):
         a, b = (anatomy.logit_lens(m, PROMPT, [" Paris"]) for m in (spread, whole))
         torch.testing.assert_close(a.top_probs, b.top_probs)
         torch.testing.assert_close(a.target_probs, b.target_probs)
-        with anatomy.steer(spread, torch.ones(spread.d_model), 3, 2.0), hooks.capture(spread, "layers.3") as s:
+        with anatomy.steer(spread, 3, torch.ones(spread.d_model), 2.0), hooks.capture(spread, "layers.3") as s:
             spread.hf(input_ids=torch.tensor([[1, 2, 3]]))
-        with anatomy.steer(whole, torch.ones(whole.d_model), 3, 2.0), hooks.capture(whole, "layers.3") as w:
+        with anatomy.steer(whole, 3, torch.ones(whole.d_model), 2.0), hooks.capture(whole, "layers.3") as w:
             whole.hf(input_ids=torch.tensor([[1, 2, 3]]))
         torch.testing.assert_close(s["layers.3"], w["layers.3"])
     finally:

@@ -172,3 +172,11 @@ def test_projection_figure(gemma):
     fig = anatomy.plot.projection(p)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["李", "王", "张", "一", "二", "三"]
+
+
+def test_projection_group_centres_and_gaps(gemma):
+    p = anatomy.project_2d(gemma, {"a": ["李", "王", "张"], "b": ["一", "二", "三"]})
+    torch.testing.assert_close(p.centre("a"), p.xy[:3].mean(0))
+    assert p.gap("a") == pytest.approx(float((p.xy[:3].mean(0) - p.xy[3:].mean(0)).norm())) == p.gap("b")
+    with pytest.raises(anatomy.AnatomyError, match="group"):
+        p.centre("c")

@@ -136,7 +136,7 @@ def test_steered_generation_equals_nnsight(peer, prompt):
     layer, strength = model.n_layers // 2, 4.0
     v = anatomy.direction(model, ["I love this, it is wonderful.", "我今天非常开心。"],
                           ["I hate this, it is awful.", "我今天非常难过。"], layer)
-    with anatomy.steer(model, v, layer, strength):
+    with anatomy.steer(model, layer, v, strength):
         ours = anatomy.generate(model, prompt, max_new_tokens=20)
     assert ours != anatomy.generate(model, prompt, max_new_tokens=20)  # the steering changes the text
 

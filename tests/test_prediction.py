@@ -53,3 +53,11 @@ def test_too_long_prompt(smollm2):
 def test_top_k_range(smollm2):
     with pytest.raises(AnatomyError, match="out of range"):
         anatomy.next_token(smollm2, "hi").top(0)
+
+
+def test_top_tokens_as_a_table(smollm2):
+    answer = anatomy.next_token(smollm2, "The capital of France is")
+    t = answer.table(3)
+    assert t.columns == ("rank", "next token", "probability")
+    assert [r[1] for r in t.rows] == [w for w, _ in answer.top(3)] and t.rows[0][0] == 1
+    assert t.rows[0][2] == f"{answer.top(1)[0][1]:.3g}"

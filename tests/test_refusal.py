@@ -52,7 +52,7 @@ def test_smollm2_declines_what_a_chatbot_cannot_do(smollm2):
 
 def test_adding_the_zero_vector_changes_no_answer(smollm2):
     plain = answers(smollm2, DECLINED + ANSWERED, max_new_tokens=4)
-    with anatomy.steer(smollm2, torch.zeros(smollm2.d_model), smollm2.n_layers // 2):
+    with anatomy.steer(smollm2, smollm2.n_layers // 2, torch.zeros(smollm2.d_model)):
         assert answers(smollm2, DECLINED + ANSWERED, max_new_tokens=4) == plain
 
 

@@ -49,7 +49,7 @@ def test_direction_is_difference_of_means(smollm2):
 def test_zero_vector_changes_nothing_and_hook_is_removed(model):
     before = _last_logits(model, HELD[0])
     n = _n_hooks(model)
-    with anatomy.steer(model, torch.zeros(model.d_model), 3, strength=5.0):
+    with anatomy.steer(model, 3, torch.zeros(model.d_model), strength=5.0):
         assert _n_hooks(model) == n + 1
         inside = _last_logits(model, HELD[0])
     assert torch.allclose(inside, before, atol=1e-5)
@@ -59,7 +59,7 @@ def test_zero_vector_changes_nothing_and_hook_is_removed(model):
 def test_steering_changes_logits_then_restores(smollm2):
     v = anatomy.direction(smollm2, ZH, EN, 10)
     before = _last_logits(smollm2, HELD[0])
-    with anatomy.steer(smollm2, v, 10, 1.0):
+    with anatomy.steer(smollm2, 10, v, 1.0):
         steered = _last_logits(smollm2, HELD[0])
     assert not torch.allclose(steered, before, atol=1e-2)
     assert torch.allclose(_last_logits(smollm2, HELD[0]), before, atol=1e-5)
@@ -71,7 +71,7 @@ def test_adds_vector_at_every_position(smollm2):
     v = torch.randn(smollm2.d_model, generator=torch.Generator().manual_seed(0))
     with capture(smollm2, "layers.5") as plain, torch.no_grad():
         smollm2.hf(input_ids=ids)
-    with anatomy.steer(smollm2, v, 5, -2.5), capture(smollm2, "layers.5") as steered, torch.no_grad():
+    with anatomy.steer(smollm2, 5, v, -2.5), capture(smollm2, "layers.5") as steered, torch.no_grad():
         smollm2.hf(input_ids=ids)
     assert torch.allclose(steered["layers.5"], plain["layers.5"] - 2.5 * v, atol=1e-4)
 
@@ -80,7 +80,7 @@ def test_hook_removed_after_exception(smollm2):
     n = _n_hooks(smollm2)
     before = _last_logits(smollm2, HELD[0])
     with pytest.raises(RuntimeError, match="boom"):
-        with anatomy.steer(smollm2, torch.ones(smollm2.d_model), 2, 3.0):
+        with anatomy.steer(smollm2, 2, torch.ones(smollm2.d_model), 3.0):
             assert _n_hooks(smollm2) == n + 1
             raise RuntimeError("boom")
     assert _n_hooks(smollm2) == n
@@ -90,7 +90,7 @@ def test_hook_removed_after_exception(smollm2):
 @pytest.mark.parametrize("bad", [torch.zeros(10), torch.zeros(2, 576), torch.zeros(577), [0.0] * 576])
 def test_wrong_size_vector(smollm2, bad):
     with pytest.raises(AnatomyError, match=r"needs one vector of size 576"):
-        with anatomy.steer(smollm2, bad, 3):
+        with anatomy.steer(smollm2, 3, bad):
             pass
 
 
@@ -98,12 +98,12 @@ def test_bad_input(smollm2):
     n = _n_hooks(smollm2)
     v = torch.zeros(smollm2.d_model)
     with pytest.raises(AnatomyError, match=r"Layer 30 is out of range: .* layers 0 to 29"):
-        with anatomy.steer(smollm2, v, 30):
+        with anatomy.steer(smollm2, 30, v):
             pass
     with pytest.raises(AnatomyError, match="out of range"):
         anatomy.direction(smollm2, ZH, EN, -31)
     with pytest.raises(AnatomyError, match="strength"):
-        with anatomy.steer(smollm2, v, 3, float("nan")):
+        with anatomy.steer(smollm2, 3, v, float("nan")):
             pass
     with pytest.raises(AnatomyError, match="non-empty list"):
         anatomy.directions(smollm2, [], EN)
@@ -112,7 +112,7 @@ def test_bad_input(smollm2):
     with pytest.raises(AnatomyError, match="is 2 tokens"):
         anatomy.marker_difference(smollm2, HELD, ["我"], MB)  # 我 is two byte tokens in SmolLM2
     with pytest.raises(AnatomyError, match=r"\[30, 576\]"):
-        anatomy.steering_effect(smollm2, torch.zeros(576), HELD, MA, MB)
+        anatomy.steering_effect(smollm2, HELD, torch.zeros(576), MA, MB)
     with pytest.raises(AnatomyError, match="max_new_tokens"):
         anatomy.generate(smollm2, "Hello", 0)
     assert _n_hooks(smollm2) == n  # no hook left behind by a refused call
@@ -133,7 +133,7 @@ def test_effect_grows_and_flips_sign(model):
     vectors = anatomy.directions(model, ZH, EN)
     L = model.n_layers
     layers = (L // 3, 2 * L // 3, L - 2)
-    eff = anatomy.steering_effect(model, vectors, HELD, MA, MB, layers=layers, strengths=(-1, 0, 1))
+    eff = anatomy.steering_effect(model, HELD, vectors, MA, MB, layers=layers, strengths=(-1, 0, 1))
     assert eff.effect.shape == (3, 3)
     assert torch.allclose(eff.shift[:, 1], torch.zeros(3))  # strength 0 = no change
     best = layers.index(eff.best_layer)
@@ -148,14 +148,14 @@ def test_generate_is_greedy_and_steerable(smollm2):
     first = int(_last_logits(smollm2, "My favourite food is").argmax())
     assert a.startswith(smollm2.tokenizer.decode([first]))
     v = anatomy.direction(smollm2, ZH, EN, 10)
-    with anatomy.steer(smollm2, v, 10, 1.0):
+    with anatomy.steer(smollm2, 10, v, 1.0):
         b = anatomy.generate(smollm2, "My favourite food is", 6)
     assert b != a
 
 
 def test_plot(smollm2):
     vectors = anatomy.directions(smollm2, ZH, EN)
-    eff = anatomy.steering_effect(smollm2, vectors, HELD[:2], MA, MB, layers=(4, 20), strengths=(-1, 0, 1))
+    eff = anatomy.steering_effect(smollm2, HELD[:2], vectors, MA, MB, layers=(4, 20), strengths=(-1, 0, 1))
     fig = anatomy.plot.steering([eff])
     assert len(fig.axes) == 2  # one heat map + its colour bar
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["-1", "0", "1"]
@@ -180,13 +180,13 @@ def test_controls_are_computed_in_the_same_pass_as_steering_one_vector_at_a_time
     """The batched control equals steering with each random vector alone; the real effect is unchanged by batching."""
     vectors = anatomy.directions(smollm2, ZH, EN)
     layer = smollm2.n_layers // 2
-    eff = anatomy.steering_effect(smollm2, vectors, HELD, MA, MB, layers=(layer,), strengths=(1,), controls=2, seed=0)
-    plain = anatomy.steering_effect(smollm2, vectors, HELD, MA, MB, layers=(layer,), strengths=(1,))
+    eff = anatomy.steering_effect(smollm2, HELD, vectors, MA, MB, layers=(layer,), strengths=(1,), controls=2, seed=0)
+    plain = anatomy.steering_effect(smollm2, HELD, vectors, MA, MB, layers=(layer,), strengths=(1,))
     assert eff.control.shape == (1, 1, 2)
     assert torch.allclose(eff.effect, plain.effect, atol=1e-3)
     randoms = anatomy.random_directions(vectors, 2, seed=0)
     for k in range(2):
-        with anatomy.steer(smollm2, randoms[k, layer], layer, 1.0):
+        with anatomy.steer(smollm2, layer, randoms[k, layer], 1.0):
             alone = anatomy.marker_difference(smollm2, HELD, MA, MB).mean()
         assert float(eff.control[0, 0, k]) == pytest.approx(float(alone), abs=1e-3)
     assert eff.control_shift_at(layer, 1).shape == (2,)
@@ -198,16 +198,16 @@ def test_the_real_direction_beats_random_directions_of_the_same_norm(model):
     """At the layer chosen on development prompts, the direction moves held-out prompts far more than chance."""
     vectors = anatomy.directions(model, ZH, EN)
     L = model.n_layers
-    dev = anatomy.steering_effect(model, vectors, ["This book is about", "His job is"], MA, MB,
+    dev = anatomy.steering_effect(model, ["This book is about", "His job is"], vectors, MA, MB,
                                   layers=(L // 3, 2 * L // 3), strengths=(1,))
-    test = anatomy.steering_effect(model, vectors, HELD, MA, MB, layers=(dev.best_layer,), strengths=(1,), controls=4)
+    test = anatomy.steering_effect(model, HELD, vectors, MA, MB, layers=(dev.best_layer,), strengths=(1,), controls=4)
     real, random = test.shift_at(dev.best_layer, 1), test.control_shift_at(dev.best_layer, 1)
     assert real > 1.0 and real > 3 * float(random.abs().max())
 
 
 def test_plot_with_controls_shows_them_beside_the_direction(smollm2):
     vectors = anatomy.directions(smollm2, ZH, EN)
-    eff = anatomy.steering_effect(smollm2, vectors, HELD[:2], MA, MB, layers=(4, 20), strengths=(-1, 0, 1), controls=2)
+    eff = anatomy.steering_effect(smollm2, HELD[:2], vectors, MA, MB, layers=(4, 20), strengths=(-1, 0, 1), controls=2)
     fig = anatomy.plot.steering([eff])
     assert len(fig.axes) == 4  # the direction, the random directions, and their colour bars
     assert "random" in fig.axes[1].get_title()

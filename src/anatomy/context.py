@@ -209,6 +209,21 @@ class WordSimilarity(Stages):
         L = self.n_layers
         return slice(self.row(L // 4), self.row(min(3 * L // 4, L - 1)) + 1)
 
+    def middle_mean(self, which: str = "normalized") -> torch.Tensor:
+        """Each pair's raw or normalized similarity, averaged over the middle layers. Shape [P]."""
+        if which not in ("raw", "normalized"):
+            raise AnatomyError(f"which={which!r} is not allowed: use 'raw' or 'normalized'.")
+        values = self.raw if which == "raw" else self.normalized
+        return values[:, self.middle_layers()].mean(dim=1)
+
+    def sense_gap(self, which: str = "normalized") -> float:
+        """Lowest same-sense pair minus highest cross-sense pair, on the middle-layer mean (> 0: separated)."""
+        mid = self.middle_mean(which)
+        same = self.same_sense
+        if same.all() or not same.any():
+            raise AnatomyError("sense_gap needs pairs of the same sense and pairs of different senses; give two senses.")
+        return float(mid[same].min() - mid[~same].max())
+
     def table(self, which: str = "raw", layers=None) -> Table:
         """One row per pair at a few layers (default: L/4, L/2, 3L/4, L-1); the raw table adds the baseline.
 

@@ -230,6 +230,17 @@ class Projection:
     explained: tuple[float, float]  # fraction of the variance each component carries
     skipped: tuple[str, ...]  # words left out because they are not one token
 
+    def centre(self, group: str) -> torch.Tensor:
+        """The mean position of one group's words in the picture. Shape [2]."""
+        if group not in self.groups:
+            raise AnatomyError(f"No word of group {group!r} is in this projection; groups: {sorted(set(self.groups))}.")
+        return self.xy[torch.tensor([g == group for g in self.groups])].mean(0)
+
+    def gap(self, group: str) -> float:
+        """Distance from a group's centre to the nearest centre of another group, in the picture."""
+        c = self.centre(group)
+        return min(float((c - self.centre(o)).norm()) for o in dict.fromkeys(self.groups) if o != group)
+
 
 def project_2d(model, groups: dict[str, list[str]], *, skip_multi_token: bool = False) -> Projection:
     """PCA of the unit-length table rows of chosen words, down to 2-D (Chapter 2).

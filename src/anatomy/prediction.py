@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import AnatomyError
+from .show import Table
 from .tokens import readable
 
 __all__ = ["NextTokens", "next_token"]
@@ -30,6 +31,11 @@ class NextTokens:
             raise AnatomyError(f"k={k} is out of range: ask for between 1 and {len(self.labels)} tokens.")
         p = self.probs.topk(k).values
         return [(self.labels[j], float(p[j])) for j in range(k)]
+
+    def table(self, k: int = 10):
+        """The k most likely next tokens as a table: rank, token, probability (Chapter 1)."""
+        rows = tuple((i + 1, t, f"{p:.3g}") for i, (t, p) in enumerate(self.top(k)))
+        return Table(("rank", "next token", "probability"), rows, f"{self.model_name}: {self.prompt}")
 
     @property
     def top_ids(self) -> torch.Tensor:

@@ -4,7 +4,7 @@ The lecture's refusal experiment, on a behaviour our chat model really has:
 
     declines(model, requests)                      # greedy answers, batched; which ones open like "I'm sorry"
     v = refusal_directions(model, declined, answered)      # [L, d] difference of means, one per layer
-    with anatomy.steer(model, v[l], l, 1.0): ...   # add it at layer l: harmless requests get declined
+    with anatomy.steer(model, l, v[l], 1.0): ...   # add it at layer l: harmless requests get declined
     with ablate_direction(model, v[l]): ...                  # project it out everywhere: declined requests get answered
 
 Adding a direction is ``anatomy.steer`` of Chapter 6 (Arditi et al. 2024 add it at one layer, at every

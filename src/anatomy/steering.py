@@ -3,9 +3,9 @@
 The recipe of the lecture, in four functions:
 
     v = direction(model, prompts_a, prompts_b, layer)     # mean(kind A) - mean(kind B) at layer l, [d]
-    with steer(model, v, layer, strength=4):              # add strength * v to layer l's output
+    with steer(model, layer, v, strength=4):              # add strength * v to layer l's output
         generate(model, "My favourite food is")           # ...at every position, while generating
-    steering_effect(model, directions(...), dev, markers_a, markers_b, controls=2)   # try every layer,
+    steering_effect(model, dev, directions(...), markers_a, markers_b, controls=2)   # try every layer,
                                                           # beside random directions of the same norm
 
 Layers count from 0 like the module path ``model.layers.N``; "layer l" means the *output* of that
@@ -55,7 +55,7 @@ def _check_strength(strength) -> float:
 
 
 @contextlib.contextmanager
-def steer(model, vector: torch.Tensor, layer: int, strength: float = 1.0) -> Iterator[None]:
+def steer(model, layer: int, vector: torch.Tensor, strength: float = 1.0) -> Iterator[None]:
     """Inside the block, layer ``layer`` outputs ``h + strength * vector`` at every position (Chapter 6).
 
     A negative strength subtracts the direction. Built on ``hooks.edit``: the hook is removed on
@@ -192,7 +192,7 @@ class SteeringEffect:
         return self.layers[int(self.shift[:, j].argmax())]
 
 
-def steering_effect(model, vectors: torch.Tensor, prompts, markers_a, markers_b, *,
+def steering_effect(model, prompts, vectors: torch.Tensor, markers_a, markers_b, *,
                     layers: Sequence[int] | None = None, strengths: Sequence[float] = (-4, -2, 0, 2, 4),
                     controls: int = 0, seed: int = 0) -> SteeringEffect:
     """Try every layer (or ``layers``) and every strength on held-out prompts; one batched pass each (Chapter 6).
