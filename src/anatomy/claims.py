@@ -16,8 +16,11 @@ measured number is typed by hand:
   note that the sentence, written about the default models, does not hold here, with the values.
 
 `glue` names values for ordinary prose: the Markdown writes ``{glue}`name``` and the build
-inserts the value. A claim that is true by construction of the architecture (a count of layers)
-says so with ``kind="architecture"``; the others are claims about learned behaviour.
+inserts the value. A claim that is true by construction, fixed by the model's design, its
+configuration or its tokenizer rather than by its learned weights (a count of layers, how a word
+is split into tokens), says so with ``kind="architecture"``; the others are claims about learned
+behaviour, and each must be able to fail on random weights (tests/test_any_model.py checks it for
+the chapters in its AUDITED list: add a chapter there when its sentences are audited).
 Introduced on Start here.
 """
 
@@ -115,7 +118,8 @@ def claim(text: str, holds, *, zh: str, about, kind: str = "behaviour", measured
     ``"{n:,}"``; a plain ``"{name}"`` reads as `anatomy.show.readable` writes it) and shown with the
     check. ``holds`` is the condition, computed from the block's results; ``about`` is the model
     (or the models) the sentence speaks of; ``kind`` is ``"behaviour"`` (learned: it must be able
-    to fail on random weights) or ``"architecture"`` (true by construction). ``measured`` is an
+    to fail on random weights) or ``"architecture"`` (true by construction: the design, the
+    configuration or the tokenizer, not the learned weights). ``measured`` is an
     extra value to show with the check. On the default models a false claim raises `ClaimFailed`;
     elsewhere it shows a note. In a notebook the claim is displayed and nothing is returned;
     elsewhere it is returned.
