@@ -45,7 +45,7 @@ def test_zero_ablating_a_neuron_removes_exactly_its_write(model):
     assert torch.equal(torch.cat([cut["neurons"][:, :i], cut["neurons"][:, i + 1:]], 1),
                        torch.cat([clean["neurons"][:, :i], clean["neurons"][:, i + 1:]], 1))
     write = clean["neurons"][:, i:i + 1] * anatomy.ffn_weights(model, layer).down[:, i]  # [T, d]
-    by_hand = anatomy.ffn_by_hand(model, layer, clean["input"])  # [T, d]
+    by_hand = anatomy.ffn_by_hand(model, clean["input"], layer)  # [T, d]
     assert torch.allclose(cut["mlp"], by_hand - write, atol=1e-4)
     assert not torch.allclose(cut["mlp"], clean["mlp"], atol=1e-4)
 

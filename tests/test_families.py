@@ -131,7 +131,7 @@ def test_hand_ffn_equals_the_model(tiny):
         with hooks.capture(model, *places) as seen:
             model.hf(input_ids=ids)
         x, neurons, out = (seen[p][0] for p in places)
-        torch.testing.assert_close(anatomy.ffn_by_hand(model, layer, x), out, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(anatomy.ffn_by_hand(model, x, layer), out, rtol=1e-4, atol=1e-5)
         w = anatomy.ffn_weights(model, layer)
         assert (w.gate is None) == family.startswith("gpt")
         for i in (0, 7, w.n_neurons - 1):

@@ -20,11 +20,11 @@ def _tiny_model(family):
 @pytest.mark.parametrize("layer", [0, -1])
 def test_ffn_by_hand_equals_model(model, layer):
     run = anatomy.ffn_run(model, "The capital of France is Paris.", layer)
-    hand = anatomy.ffn_by_hand(model, layer, run.x)
+    hand = anatomy.ffn_by_hand(model, run.x, layer)
     assert hand.shape == run.output.shape == run.x.shape
     torch.testing.assert_close(hand, run.output, rtol=1e-4, atol=1e-4)
     # each position alone gives the same row: the FFN never mixes positions
-    torch.testing.assert_close(anatomy.ffn_by_hand(model, layer, run.x[1]), run.output[1], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(anatomy.ffn_by_hand(model, run.x[1], layer), run.output[1], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gemma3_text", "gemma3", "gpt2"])
@@ -36,7 +36,7 @@ def test_ffn_and_neuron_by_hand_on_random_weights(family):
     with hooks.capture(model, *places) as seen:
         model.hf(input_ids=ids)
     x, neurons, out = (seen[p][0] for p in places)
-    torch.testing.assert_close(anatomy.ffn_by_hand(model, 1, x), out, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(anatomy.ffn_by_hand(model, x, 1), out, rtol=1e-4, atol=1e-5)
     w = anatomy.ffn_weights(model, 1)
     assert (w.gate is None) == (family == "gpt2")  # GPT-2: c_fc -> GELU -> c_proj, no gate
     for i in (0, 5, w.n_neurons - 1):
@@ -63,7 +63,7 @@ def test_activations_written_out_equal_torch():
 
 def test_neuron_activations_equal_single_runs(smollm2):
     corpus = ("The cat sat on the mat.", "Paris is a city.", "Hi")  # different lengths: padding on the right
-    acts = anatomy.neuron_activations(smollm2, 4, corpus)
+    acts = anatomy.neuron_activations(smollm2, corpus, 4)
     run = anatomy.ffn_run(smollm2, corpus[1], 4)
     n0 = len(anatomy.tokenize(smollm2, corpus[0])) - 1  # the first position of each sentence is left out
     assert acts.values.shape == (sum(len(anatomy.tokenize(smollm2, c)) - 1 for c in corpus), smollm2.config.intermediate_size)
@@ -90,7 +90,11 @@ def test_promoted_tokens_of_a_token_direction(model):
 
 def test_neurons_pushing_paris(model):
     rows = anatomy.neurons_pushing(model, "The capital of France is", model.n_layers - 4, " Paris", k=3)
-    assert len(rows) == 3 and rows[0][2] >= rows[1][2] >= rows[2][2] > 0
+    assert len(rows) == 3 and rows[0].push >= rows[1].push >= rows[2].push > 0
+    assert all(isinstance(r, anatomy.Push) and r == (r.neuron, r.activation, r.push) for r in rows)
+    pushes = anatomy.neuron_logit_attribution(model, "The capital of France is", model.n_layers - 4, " Paris")
+    assert isinstance(pushes, anatomy.NeuronPushes) and pushes.pushes.shape == pushes.activations.shape
+    assert rows[0].neuron == int(pushes.pushes.argmax())
 
 
 @torch.no_grad()
@@ -125,10 +129,11 @@ def test_neuron_pushes_add_up_to_the_ffn_direct_effect(model):
         (lambda m: anatomy.ffn_weights(m, 99), "out of range"),
         (lambda m: anatomy.neuron(m, 0, 10**6), "Neuron 1000000 is out of range"),
         (lambda m: anatomy.neuron(m, 0, -1), "out of range"),
-        (lambda m: anatomy.ffn_by_hand(m, 0, torch.zeros(3, 7)), "size d="),
+        (lambda m: anatomy.ffn_by_hand(m, torch.zeros(3, 7), 0), "size d="),
         (lambda m: anatomy.ffn_run(m, "", 0), "empty"),
         (lambda m: anatomy.neurons_pushing(m, "The capital of France is", 0, " Parisian city"), "tokens"),
-        (lambda m: anatomy.neuron_activations(m, 0, ()), "corpus"),
+        (lambda m: anatomy.neuron_activations(m, (), 0), "corpus"),
+        (lambda m: anatomy.neuron_activations(m, 0, ("A sentence.",)), "model, corpus, layer"),
     ],
 )
 def test_bad_input_gets_one_clear_sentence(smollm2, call, words):

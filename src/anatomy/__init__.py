@@ -35,7 +35,7 @@ from .context import LargestDimensions, TokenVectors, WordSimilarity, largest_di
 from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attention_weights, find_heads, layer_parameters, parameter_breakdown, parameter_groups, parameter_list, sink_share
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
-from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
+from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronPushes, NeuronSteps, Push, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
 from .function_vectors import FunctionVectorScan, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
@@ -58,7 +58,7 @@ __all__ = [
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
     "Activations", "FeaturePage", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "feature_page", "l0", "latent_for", "next_token_loss", "residual_vectors", "sae_metrics", "spliced_losses", "train_sae",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
-    "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
+    "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronPushes", "NeuronSteps", "Push", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
     "Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule",
     "AttentionByHand", "Rotary", "Timing", "attention_by_hand", "attention_projection", "rotary", "time_by_length",
     "Attention", "Details", "HeadSearch", "ParameterBreakdown", "attention_weights", "find_heads", "layer_parameters", "parameter_breakdown", "parameter_groups", "parameter_list", "sink_share",

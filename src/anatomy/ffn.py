@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 
@@ -29,7 +30,7 @@ from .prediction import check_prompt
 from .tokens import Token, readable, single_token_id, tokens_of
 
 __all__ = [
-    "CORPUS", "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps",
+    "CORPUS", "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronPushes", "NeuronSteps", "Push",
     "act_fn", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
 ]
 
@@ -134,7 +135,7 @@ def _check_x(model, x) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ffn_by_hand(model, layer: int, x: torch.Tensor) -> torch.Tensor:
+def ffn_by_hand(model, x: torch.Tensor, layer: int) -> torch.Tensor:
     """The feed-forward sub-layer of ``layer`` computed with plain tensor operations (Chapter 11).
 
     ``x`` is what the sub-layer reads, after the norm before it (place ``layers.N.mlp.input``),
@@ -267,7 +268,7 @@ class NeuronActivations:
 
 
 @torch.no_grad()
-def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> NeuronActivations:
+def neuron_activations(model, corpus: tuple[str, ...], layer: int) -> NeuronActivations:
     """One forward pass over a corpus (a padded batch), keeping one layer's neuron activations (Chapter 11).
 
     The pass stops after ``layer``: nothing above it is needed. Padding sits on the right, so with
@@ -275,11 +276,13 @@ def neuron_activations(model, layer: int, corpus: tuple[str, ...] = CORPUS) -> N
     out (for Gemma it is <bos>; for SmolLM2, which adds no <bos>, the first word takes that role):
     the first position is where attention parks unused weight (an "attention sink", Xiao et al.
     2023) and it carries huge activations in many neurons, whatever the word. Other special tokens
-    are left out too.
+    are left out too. ``corpus`` is a list of sentences (the book uses ``anatomy.ffn.CORPUS``).
     """
+    if (isinstance(corpus, str) or not isinstance(corpus, (list, tuple)) or not corpus
+            or not all(isinstance(c, str) and c.strip() for c in corpus)):
+        raise AnatomyError("The corpus must be a non-empty list of non-empty sentences, e.g. anatomy.ffn.CORPUS "
+                           "(arguments: model, corpus, layer).")
     i = hooks.layer_index(model, layer)
-    if isinstance(corpus, str) or not corpus or not all(isinstance(c, str) and c.strip() for c in corpus):
-        raise AnatomyError("The corpus must be a non-empty list of non-empty sentences, e.g. anatomy.ffn.CORPUS.")
     b = run.batch(model, corpus)  # [B, T], padded on the right
     rows = [b.ids[k, :n] for k, n in enumerate(b.lengths.tolist())]  # each [T_k]
     place = f"layers.{i}.mlp.neurons"
@@ -351,8 +354,23 @@ def _linear_part(norm, u: torch.Tensor) -> torch.Tensor:
     return u - u.mean(-1, keepdim=True) if norm.kind == "layer" else u
 
 
+class NeuronPushes(NamedTuple):
+    """Every neuron of a layer at the last position: its activation and its direct push on a token's logit."""
+
+    activations: torch.Tensor  # [m]
+    pushes: torch.Tensor  # [m] they add up to the FFN's whole direct effect on the logit
+
+
+class Push(NamedTuple):
+    """One neuron that pushes a token: its index, its activation and its direct push on the logit."""
+
+    neuron: int
+    activation: float
+    push: float
+
+
 @torch.no_grad()
-def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> tuple[torch.Tensor, torch.Tensor]:
+def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> NeuronPushes:
     """Each neuron's exact direct effect on ``token``'s logit at the last position of ``prompt`` (Chapter 11).
 
     The FFN writes y = Σᵢ aᵢ vᵢ (+ b). A post-FFN norm (Gemma 2/3, OLMo2) turns it into
@@ -365,7 +383,7 @@ def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> tupl
     to the logit (no g_post, rms_post without a post-FFN norm; a LayerNorm also centers vᵢ). The
     contributions add up to the FFN's whole direct contribution W_U[t]·(g_final ⊙ update)/rms_final,
     except for a down-projection bias. Logit soft-capping (Gemma 2) comes after and is left out.
-    Returns (activations [m], contributions [m]).
+    Returns `NeuronPushes` (activations [m], pushes [m]), which unpacks as a pair.
     """
     i = hooks.layer_index(model, layer)
     ids = check_prompt(model, prompt)  # [1, T]
@@ -385,18 +403,19 @@ def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> tupl
         values = _linear_part(arch.final_norm, values)
     if spec.post_ffn_norm is not None:
         direction = direction * gain(model.layers[i], spec.post_ffn_norm) / _norm_scale(spec.post_ffn_norm, y)
-    return a, a * (values @ direction)  # [m], [m]
+    return NeuronPushes(a, a * (values @ direction))  # [m], [m]
 
 
 @torch.no_grad()
-def neurons_pushing(model, prompt: str, layer: int, token: str, k: int = 3) -> list[tuple[int, float, float]]:
+def neurons_pushing(model, prompt: str, layer: int, token: str, k: int = 3) -> list[Push]:
     """The neurons of ``layer`` that push ``token`` up the most at the last position of ``prompt`` (Chapter 11).
 
     For each neuron: its activation a at the last position, and its push = its exact direct effect
     on the logit of ``token`` (:func:`neuron_logit_attribution`: through the norms' gains and their
     shared denominators, the pushes of all neurons add up to the FFN's direct effect). The layers
-    above can still change what happens. Returns (neuron index, activation, push) for the k largest pushes.
+    above can still change what happens. Returns a `Push` (neuron, activation, push) for each of
+    the k largest pushes.
     """
     acts, push = neuron_logit_attribution(model, prompt, layer, token)  # [m], [m]
     top = push.topk(k)
-    return [(j, float(acts[j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]
+    return [Push(j, float(acts[j]), float(p)) for p, j in zip(top.values, top.indices.tolist())]
