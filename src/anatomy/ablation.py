@@ -243,7 +243,7 @@ def random_neurons(model, layer: int, k: int, n: int = 5, *, exclude=(), seed: i
 
 
 # --- what removing neurons does to a behaviour, and to the loss on ordinary text -----------------
-LOSS_TOKENS = 24  # tokens read from each ordinary text for the loss check
+LOSS_TOKENS = 20  # tokens read from each ordinary text for the loss check
 LOSS_SKIP = 4  # leading positions whose predictions the loss leaves out (as anatomy.next_token_loss)
 
 
