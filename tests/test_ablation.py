@@ -267,3 +267,16 @@ def test_plots_describe_model_and_layer(smollm2):
     assert smollm2.name in fig.description["en"] and f"layer {sep.top(1)[0][0]}" in fig.description["en"]
     with pytest.raises(anatomy.AnatomyError):
         anatomy.plot.ablation_gaps([])
+
+
+def test_dose_and_scaling_figures_describe_what_they_show():
+    a = anatomy.Ablated("mean", (1,), 9.0, 5.1, 10.0, 5.0)
+    dose = anatomy.DoseResponse("m", 3, "mean", (1, 5), 10.0, 5.0, (a, a), torch.tensor([[10.0, 9.9], [9.8, 10.1]]),
+                                torch.tensor([[5.0], [5.01]]))
+    assert a.kept == pytest.approx(0.9) and a.loss_rise == pytest.approx(0.1)
+    assert dose.share_below(0) == 0 and "k = 1, 5" in anatomy.plot.dose_response(dose).description["en"]
+    s = anatomy.NeuronScaling("m", 3, 7, torch.tensor([-1.0, 1.0]), torch.tensor([8.0, 10.0]), torch.tensor([5.1, 5.0]), 10.0, 5.0)
+    fig = anatomy.plot.neuron_scaling(s)
+    assert "neuron 7" in fig.description["en"] and "-1" in fig.description["zh"]
+    with pytest.raises(anatomy.AnatomyError):
+        anatomy.plot.dose_response([])
