@@ -126,29 +126,112 @@ def test_separation_finds_number_neurons_that_hold_on_held_out_nouns(smollm2):
     assert [t[1] for t in sep.top(3, layer)] == sep.scores[layer].abs().topk(3).indices.tolist()
 
 
-def test_neuron_ablation_baseline_and_controls(smollm2):
+TEXTS = ["The weather changed slowly over the afternoon, and by evening the streets were wet and quiet.",
+         "A language model reads a sequence of tokens and predicts the next one, one position at a time.",
+         "She opened the window, looked at the garden below and decided to plant tomatoes this year."]
+
+
+def test_neuron_ablation_baseline_loss_and_controls(smollm2):
     layer = smollm2.n_layers // 2
     means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
-    r = anatomy.neuron_ablation(smollm2, layer, [5, 9], PLURAL, SINGULAR, " are", " is", mean=means, controls=2)
+    r = anatomy.neuron_ablation(smollm2, layer, [5, 9], PLURAL, SINGULAR, " are", " is", texts=TEXTS, mean=means, controls=2)
     pl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
     sg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
     assert r.baseline == pytest.approx(float(pl.mean() - sg.mean()), abs=1e-4) and r.baseline > 3
-    assert r.control_zero.shape == (2,) and r.neurons == (5, 9)
+    # the untouched loss is the library's next-token loss on the same texts, cut at the same length
+    clean = anatomy.next_token_loss(smollm2, TEXTS, 0, max_tokens=anatomy.ablation.LOSS_TOKENS, skip=anatomy.ablation.LOSS_SKIP)
+    assert r.clean_loss == pytest.approx(clean, abs=1e-4)
+    assert [a.how for a in r.removed] == ["zero", "mean", "resample"] and r["zero"].neurons == (5, 9)
+    assert len(r.controls) == 2 and r.neurons == (5, 9)
+    with anatomy.ablate(smollm2, layer, neurons=[5, 9]):  # the batched zero ablation equals the hooked model's
+        zero_loss = anatomy.next_token_loss(smollm2, TEXTS, 0, max_tokens=anatomy.ablation.LOSS_TOKENS, skip=anatomy.ablation.LOSS_SKIP)
+        zpl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
+        zsg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
+    assert r["zero"].loss == pytest.approx(zero_loss, abs=1e-4)
+    assert r["zero"].gap == pytest.approx(float(zpl.mean() - zsg.mean()), abs=1e-4)
     sets = anatomy.random_neurons(smollm2, layer, 2, 2, exclude=[5, 9], seed=0)
     assert all(len(s) == 2 and not {5, 9} & set(s) for s in sets)
+    assert [c.neurons for c in r.controls] == [tuple(s) for s in sets]
     every = list(range(anatomy.ffn_weights(smollm2, layer).n_neurons))
-    whole = anatomy.neuron_ablation(smollm2, layer, every, PLURAL, SINGULAR, " are", " is", mean=means, controls=0)
-    assert abs(whole.zero - whole.baseline) > 0.05 * whole.baseline  # removing the whole FFN layer matters
+    whole = anatomy.neuron_ablation(smollm2, layer, every, PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
+    assert abs(whole["zero"].gap - whole.baseline) > 0.05 * whole.baseline  # removing the whole FFN layer matters
+    assert whole["zero"].loss_rise > 0.05
+
+
+def test_scaling_by_one_changes_nothing_and_by_zero_is_zero_ablation(smollm2):
+    layer = smollm2.n_layers // 2
+    s = anatomy.neuron_scaling(smollm2, layer, 7, PLURAL, SINGULAR, " are", " is", texts=TEXTS, factors=(1.0, 0.0))
+    assert float(s.gaps[0]) == pytest.approx(s.baseline, abs=1e-4) and float(s.losses[0]) == pytest.approx(s.clean_loss, abs=1e-4)
+    r = anatomy.neuron_ablation(smollm2, layer, [7], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
+    assert float(s.gaps[1]) == pytest.approx(r["zero"].gap, abs=1e-4) and float(s.losses[1]) == pytest.approx(r["zero"].loss, abs=1e-4)
+
+
+def test_resample_from_the_prompts_themselves_changes_nothing(smollm2):
+    """Each prompt has a different length in tokens, so each draws its own values back: the gap cannot move."""
+    a, b = ["The dogs in the big garden"], ["The dog"]
+    layer = smollm2.n_layers // 2
+    means = anatomy.mean_activations(smollm2, a + b, layer)
+    r = anatomy.neuron_ablation(smollm2, layer, list(range(40)), a, b, " are", " is", texts=TEXTS, mean=means,
+                                how="resample", controls=0)
+    assert r["resample"].gap == pytest.approx(r.baseline, abs=1e-4)
+
+
+def test_per_position_mean_of_a_sink_only_neuron_changes_nothing_after_position_0(smollm2):
+    """A neuron that is 0 everywhere but position 0 (as a sink neuron nearly is): mean ablation with position 0 kept apart
+    writes 0 after position 0 and the sink's own mean at it, so nothing changes; pooling position 0 in writes the sink's
+    value everywhere and changes every later position."""
+    layer, n = smollm2.n_layers // 2, 11
+
+    def sink_only(x):  # x: [B, T, m]
+        x = x.clone()
+        x[:, 0, n], x[:, 1:, n] = 500.0, 0.0
+        return x
+
+    prompts = ["The dogs in the garden", "A cat sat on the old mat today"]
+    with hooks.edit(smollm2, f"layers.{layer}.mlp.neurons", sink_only):
+        apart = anatomy.mean_activations(smollm2, prompts, layer)
+        pooled = anatomy.mean_activations(smollm2, prompts, layer, pool_first=True)
+        clean = _logits(smollm2)
+        with anatomy.ablate(smollm2, layer, neurons=[n], mean=apart):
+            same = _logits(smollm2)
+        with anatomy.ablate(smollm2, layer, neurons=[n], mean=pooled):
+            broken = _logits(smollm2)
+    assert float(apart.neurons[n]) == 0 and float(apart.first_neurons[n]) == 500
+    assert torch.allclose(same, clean, atol=1e-4)
+    assert float(pooled.neurons[n]) > 20 and not torch.allclose(broken[1:], clean[1:], atol=1e-2)
+
+
+def test_nulls_are_seeded(smollm2):
+    layer = smollm2.n_layers // 2
+    assert anatomy.random_neurons(smollm2, layer, 5, 3, seed=4) == anatomy.random_neurons(smollm2, layer, 5, 3, seed=4)
+    assert anatomy.random_neurons(smollm2, layer, 5, 3, seed=4) != anatomy.random_neurons(smollm2, layer, 5, 3, seed=5)
+    ranked = list(range(20))
+    args = (smollm2, layer, ranked, PLURAL, SINGULAR, " are", " is")
+    one = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=2)
+    two = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=2)
+    other = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=3)
+    assert torch.equal(one.random_gaps, two.random_gaps) and not torch.equal(one.random_gaps, other.random_gaps)
+    assert one.random_gaps.shape == (2, 3) and one.random_losses.shape == (2, 1)
+    r = anatomy.neuron_ablation(smollm2, layer, [5], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=2, seed=1)
+    assert one.chosen[0].gap == pytest.approx(anatomy.neuron_ablation(
+        smollm2, layer, [0], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)["zero"].gap, abs=1e-4)
+    assert r.controls[0].neurons == tuple(anatomy.random_neurons(smollm2, layer, 1, 2, exclude=[5], seed=1)[0])
+
+
+def test_sink_neurons_fire_at_position_0(smollm2):
+    s = anatomy.sink_neurons(smollm2, TEXTS, 2)
+    top = s.neurons[0]
+    assert top.first.shape == (len(TEXTS),) and float(top.first.abs().min()) > 10 * float(top.rest.max())
+    assert "position 0" in str(s.table())
 
 
 def test_attribution_estimate_agrees_with_real_ablation_for_its_top_neuron(smollm2):
     attr = anatomy.neuron_attribution(smollm2, PLURAL, SINGULAR, " are", " is")
     assert attr.zero.shape == (smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
     layer, n, estimate = attr.top(1)[0]
-    means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
-    r = anatomy.neuron_ablation(smollm2, layer, [n], PLURAL, SINGULAR, " are", " is", mean=means, controls=0)
+    r = anatomy.neuron_ablation(smollm2, layer, [n], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
     assert attr.gap == pytest.approx(r.baseline, abs=1e-3)
-    real = r.zero - r.baseline
+    real = r["zero"].gap - r.baseline
     assert real * estimate > 0 and abs(real) > 0.3 * abs(estimate)
 
 
@@ -184,3 +267,16 @@ def test_plots_describe_model_and_layer(smollm2):
     assert smollm2.name in fig.description["en"] and f"layer {sep.top(1)[0][0]}" in fig.description["en"]
     with pytest.raises(anatomy.AnatomyError):
         anatomy.plot.ablation_gaps([])
+
+
+def test_dose_and_scaling_figures_describe_what_they_show():
+    a = anatomy.Ablated("mean", (1,), 9.0, 5.1, 10.0, 5.0)
+    dose = anatomy.DoseResponse("m", 3, "mean", (1, 5), 10.0, 5.0, (a, a), torch.tensor([[10.0, 9.9], [9.8, 10.1]]),
+                                torch.tensor([[5.0], [5.01]]))
+    assert a.kept == pytest.approx(0.9) and a.loss_rise == pytest.approx(0.1)
+    assert dose.share_below(0) == 0 and "k = 1, 5" in anatomy.plot.dose_response(dose).description["en"]
+    s = anatomy.NeuronScaling("m", 3, 7, torch.tensor([-1.0, 1.0]), torch.tensor([8.0, 10.0]), torch.tensor([5.1, 5.0]), 10.0, 5.0)
+    fig = anatomy.plot.neuron_scaling(s)
+    assert "neuron 7" in fig.description["en"] and "-1" in fig.description["zh"]
+    with pytest.raises(anatomy.AnatomyError):
+        anatomy.plot.dose_response([])

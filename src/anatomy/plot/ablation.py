@@ -11,7 +11,7 @@ from .style import describe as _describe
 from .style import font_families
 from .style import book_style as _style
 
-__all__ = ["ablation_gaps", "head_drops", "neuron_histograms"]
+__all__ = ["ablation_gaps", "dose_response", "head_drops", "neuron_histograms", "neuron_scaling"]
 
 
 def neuron_histograms(separation, neurons, *, labels: tuple[str, str] = ("A", "B")) -> Figure:
@@ -43,31 +43,94 @@ def neuron_histograms(separation, neurons, *, labels: tuple[str, str] = ("A", "B
 
 
 def ablation_gaps(results) -> Figure:
-    """Bars of the logit-difference gap: nothing removed, chosen neurons removed, random neurons removed (Chapter 14).
+    """The behaviour kept and the loss rise for each way of removing the chosen neurons and for random sets (Chapter 14).
 
-    ``results`` is a list of ``NeuronAblation`` (one panel each). Zero and mean ablation sit side by
-    side; for the random control the bar is the mean over the random sets and the dots are the sets.
+    ``results`` is a list of ``NeuronAblation`` (one row of two panels each): left, the fraction of
+    the gap kept (1 = untouched); right, the rise of the loss on ordinary text in nats. The random
+    sets are dots, their mean a bar.
     """
     results = [results] if hasattr(results, "baseline") else list(results)
     if not results:
         raise AnatomyError("Give at least one result of anatomy.neuron_ablation to draw.")
+    colors = {"zero": "#c44e52", "mean": "#dd8452", "resample": "#55a868"}
+    with _style():
+        fig, axes = plt.subplots(len(results), 2, figsize=(8.4, 2.6 * len(results)), squeeze=False)
+        for (ax, bx), r in zip(axes, results):
+            k = len(r.neurons)
+            labels = [f"{k} chosen\n{a.how}" for a in r.removed]
+            for x, a in enumerate(r.removed):
+                ax.bar(x, a.kept, color=colors.get(a.how, "#8172b2"), width=0.6)
+                bx.bar(x, a.loss_rise, color=colors.get(a.how, "#8172b2"), width=0.6)
+            if r.controls:
+                x = len(r.removed)
+                kept = [c.kept for c in r.controls]
+                rise = [c.loss_rise for c in r.controls]
+                ax.bar(x, sum(kept) / len(kept), color="#4c72b0", width=0.6)
+                bx.bar(x, sum(rise) / len(rise), color="#4c72b0", width=0.6)
+                ax.scatter([x] * len(kept), kept, color="black", s=8, zorder=3)
+                bx.scatter([x] * len(rise), rise, color="black", s=8, zorder=3)
+                labels.append(f"{k} random\n{r.controls[0].how}")
+            for a in (ax, bx):
+                a.set_xticks(range(len(labels)), labels, fontsize=8)
+            ax.axhline(1, color="#999999", lw=0.8, ls="--")
+            bx.axhline(0, color="#999999", lw=0.8)
+            ax.set_ylabel("gap kept (1 = untouched)")
+            bx.set_ylabel("loss rise on ordinary text (nats)")
+            ax.set_title(f"{r.model_name}, layer {r.layer}: behaviour", fontsize=9)
+            bx.set_title(f"{r.model_name}, layer {r.layer}: general loss", fontsize=9)
+    names = "; ".join(f"{r.model_name} layer {r.layer} neurons {list(r.neurons)}" for r in results)
+    names_zh = "；".join(f"{r.model_name} 第 {r.layer} 层神经元 {list(r.neurons)}" for r in results)
+    return _describe(fig, en=f"The share of the behaviour's gap kept, and the rise of the loss on ordinary text, when the chosen neurons "
+                             f"are removed (zero, mean, resample ablation) and when random neurons are: {names}.",
+                     zh=f"拿掉选出的神经元（置零、均值、重采样消融）和随机神经元时，行为差距保留的比例，以及普通文本上损失的升高：{names_zh}。")
+
+
+def dose_response(results) -> Figure:
+    """The gap kept against k: the top k neurons as a line, the random sets of each size as dots (Chapter 14)."""
+    results = [results] if hasattr(results, "ks") else list(results)
+    if not results:
+        raise AnatomyError("Give at least one result of anatomy.dose_response to draw.")
     with _style():
         fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.2), squeeze=False)
         for ax, r in zip(axes[0], results):
-            k = len(r.neurons)
-            ax.bar([0], [r.baseline], color="#999999", width=0.6)
-            ax.bar([1, 2], [r.zero, r.mean], color=["#c44e52", "#dd8452"], width=0.6)
-            ax.bar([3, 4], [float(r.control_zero.mean()), float(r.control_mean.mean())], color=["#4c72b0", "#64b5cd"], width=0.6)
-            for x, vals in ((3, r.control_zero), (4, r.control_mean)):
-                ax.scatter([x] * len(vals), vals.numpy(), color="black", s=8, zorder=3)
-            ax.set_xticks(range(5), ["none", f"{k} chosen\nzero", f"{k} chosen\nmean", f"{k} random\nzero", f"{k} random\nmean"], fontsize=8)
-            ax.axhline(r.baseline, color="#999999", lw=0.8, ls="--")
+            xs = list(range(len(r.ks)))
+            for x, row in zip(xs, r.random_gaps):
+                jitter = torch.linspace(-0.12, 0.12, len(row))
+                ax.scatter((x + jitter).numpy(), (row / r.baseline).numpy(), color="#4c72b0", s=9, alpha=0.7,
+                           label="random sets" if x == 0 else None)
+            ax.plot(xs, [c.kept for c in r.chosen], color="#c44e52", marker="o", label="top k (chosen on training nouns)")
+            ax.axhline(1, color="#999999", lw=0.8, ls="--")
+            ax.set_xticks(xs, [str(k) for k in r.ks])
+            ax.set_xlabel(f"neurons removed ({r.how} ablation)")
             ax.set_title(f"{r.model_name}, layer {r.layer}", fontsize=9)
-        axes[0, 0].set_ylabel("gap in logit difference")
-    names = "; ".join(f"{r.model_name} layer {r.layer} neurons {list(r.neurons)}" for r in results)
-    names_zh = "；".join(f"{r.model_name} 第 {r.layer} 层神经元 {list(r.neurons)}" for r in results)
-    return _describe(fig, en=f"The gap in the logit difference between the two kinds of prompts with nothing, the chosen neurons or random neurons removed: {names}.",
-                     zh=f"两类提示之间 logit 差的差距：不拿掉、拿掉选出的神经元、拿掉随机神经元：{names_zh}。")
+            ax.legend(frameon=False, fontsize=7, prop={"family": font_families()})
+        axes[0, 0].set_ylabel("gap kept on held-out nouns")
+    names = ", ".join(f"{r.model_name} layer {r.layer}" for r in results)
+    return _describe(fig, en=f"The share of the agreement gap kept on held-out nouns when the top k neurons or random sets of k neurons are "
+                             f"removed, for k = {', '.join(map(str, results[0].ks))}: {names}.",
+                     zh=f"拿掉前 k 个神经元或 k 个随机神经元后，留出名词上一致差距保留的比例，k = {', '.join(map(str, results[0].ks))}：{names}。")
+
+
+def neuron_scaling(results) -> Figure:
+    """The gap kept against the factor one neuron is multiplied by, one line per model (Chapter 14)."""
+    results = [results] if hasattr(results, "factors") else list(results)
+    if not results:
+        raise AnatomyError("Give at least one result of anatomy.neuron_scaling to draw.")
+    with _style():
+        fig, ax = plt.subplots(figsize=(5.2, 3.2))
+        for r in results:
+            ax.plot(r.factors.numpy(), (r.gaps / r.baseline).numpy(), marker="o",
+                    label=f"{r.model_name}, layer {r.layer}, neuron {r.neuron}")
+        ax.axhline(1, color="#999999", lw=0.8, ls="--")
+        ax.axvline(1, color="#999999", lw=0.8, ls=":")
+        ax.set_xlabel("factor on the neuron's activation (1 = as it is, 0 = removed)")
+        ax.set_ylabel("gap kept on held-out nouns")
+        ax.legend(frameon=False, fontsize=7, prop={"family": font_families()})
+    names = "; ".join(f"{r.model_name} layer {r.layer} neuron {r.neuron}" for r in results)
+    return _describe(fig, en=f"The agreement gap on held-out nouns as one neuron's activation is multiplied by factors from "
+                             f"{float(results[0].factors.min()):g} to {float(results[0].factors.max()):g}: {names}.",
+                     zh=f"把一个神经元的激活乘以 {float(results[0].factors.min()):g} 到 {float(results[0].factors.max()):g} 的系数时，"
+                        f"留出名词上的一致差距：{names}。")
 
 
 def head_drops(ablations) -> Figure:
