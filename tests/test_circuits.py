@@ -232,7 +232,8 @@ def test_attention_and_mlp_patches_add_up_where_the_model_is_close_to_linear(mod
     small step eps towards the clean run changes Δ by the sum of the two moves alone (the MLP held at
     its corrupted value while the attention moves), to first order; with eps = 1 it need not."""
     p = facts.pairs[0]
-    l, last = model.n_layers // 2, p.n_tokens - 1
+    h = anatomy.component_patching(model, [p], kinds=("layer",), positions=("last",), directions=("denoise",))
+    l, last = max(1, int(h.handover[0])), p.n_tokens - 1  # the hand-over layer: big enough effects
     places = (f"layers.{l}.attn", f"layers.{l}.mlp")
     seen = {}
     for prompt in (p.clean, p.corrupted):
@@ -255,8 +256,8 @@ def test_attention_and_mlp_patches_add_up_where_the_model_is_close_to_linear(mod
         mlp = _with(model, p.corrupted, p.answer_ids, [to(places[1], eps)]) - base
         both = _with(model, p.corrupted, p.answer_ids, [to(places[0], eps), to(places[1], eps)]) - base
         if eps < 1:
-            assert abs(both) > 1e-4
-            assert both == pytest.approx(attn + mlp, rel=0.05, abs=1e-5)
+            assert abs(both) > 1e-3
+            assert both == pytest.approx(attn + mlp, rel=0.05, abs=1e-4)
     # and patching the layer's whole output equals patching its input, attention and MLP together
     layer_in, layer_out = f"layers.{l - 1}", f"layers.{l}"
     with hooks.capture(model, layer_in, layer_out) as s:

@@ -653,6 +653,7 @@ def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, posi
             d = lb[0] - lb[1]
             grads = torch.autograd.grad(d, [kept[p] for p in places])
         del emb
+        d = d.detach()
         clean[n], corrupted[n] = float(la[0] - la[1]), float(d)
         with torch.no_grad():
             for name, g in zip(places, grads):
