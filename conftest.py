@@ -36,7 +36,8 @@ collect_ignore = ["docs/zh-TW"]
 
 def pytest_collection_finish(session):
     """Execute the collected chapters that have no cached outputs, two at a time, before the tests run;
-    then start the site build in the background if the browser tests will need it."""
+    then start the site build in the background if the browser tests will need it, and the work of
+    test modules that waits for it (their ``start_early()``)."""
     from sitetools import nav
 
     order = list(reversed(nav()))  # later chapters first (see executor.longest_first)
@@ -44,8 +45,14 @@ def pytest_collection_finish(session):
                    key=lambda p: (order.index(Path(p).name) if Path(p).name in order else len(order), p))
     if paths:
         executor().prefetch(paths)
+    if session.config.option.collectonly:
+        return
     if any(item.path.name == "test_site.py" for item in session.items):
         start_site_build()  # in the background, beside the other tests; tests/test_site.py waits for it
+    # Work of the test modules that waits for the build in a thread of its own, and then runs beside
+    # the library tests (the browser visits of tests/test_site.py, the reading of the PDFs).
+    for module in {id(m): m for m in (getattr(item, "module", None) for item in session.items) if hasattr(m, "start_early")}.values():
+        module.start_early(session.items)
 
 
 class BlockFailed(Exception):

@@ -272,6 +272,11 @@ def prefetch(paths, kernel_name: str = "python3", n_workers: int | None = None) 
 _FINGERPRINT: list[str] = []
 
 
+def forget_fingerprint() -> None:
+    """Compute the fingerprint again at its next use (a new build: src/anatomy may have changed)."""
+    _FINGERPRINT.clear()
+
+
 def _fingerprint() -> str:
     if not _FINGERPRINT:
         _FINGERPRINT.append(fingerprint())

@@ -23,6 +23,9 @@ from anatomy.claims import CLAIM_MIME, GLUE_MIME
 
 PLACEHOLDER = re.compile(r"\{glue\}`([^`]*)`")
 HIDDEN = "anatomy-result"  # the tag of a block that holds only claims and glue: its input is not shown
+SOLUTION = "anatomy-solution"  # the tag of an exercise's reference solution (a block whose first line is "# solution")
+SOLUTION_MARK = "# solution"
+_SOLUTION_WORDS = {"en": "Solution", "zh": "参考答案", "zh-TW": "參考答案"}
 _RESULT_CALLS = {"claim", "glue"}
 
 
@@ -102,10 +105,43 @@ def render(nb, where: str = "the page"):
             if CLAIM_MIME in data and "text/html" in data:
                 code = html.escape(next(sources, ""), quote=False)
                 data["text/html"] = data["text/html"].replace("<code></code>", f"<code>{code}</code>", 1)
-        if _calls(cell.source):
+        tag = HIDDEN if _calls(cell.source) else SOLUTION if is_solution(cell.source) else None
+        if tag:
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-            if HIDDEN not in tags:
-                tags.append(HIDDEN)
+            if tag not in tags:
+                tags.append(tag)
+    return nb
+
+
+def is_solution(source: str) -> bool:
+    """An exercise's reference solution: a block whose first line is ``# solution``."""
+    return source.lstrip().lower().startswith(SOLUTION_MARK)
+
+
+def fold_solutions(html_text: str, lang: str) -> str:
+    """Each reference solution's block (and its checker's verdict) folded: the reader sees the stub first."""
+    if SOLUTION not in html_text:
+        return html_text
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html_text, "html.parser")
+    for cell in soup.select(f"div.celltag_{SOLUTION}"):
+        fold = soup.new_tag("details", attrs={"class": "anatomy-solution"})
+        summary = soup.new_tag("summary")
+        summary.string = _SOLUTION_WORDS.get(lang, "Solution")
+        cell.wrap(fold)
+        fold.insert(0, summary)
+    return str(soup)
+
+
+def solutions_last(nb, heading: str):
+    """The take-home notebook: the reference solutions moved to the end, under ``heading``, so the stubs come first."""
+    import nbformat
+
+    solutions = [c for c in nb.cells if c.cell_type == "code" and is_solution(c.source)]
+    if solutions:
+        nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and is_solution(c.source))]
+        nb.cells += [nbformat.v4.new_markdown_cell(heading), *solutions]
     return nb
 
 

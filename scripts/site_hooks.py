@@ -21,34 +21,24 @@ import os
 import posixpath
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 from mkdocs.exceptions import PluginError
-from mkdocs_jupyter import convert, nbconvert2
-from mkdocs_jupyter import plugin as jupyter_plugin
+from mkdocs_jupyter import nbconvert2
 
 log = logging.getLogger("mkdocs.hooks.anatomy")
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):
-    """scripts/<name>.py, once per process (scripts/ is not a package)."""
-    import importlib.util
-    import sys
+if str(ROOT) not in sys.path:  # mkdocs loads this file by its path; its helpers are the package scripts/
+    sys.path.insert(0, str(ROOT))
+from scripts import accessible, executor, figures, page_css, pdf, results, traditional  # noqa: E402
+from scripts.jupyter_patch import Patch  # noqa: E402
 
-    key = f"anatomy_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
-
-
-traditional = _load("traditional")
 LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
 
 
@@ -58,11 +48,6 @@ def page_lang(src_uri: str) -> str:
     return first if first in LANGS else "en"
 
 
-executor = _load("executor")
-pdf = _load("pdf")
-figures = _load("figures")
-page_css = _load("page_css")
-results = _load("results")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -144,10 +129,12 @@ def on_startup(command, dirty):
     _COMMAND[:] = [command]
 
 
+_PATCH = Patch()  # mkdocs-jupyter with our renderer and reader, for the time of a build (scripts/jupyter_patch.py)
+
+
 def on_config(config):
-    convert.nb2html = nb2html
-    jupyter_plugin.jupytext = _Jupytext
-    executor._FINGERPRINT.clear()  # src/anatomy may have changed since the last build (mkdocs serve)
+    _PATCH.apply(nb2html, _Jupytext)
+    executor.forget_fingerprint()  # src/anatomy may have changed since the last build (mkdocs serve)
     # The Traditional Chinese pages, written from docs/zh before mkdocs collects the files (this
     # runs before the i18n plugin's on_config, once per language build; unchanged pages are not
     # rewritten, so `mkdocs serve` does not reload in a loop). Its site name and navigation are
@@ -209,6 +196,11 @@ def on_post_build(config):
     if timings:
         executor.CACHE.mkdir(parents=True, exist_ok=True)
         (executor.CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
+    _PATCH.undo()  # the other languages' builds, run inside the first one's, apply it again
+
+
+def on_build_error(error):
+    _PATCH.undo()
 
 
 # --- Take the chapter home: every chapter page offers its code as a Jupyter notebook ----------
@@ -236,6 +228,13 @@ sys.path.insert(0, "anatomy_lib")
 """
 
 
+_SOLUTIONS = {
+    "en": "## Solutions\n\nThe reference solutions of the exercises above, each run through its checker.",
+    "zh": "## 参考答案\n\n上面各练习的参考答案，每一个都经过它的检查函数核对。",
+    "zh-TW": "## 參考答案\n\n上面各練習的參考答案，每一個都經過它的檢查函式核對。",
+}
+
+
 def _library_zip() -> str:
     import base64
     import io
@@ -254,6 +253,7 @@ def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     nb = results.fill_markdown(executor.read(md_path), results.glued(with_outputs(md_path)))
     folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
     note = _NOTE[folder if folder in LANGS else "en"]
+    nb = results.solutions_last(nb, _SOLUTIONS[folder if folder in LANGS else "en"])
     setup = [
         nbformat.v4.new_markdown_cell(note),
         nbformat.v4.new_code_cell(_INSTALL, metadata={"tags": ["install"]}),
@@ -358,13 +358,11 @@ def on_page_content(html, page, config, files):
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
     html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
     html = glossary_links(html, page, files)
+    html = results.fold_solutions(html, lang)  # exercises: the reference solutions folded below their stubs
     name = Path(page.file.src_uri).stem + ".ipynb"
     link = f'<p class="anatomy-download"><a href="{name}" download>⬇ {_DOWNLOAD[lang]}</a></p>'
     html = figures.place(html, page.file.abs_dest_path, _site_top(config))
     return link + html
-
-
-accessible = _load("accessible")
 
 
 def _site_top(config) -> Path:

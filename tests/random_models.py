@@ -6,6 +6,8 @@
 - ``in_memory(family, ...)``: the same wrapped in ``anatomy.Model`` directly, without a tokenizer.
 - ``saved(family, where, tokenizer, ...)``: saved with ``save_pretrained`` next to a real tokenizer,
   so ``anatomy.load(path)`` takes the road a Hugging Face model id takes.
+- ``variant(name, where)``: one of the family variants of ``VARIANTS`` saved that way, the models of
+  the session fixture ``tiny`` (tests/conftest.py) that tests/test_families.py runs end to end.
 - ``save(name, root)``: one of the named models of ``MODELS`` saved that way, the models a chapter
   is run with in tests/test_any_model.py. Two are shaped like the lecture's own models (Llama 3.2
   3B and Gemma 3 4B: their head ratios, RoPE settings (Llama 3's scaling), Gemma 3's multimodal
@@ -105,6 +107,38 @@ def saved(family: str, where: Path, tokenizer, **kwargs) -> Path:
     hf.save_pretrained(where)
     tokenizer.save_pretrained(where)
     return where
+
+
+# --- every family end to end (the session fixture `tiny` of tests/conftest.py) ----------------------
+# name -> (family of FAMILIES, what the variant sets: short sliding windows, soft-caps, partial RoPE...)
+LLAMA3_ROPE = dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                   original_max_position_embeddings=64)  # Llama 3.x: RoPE's long wavelengths stretched
+GEMMA3 = dict(sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+VARIANTS = {
+    "llama": ("llama", dict(tie_word_embeddings=True)),
+    "llama3": ("llama", dict(rope_parameters=LLAMA3_ROPE)),
+    "mistral": ("mistral", dict(sliding_window=8)),
+    "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {}),
+    "gemma": ("gemma", {}),
+    "gemma2": ("gemma2", dict(sliding_window=8, query_pre_attn_scalar=24, attn_logit_softcapping=5.0, final_logit_softcapping=3.0)),
+    "gemma3_text": ("gemma3_text", GEMMA3),
+    "gemma3": ("gemma3", GEMMA3),
+    "phi3": ("phi3", dict(partial_rotary_factor=0.5, pad_token_id=0)),
+    "olmo2": ("olmo2", dict(pad_token_id=0)),
+    "gpt2": ("gpt2", {}),
+    "gpt_neox": ("gpt_neox", dict(use_parallel_residual=True)),
+    "gpt_neox_sequential": ("gpt_neox", dict(use_parallel_residual=False)),
+}
+
+
+def variant(name: str, where: Path) -> Path:
+    """The variant ``name`` of VARIANTS saved in ``where`` with SmolLM2's tokenizer (2 layers, noisy norm gains)."""
+    import anatomy
+
+    family, settings = VARIANTS[name]
+    return saved(family, where, anatomy.load("smollm2-135m").tokenizer, vary_norms=True, max_position_embeddings=128,
+                 **settings)
 
 
 # --- the named models a chapter is run with (tests/test_any_model.py) ----------------------------------

@@ -3,36 +3,49 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
+import os
+import shutil
+import threading
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 
 
-def _script(name: str):
-    """scripts/<name>.py (scripts/ is not a package), once per process, shared with the site hooks."""
+def require_chromium(needed_for: str) -> None:
+    """Skip the calling test when Chromium is missing; under CI (CI=true) fail instead, since CI installs it.
+
+    ``needed_for`` completes the sentence "Chromium is not installed, so ...".
+    """
+    import pytest
+
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium is not installed at {CHROMIUM}, so {needed_for} (scripts/install-browser.sh installs it).")
+        pytest.skip(f"Chromium is not installed (sh scripts/install-browser.sh), so {needed_for}; CI installs it and runs these tests.")
+
+
+def script(name: str):
+    """The module scripts/<name>.py of the package scripts/, imported as the site hooks import it (one copy per process)."""
+    import importlib
     import sys
 
-    key = f"anatomy_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"scripts.{name}")
 
 
 def executor():
     """The chapter executor (scripts/executor.py): runs a chapter once, caches its outputs; no mkdocs."""
-    return _script("executor")
+    return script("executor")
 
 
 @functools.cache
 def site_hooks():
     """The site build's hooks module (mkdocs hooks), loaded once per process."""
-    return _script("site_hooks")
+    return script("site_hooks")
 
 
 def mkdocs_config() -> dict:
@@ -55,6 +68,7 @@ def nav() -> list[str]:
 
 
 _BUILD: dict = {}  # the test session's site build: "out" (its directory), "proc", "log"
+_LOCK = threading.RLock()  # the build and the background work are reached from several threads
 
 
 def start_site_build() -> None:
@@ -63,8 +77,13 @@ def start_site_build() -> None:
     The root conftest starts it as soon as the chapters have executed, so that the build (one
     process, about a minute) runs beside the library tests instead of after them.
     """
-    if _BUILD:
-        return
+    with _LOCK:
+        if _BUILD or os.environ.get("ANATOMY_BUILT_SITE"):
+            return
+        _start_site_build()
+
+
+def _start_site_build() -> None:
     import atexit
     import shutil
     import subprocess
@@ -89,10 +108,75 @@ def start_site_build() -> None:
 
 
 def site_build() -> tuple[Path, int, str]:
-    """The session's site build (started now if it was not): its directory, exit code and last output."""
+    """The session's site build (started now if it was not): its directory, exit code and last output.
+
+    $ANATOMY_BUILT_SITE names a site built before (`mkdocs build --site-dir DIR`) to test instead, for
+    a person working on these tests; it must be a build of the current tree (CI never sets it).
+    """
+    if os.environ.get("ANATOMY_BUILT_SITE"):
+        return Path(os.environ["ANATOMY_BUILT_SITE"]), 0, ""
     start_site_build()
     code = _BUILD["proc"].wait()
-    log = _BUILD["log"]
-    log.flush()
-    log.seek(0)
-    return _BUILD["out"], code, log.read()[-8000:]
+    with _LOCK:
+        log = _BUILD["log"]
+        log.flush()
+        log.seek(0)
+        return _BUILD["out"], code, log.read()[-8000:]
+
+
+# --- work that starts early and runs beside the other tests -------------------------------------
+_LATER: dict = {}  # name -> Future of work started by `in_background`
+
+
+def in_background(name: str, work):
+    """``work()`` in a thread of its own, started once per process under ``name``; returns its Future.
+
+    The root conftest calls each collected test module's ``start_early()`` right after it starts
+    the site build: the browser visits (tests/test_site.py) and the reading of the PDFs
+    (tests/test_pdf.py) then wait for the build in such a thread and run beside the library tests,
+    which leave one of CI's two cores mostly idle, instead of after them.
+    """
+    from concurrent.futures import Future
+
+    with _LOCK:
+        if name not in _LATER:
+            future = Future()
+
+            def run():
+                try:
+                    future.set_result(work())
+                except BaseException as err:  # handed to whoever waits for it
+                    future.set_exception(err)
+
+            threading.Thread(target=run, name=f"anatomy-{name}", daemon=True).start()
+            _LATER[name] = future
+        return _LATER[name]
+
+
+def _page_texts(path: str, start: int, stop: int) -> list[str]:
+    """The text of pages start..stop-1 of a PDF (pypdf), in a worker process of `pdf_texts`."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    return [reader.pages[i].extract_text() or "" for i in range(start, stop)]
+
+
+def pdf_texts(paths, chunk: int = 24) -> dict[str, list[str]]:
+    """The text of every page of each PDF (pypdf's extract_text), read in one process per core.
+
+    pypdf's text extraction is pure Python: a book of 200 pages takes it 10-20 s on one core.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pypdf import PdfReader
+
+    jobs = [(str(path), start, min(start + chunk, n)) for path in paths
+            for n in [len(PdfReader(str(path)).pages)] for start in range(0, n, chunk)]
+    # spawn, not fork: the test process holds threads (Playwright, torch) that a fork would copy mid-step
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_page_texts, *zip(*jobs))) if jobs else []
+    texts: dict[str, list[str]] = {str(path): [] for path in paths}
+    for (path, _, _), part in zip(jobs, parts):
+        texts[path] += part
+    return texts

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sitetools import _script
+from sitetools import script
 
-accessible = _script("accessible")
+accessible = script("accessible")
 
 CODE = '<div class="highlight-ipynb hl-python"><pre><span class="n">x</span></pre></div>'
 RESULT = '<div class="anatomy-table"><table><caption>Top <b>tokens</b> &amp; logits</caption><tr><td>1</td></tr></table></div>'

@@ -15,49 +15,9 @@ import pytest
 import torch
 
 import anatomy
-import random_models
 from anatomy import AnatomyError, hooks
 
 SENTENCE = "The apple is green, the sky is blue and the grass is wet today."  # > 8 tokens: past the sliding windows
-
-# family -> (family of tests/random_models.py, what this test sets: short sliding windows, soft-caps, partial RoPE...)
-LLAMA3_ROPE = dict(rope_type="llama3", rope_theta=500000.0, factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                   original_max_position_embeddings=64)  # Llama 3.x: RoPE's long wavelengths stretched
-GEMMA3 = dict(sliding_window=8, layer_types=["sliding_attention", "full_attention"])
-VARIANTS = {
-    "llama": ("llama", dict(tie_word_embeddings=True)),
-    "llama3": ("llama", dict(rope_parameters=LLAMA3_ROPE)),
-    "mistral": ("mistral", dict(sliding_window=8)),
-    "qwen2": ("qwen2", {}),
-    "qwen3": ("qwen3", {}),
-    "gemma": ("gemma", {}),
-    "gemma2": ("gemma2", dict(sliding_window=8, query_pre_attn_scalar=24, attn_logit_softcapping=5.0, final_logit_softcapping=3.0)),
-    "gemma3_text": ("gemma3_text", GEMMA3),
-    "gemma3": ("gemma3", GEMMA3),
-    "phi3": ("phi3", dict(partial_rotary_factor=0.5, pad_token_id=0)),
-    "olmo2": ("olmo2", dict(pad_token_id=0)),
-    "gpt2": ("gpt2", {}),
-    "gpt_neox": ("gpt_neox", dict(use_parallel_residual=True)),
-    "gpt_neox_sequential": ("gpt_neox", dict(use_parallel_residual=False)),
-}
-FAMILIES = list(VARIANTS)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return anatomy.load("smollm2-135m").tokenizer
-
-
-@pytest.fixture(scope="module", params=FAMILIES)
-def tiny(request, tokenizer, tmp_path_factory):
-    """A random-weight model of one family, saved to a directory and loaded through anatomy.load."""
-    family, settings = VARIANTS[request.param]
-    where = random_models.saved(family, tmp_path_factory.mktemp(request.param), tokenizer, vary_norms=True,
-                                max_position_embeddings=128, **settings)
-    model = anatomy.load(str(where))
-    yield request.param, model
-    anatomy.load.cache_clear(str(where))  # this model only: the session's default models stay shared
-
 
 def _ids(model):
     return model.tokenizer(SENTENCE, return_tensors="pt")["input_ids"]

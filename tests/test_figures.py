@@ -8,9 +8,9 @@ import io
 import re
 
 import pytest
-from sitetools import _script
+from sitetools import script
 
-figures = _script("figures")
+figures = script("figures")
 
 
 def _png(width: int, height: int, colour: str) -> bytes:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from sitetools import _script
+from sitetools import script
 
-page_css = _script("page_css")
+page_css = script("page_css")
 
 CSS = """
 :root { --jp-used: red; --jp-chain: var(--jp-used); --jp-unused: url("data:image/svg+xml;base64,AAAA"); --md-kept: 1px; }

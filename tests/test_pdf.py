@@ -9,33 +9,37 @@ Start here. Under CI (CI=true) a missing Chromium is a failure, not a skip.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-from sitetools import ROOT, executor, nav, site_build
+from sitetools import ROOT, executor, in_background, nav, pdf_texts, require_chromium, site_build
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 LANGS = ("en", "zh", "zh-TW")
 NAV = nav()
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Chromium is not installed at {CHROMIUM}, so the build printed no PDF (scripts/install-browser.sh installs it).")
-        pytest.skip("Chromium is not installed (apt-get install chromium): the build prints no PDF; CI installs it.")
-
-
 @pytest.fixture(scope="session")
 def site_dir() -> Path:
-    _require_chromium()
+    require_chromium("the build printed no PDF")
     out, code, log = site_build()
     assert code == 0, log
     return out
+
+
+def _texts() -> dict[str, list[str]]:
+    """The text of every page of the three PDFs (pypdf), read in one process per core once the site is built."""
+    out, code, _ = site_build()
+    paths = [_pdf(out, lang) for lang in LANGS]
+    return pdf_texts([p for p in paths if p.exists()]) if code == 0 else {}
+
+
+def start_early(items) -> None:
+    """Called by the root conftest with the collected tests: if any of them reads a PDF, the PDFs are
+    read as soon as the site is built, beside the other tests."""
+    if any(item.path.name == "test_pdf.py" and "site_dir" in getattr(item, "fixturenames", ()) for item in items):
+        in_background("pdf-text", _texts)
 
 
 @functools.cache
@@ -44,7 +48,37 @@ def _read(path: Path):
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
-    return reader, [page.extract_text() or "" for page in reader.pages]
+    pages = in_background("pdf-text", _texts).result().get(str(path))
+    if pages is None:  # not there when the PDFs were read
+        pages = [page.extract_text() or "" for page in reader.pages]
+    assert len(pages) == len(reader.pages)
+    return reader, pages
+
+
+def _images(page) -> int:
+    """The images a page draws: image XObjects, in its resources or in those of the forms it draws.
+
+    What pypdf's ``len(page.images)`` counts, without the inline images (Chromium prints none),
+    whose search parses every content stream again (10 s per book).
+    """
+    from pypdf.generic import IndirectObject
+
+    count, seen = 0, set()
+
+    def walk(resources):
+        nonlocal count
+        for ref in ((resources or {}).get("/XObject") or {}).values():
+            obj = ref.get_object()
+            if obj.get("/Subtype") == "/Image":
+                count += 1
+            elif obj.get("/Subtype") == "/Form":
+                key = (ref.idnum, ref.generation) if isinstance(ref, IndirectObject) else id(obj)
+                if key not in seen:
+                    seen.add(key)
+                    walk(obj.get("/Resources"))
+
+    walk(page.get("/Resources"))
+    return count
 
 
 def _pdf(site_dir: Path, lang: str) -> Path:
@@ -99,7 +133,7 @@ def test_pdf_opens_a4_with_every_chapter_title_in_order(site_dir, lang):
 @pytest.mark.parametrize("lang", LANGS)
 def test_pdf_has_the_figures_and_typeset_math(site_dir, lang):
     reader, pages = _read(_pdf(site_dir, lang))
-    images = sum(len(page.images) for page in reader.pages)
+    images = sum(_images(page) for page in reader.pages)
     drawn = sum(_figures(c) for c in NAV)
     assert drawn > 10 and images >= drawn, f"{images} images in the PDF for {drawn} figures in the chapters"
     whole = "".join(pages)

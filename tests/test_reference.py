@@ -12,11 +12,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import ROOT, _script, mkdocs_config
+from sitetools import ROOT, script, mkdocs_config
 
 DOCS = ROOT / "docs"
 API = DOCS / "en" / "api"
-reference = _script("reference_hooks")
+reference = script("reference_hooks")
 
 
 def _module_file(module: str) -> Path | None:
@@ -166,3 +166,51 @@ def test_on_the_site_the_api_reference_is_reached_in_every_language(site_dir, la
     assert 'id="anatomy.ablation.neuron_ablation"' in ablation  # rendered from the docstrings
     home = (root / "index.html").read_text(encoding="utf-8")
     assert 'href="api/"' in home  # in the navigation of the language's own pages
+
+
+# --- reST roles in docstrings (scripts/docstring_roles.py) --------------------------------------
+roles = script("docstring_roles")
+
+
+def _objects(pkg):
+    yield pkg
+    for member in pkg.members.values():
+        if not member.is_alias:
+            yield from _objects(member)
+
+
+def test_docstring_roles_become_links_to_objects_of_the_package():
+    import griffe
+
+    python = next(p["mkdocstrings"] for p in mkdocs_config()["plugins"] if isinstance(p, dict) and "mkdocstrings" in p)
+    assert "scripts/docstring_roles.py" in python["handlers"]["python"]["options"]["extensions"]  # the site uses it
+    before = {o.path: o.docstring.value for o in _objects(griffe.load("anatomy", search_paths=[str(ROOT / "src")])) if o.docstring}
+    pkg = griffe.load("anatomy", search_paths=[str(ROOT / "src")], extensions=griffe.load_extensions(roles.ReSTRoles))
+    after = {o.path: o.docstring.value for o in _objects(pkg) if o.docstring}
+    had = [path for path, text in before.items() if roles.ROLE.search(text)]
+    assert len(had) >= 6  # the docstrings that named a function the Sphinx way (issue 21)
+    assert [path for path, text in after.items() if roles.ROLE.search(text)] == []
+    links = [(path, target) for path in had for target in re.findall(r"\]\[([\w.]+)\]", after[path])]
+    assert len(links) >= len(had)
+    for path, target in links:  # each link names an object of the package: autorefs finds its entry
+        assert not pkg.modules_collection[target].is_alias, (path, target)
+    assert "[`resume()`][anatomy.run.resume]" in after["anatomy.run.pause"]
+
+
+def test_a_role_naming_no_object_becomes_plain_code():
+    import griffe
+
+    pkg = griffe.load("anatomy", search_paths=[str(ROOT / "src")])
+    assert roles.rewrite(pkg["run"], "see :func:`no_such_thing` and :class:`~anatomy.Model`") == \
+        "see `no_such_thing()` and [`anatomy.Model`][anatomy.model.Model]"
+
+
+def test_on_the_site_no_docstring_shows_a_role(site_dir):
+    shown = []
+    for page in sorted((site_dir / "api").rglob("index.html")):
+        article = page.read_text(encoding="utf-8")
+        article = article[article.index("<article"): article.index("</article>")]
+        shown += [f"{page.parent.name}: {m}" for m in re.findall(r":(?:func|meth|class|mod|attr):\S*", article)]
+    assert shown == []
+    run = (site_dir / "api" / "run" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<a [^>]*href="#anatomy\.run\.resume"[^>]*>\s*<code>resume\(\)</code>', run), "no link to resume()"

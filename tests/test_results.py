@@ -5,11 +5,11 @@ import copy
 
 import nbformat
 import pytest
-from sitetools import _script
+from sitetools import script
 
 import anatomy
 
-results = _script("results")
+results = script("results")
 
 
 def _output(obj) -> dict:
@@ -70,3 +70,19 @@ def test_glued_text_is_escaped_on_the_page_and_plain_in_the_notebook():
     values = results.glued(nb)
     assert results.fill_markdown(copy.deepcopy(nb), values).cells[0].source == "token <script>"
     assert results.render(nb).cells[0].source == "token &lt;script&gt;"
+
+
+def test_a_reference_solution_is_tagged_folded_and_moved_to_the_end_of_the_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("def f(x):\n    ...\ncheck(f)"),
+                nbformat.v4.new_code_cell("# solution\ndef f(x):\n    return x\ncheck(f, solution=True)"),
+                nbformat.v4.new_markdown_cell("next")]
+    tagged = results.render(copy.deepcopy(nb))
+    assert results.SOLUTION in tagged.cells[1].metadata["tags"] and "tags" not in tagged.cells[0].metadata
+    page = ('<div class="jp-Cell celltag_anatomy-solution"><pre>def f</pre></div>'
+            '<div class="jp-Cell"><p>next</p></div>')
+    folded = results.fold_solutions(page, "zh")
+    assert folded.startswith('<details class="anatomy-solution"><summary>参考答案</summary><div class="jp-Cell celltag_anatomy-solution">')
+    assert folded.endswith('</details><div class="jp-Cell"><p>next</p></div>')
+    last = results.solutions_last(copy.deepcopy(nb), "## Solutions")
+    assert [c.source.splitlines()[0] for c in last.cells] == ["def f(x):", "next", "## Solutions", "# solution"]

@@ -6,8 +6,6 @@ import torch
 import anatomy
 from anatomy import hooks, run
 
-from test_families import tiny, tokenizer  # noqa: F401  (every family, random weights)
-
 PROMPTS = ["The capital of France is", "My favourite food is pizza, and on Sundays I", "Hello"]
 
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import re
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import ROOT, _script, executor, mkdocs_config, nav, site_build, site_hooks
+from sitetools import CHROMIUM, ROOT, executor, in_background, mkdocs_config, nav, require_chromium, script, site_build, site_hooks
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 
 
@@ -37,16 +34,9 @@ def _url_of(chapter: str, lang: str) -> str:
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def _require_chromium() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Chromium is not installed at {CHROMIUM}; the test command installs it (apt-get install chromium).")
-        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it and runs these tests.")
-
-
 @pytest.fixture(scope="session")
 def browser():
-    _require_chromium()
+    require_chromium("the site cannot be opened in a browser")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -63,17 +53,28 @@ def site_dir() -> Path:
     return out
 
 
+_SERVING: dict[Path, str] = {}
+
+
+def _serve(out: Path) -> str:
+    """The built site served on 127.0.0.1, once per session (a thread of its own); its base URL."""
+    with _LOCK:
+        if out not in _SERVING:
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+            handler.log_message = lambda *a, **k: None
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            _SERVING[out] = f"http://127.0.0.1:{server.server_address[1]}/"
+        return _SERVING[out]
+
+
+_LOCK = threading.Lock()
+
+
 @pytest.fixture(scope="session")
 def served(site_dir):
-    """The built site served on 127.0.0.1; yields the base URL."""
-    out = site_dir
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
+    """The built site served on 127.0.0.1; the base URL."""
+    return _serve(site_dir)
 
 
 @pytest.fixture(scope="session")
@@ -199,16 +200,16 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
 TABS = 3  # pages open at once: the browser renders in its own processes, so visits overlap well on 2 cores
 
 
-@pytest.fixture(scope="session")
-def visits(served) -> dict[tuple[str, str], list[str]]:
-    """Every page of PAGES visited once, a few tabs at a time: (chapter, lang) -> what was wrong on it.
+def _visit_all() -> dict[tuple[str, str], list[str]] | None:
+    """Every page of PAGES visited once, a few tabs at a time, once the site is built: (chapter, lang) -> what was wrong on it.
 
-    Runs in a thread of its own (Playwright's async API, its own event loop), apart from the
-    browser of the other tests.
+    None when there is nothing to visit (the build failed, or there is no Chromium): the fixtures say why.
     """
-    _require_chromium()
+    out, code, _ = site_build()
+    if code != 0 or not Path(CHROMIUM).exists():
+        return None
+    site = _serve(out)
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
 
     from playwright.async_api import async_playwright
 
@@ -220,7 +221,7 @@ def visits(served) -> dict[tuple[str, str], list[str]]:
             async def one(chapter, lang):
                 async with gate:
                     try:
-                        return await _visit(browser, served, chapter, lang)
+                        return await _visit(browser, site, chapter, lang)
                     except Exception as err:  # a timeout, a crashed tab: that page's failure, not every page's
                         return [f"{type(err).__name__}: {err}"]
 
@@ -228,8 +229,27 @@ def visits(served) -> dict[tuple[str, str], list[str]]:
             await browser.close()
         return dict(zip(PAGES, found))
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, visit_all()).result()
+    return asyncio.run(visit_all())  # this thread's own event loop
+
+
+def start_early(items) -> None:
+    """Called by the root conftest with the collected tests: if any of them reads the visits, they
+    start when the site is built and run beside the library tests (tests/sitetools.py, `in_background`)."""
+    if any(item.path.name == "test_site.py" and "visits" in getattr(item, "fixturenames", ()) for item in items):
+        in_background("visits", _visit_all)
+
+
+@pytest.fixture(scope="session")
+def visits(site_dir) -> dict[tuple[str, str], list[str]]:
+    """Every page of PAGES visited once (`_visit_all`), started early by the root conftest or now.
+
+    Runs in a thread of its own (Playwright's async API, its own event loop), apart from the
+    browser of the other tests.
+    """
+    require_chromium("the site cannot be opened in a browser")
+    found = in_background("visits", _visit_all).result()
+    assert found is not None, "the pages were not visited"
+    return found
 
 
 @pytest.mark.parametrize("chapter, lang", PAGES, ids=[f"{lang}/{c}" for c, lang in PAGES])
@@ -275,7 +295,7 @@ def _searches(lang: str) -> list[tuple[str, str]]:
     languages = {entry["locale"]: entry for entry in i18n["languages"]}
     titles = (languages.get(lang) or {}).get("nav_translations") or {}
     if lang == "zh-TW" and not titles:  # generated from the Simplified ones, as scripts/site_hooks.py does
-        titles = _script("traditional").language_config(languages["zh"])["nav_translations"]
+        titles = script("traditional").language_config(languages["zh"])["nav_translations"]
     searches = []
     for item in config["nav"]:
         (title, chapter), = item.items()
@@ -299,16 +319,46 @@ _SEARCH_SETTLED = """(placeholder) => {
         && meta.textContent !== JSON.parse(document.getElementById('__config').textContent).translations['search.result.initializer'];
 }"""
 
+# The rest of the queries in one evaluation: each one is put into the box and followed by a key
+# event, as the keyboard does above (material reads the box on "keyup"); the box is emptied the same
+# way between queries, and each query's results are read when material has shown them.
+_SEARCH_ALL = """async ([queries, placeholder]) => {
+    const box = document.querySelector('.md-search__input');
+    const meta = () => document.querySelector('.md-search-result__meta');
+    const initializer = JSON.parse(document.getElementById('__config').textContent).translations['search.result.initializer'];
+    const until = async (ready, what) => {
+        const start = performance.now();
+        while (!ready()) {
+            if (performance.now() - start > 20000) throw new Error('timed out waiting for ' + what);
+            await new Promise(r => requestAnimationFrame(r));
+        }
+    };
+    const key = (k) => box.dispatchEvent(new KeyboardEvent('keyup', {key: k, bubbles: true}));
+    const found = [];
+    for (const query of queries) {
+        box.value = '';
+        key('Backspace');
+        await until(() => meta().textContent === placeholder, 'the emptied box before ' + query);
+        box.value = query;
+        box.dispatchEvent(new InputEvent('input', {data: query, inputType: 'insertText', bubbles: true}));
+        key('End');
+        await until(() => meta().textContent !== placeholder && meta().textContent !== initializer, 'the results of ' + query);
+        found.push([...document.querySelectorAll('.md-search-result__item a')].map(e => e.href));
+    }
+    return found;
+}"""
+
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_search_finds_every_title_and_term_in_the_readers_language(site, browser, lang):
     """A reader types every chapter title and every glossary term of a language into the search box.
 
-    On one page of that language (its Start here page), each query is entered as a Chinese input
-    method commits text (all at once), followed by a key press, which is what material's search
-    listens to; between queries the box is emptied with keys. Each query must list the page it
-    names among the first results material shows (10), and no result may lead to a page of
-    another language. The page fetches one search index, its own language's.
+    On one page of that language (its Start here page), the first query is typed with the keyboard
+    as a Chinese input method commits text (all at once), followed by a key press, which is what
+    material's search listens to; the others are put into the box in one page evaluation, each
+    followed by the same key event (_SEARCH_ALL). Between queries the box is emptied. Each query
+    must list the page it names among the first results material shows (10), and no result may
+    lead to a page of another language. The page fetches one search index, its own language's.
     """
     page = browser.new_page()
     indexes = []
@@ -317,21 +367,22 @@ def test_search_finds_every_title_and_term_in_the_readers_language(site, browser
     page.goto(root, wait_until="networkidle")
     placeholder = page.evaluate("JSON.parse(document.getElementById('__config').textContent).translations['search.result.placeholder']")
     page.click(".md-search__input", timeout=10_000)
+    searches = _searches(lang)
+    (first, _), rest = searches[0], searches[1:]
+    page.wait_for_function("(p) => document.querySelector('.md-search-result__meta').textContent === p", arg=placeholder, timeout=20_000)
+    page.keyboard.insert_text(first)
+    page.keyboard.press("End")
+    page.wait_for_function(_SEARCH_SETTLED, arg=placeholder, timeout=20_000)
+    results = [page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")]
+    results += page.evaluate(_SEARCH_ALL, [[query for query, _ in rest], placeholder])
+    page.close()
     missed, foreign = [], []
-    for query, target in _searches(lang):
-        page.fill(".md-search__input", "")
-        page.keyboard.press("Backspace")  # a key event on the emptied box: material clears the results
-        page.wait_for_function("(p) => document.querySelector('.md-search-result__meta').textContent === p", arg=placeholder, timeout=20_000)
-        page.keyboard.insert_text(query)
-        page.keyboard.press("End")
-        page.wait_for_function(_SEARCH_SETTLED, arg=placeholder, timeout=20_000)
-        hits = [h.split("?")[0] + ("#" + h.split("#")[1] if "#" in h else "")
-                for h in page.eval_on_selector_all(".md-search-result__item a", "els => els.map(e => e.href)")]
+    for (query, target), found in zip(searches, results, strict=True):
+        hits = [h.split("?")[0] + ("#" + h.split("#")[1] if "#" in h else "") for h in found]
         wanted = site + target
         if not any(h == wanted or ("#" not in wanted and h.split("#")[0] == wanted) for h in hits):
             missed.append(f"{query} -> {target}: {[h.removeprefix(site) for h in hits[:5]]}")
         foreign += [f"{query} -> {h}" for h in hits if _lang_of(h.removeprefix(site)) != lang]
-    page.close()
     assert missed == [], f"{len(missed)} not found: " + "; ".join(missed)
     assert foreign == [], foreign[:10]
     assert indexes == [root + "search/search_index.json"], indexes
@@ -405,6 +456,39 @@ def test_links_to_a_section_land_on_an_existing_anchor(site_dir):
                 missing.append(f"{page.relative_to(site_dir)} -> {url}")
     assert missing == []
 
+
+
+_HEADING = re.compile(r"<h([1-6])\b([^>]*)>(.*?)</h\1>", re.S)
+
+
+def test_every_heading_has_its_own_id_and_the_contents_link_to_them(site_dir):
+    """On every page: each heading of the article has a non-empty id no other element of the page
+    has, the table of contents links only to ids of the page, and lists every section (h2) of it.
+
+    The Chinese headings of executed chapters once had id="" while their contents linked to #_1,
+    #_2, and the search entries of those sections led to the top of the page (issue 21).
+    """
+    problems, checked = [], 0
+    for page in sorted(site_dir.rglob("*.html")):
+        html = page.read_text(encoding="utf-8", errors="replace")
+        if "<article" not in html or page.name == "404.html":  # the theme's page for a wrong address
+            continue
+        where = page.relative_to(site_dir)
+        article = html[html.index("<article"): html.rindex("</article>")]
+        headings = [(int(level), re.search(r'\sid="([^"]*)"', attrs)) for level, attrs, _ in _HEADING.findall(article)]
+        ids = [m.group(1) if m else "" for _, m in headings]
+        every_id = re.findall(r'\sid="([^"]*)"', html)
+        problems += [f"{where}: a heading without an id" for i in ids if not i]
+        problems += [f"{where}: id {i!r} is used {every_id.count(i)} times" for i in sorted(set(ids)) if i and every_id.count(i) > 1]
+        contents = [unquote(h[1:]) for h in re.findall(r'<a href="(#[^"]*)" class="md-nav__link">', html)]
+        # a heading, or the anchor mkdocstrings puts before a module's members (an API page has no heading for its module)
+        problems += [f"{where}: the contents link to #{h}, which is nowhere on the page" for h in sorted(set(contents)) if h not in ids and h not in every_id]
+        if contents:  # a page that shows its table of contents shows every section in it
+            sections = [i for (level, _), i in zip(headings, ids) if level == 2]
+            problems += [f"{where}: section #{i} is not in the contents" for i in sections if i and i not in contents]
+        checked += len(ids)
+    assert checked > 500
+    assert problems == [], f"{len(problems)} problems: " + "; ".join(problems[:20])
 
 CLICKS = [("index.md", "en", "embedding-table.md"), ("index.md", "zh", "embedding-table.md"),
           ("ffn.md", "en", "attention.md"), ("ffn.md", "zh", "multi-head.md"),

@@ -74,41 +74,81 @@ def _figures(html: str, site: Path) -> list[bytes]:
     return [(site / src).read_bytes() for src in re.findall(r'<img [^>]*src="(assets/figures/[^"]+)"', html)]
 
 
-def test_library_change_reexecutes_and_prose_edit_does_not(tmp_path):
-    (tmp_path / "scripts").mkdir()
-    for script in (ROOT / "scripts").glob("*"):  # the hooks and the modules they load
-        if script.is_file():
-            shutil.copy(script, tmp_path / "scripts")
-    shutil.copytree(ROOT / "src" / "anatomy", tmp_path / "src" / "anatomy", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "docs").mkdir()
-    chapter = tmp_path / "docs" / "index.md"
-    chapter.write_text(CHAPTER.replace("PROSE", "First words."), encoding="utf-8")
-    (tmp_path / "mkdocs.yml").write_text(_config(), encoding="utf-8")
-    init = tmp_path / "src" / "anatomy" / "__init__.py"
+def _three_builds() -> dict:
+    """The builds of test_library_change_reexecutes_and_prose_edit_does_not, in a thread of its own.
+
+    A small project (the hooks, a copy of src/anatomy, one chapter) is built from scratch, again
+    after a library function's output changed, and again after an edit to prose only; each build's
+    page, log and figures are kept for the test. Started early by the root conftest (start_early),
+    so that the builds (three mkdocs processes, two chapter executions) run beside the other tests.
+    """
+    import tempfile
+
     import anatomy
 
-    html, log = _build(tmp_path)
-    assert f"library at {tmp_path / 'src' / 'anatomy'}" in html  # the copy is the library that ran
-    assert f"anatomy says {anatomy.__version__}" in html
-    assert "executed" in log
-    first_figures = _figures(html, tmp_path / "site")
-    assert len(first_figures) == 1
+    project = Path(tempfile.mkdtemp(prefix="anatomy-cache-test-"))
+    (project / "scripts").mkdir()
+    for script in (ROOT / "scripts").glob("*"):  # the hooks and the modules they load
+        if script.is_file():
+            shutil.copy(script, project / "scripts")
+    shutil.copytree(ROOT / "src" / "anatomy", project / "src" / "anatomy", ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "docs").mkdir()
+    chapter = project / "docs" / "index.md"
+    chapter.write_text(CHAPTER.replace("PROSE", "First words."), encoding="utf-8")
+    (project / "mkdocs.yml").write_text(_config(), encoding="utf-8")
+    init = project / "src" / "anatomy" / "__init__.py"
+    builds = []
 
-    # A library function's output changes: the chapter runs again and the page shows the new output.
+    def build():
+        html, log = _build(project)
+        builds.append((html, log, _figures(html, project / "site")))
+
+    build()
+    # A library function's output changes: the chapter must run again and the page show the new output.
     init.write_text(init.read_text(encoding="utf-8").replace(f'__version__ = "{anatomy.__version__}"', '__version__ = "9.9.9-changed"'), encoding="utf-8")
-    html, log = _build(tmp_path)
-    assert "anatomy says 9.9.9-changed" in html
-    assert f"anatomy says {anatomy.__version__}" not in html
-    assert "executed" in log
-    assert _figures(html, tmp_path / "site") != first_figures and len(_figures(html, tmp_path / "site")) == 1  # the figure was drawn again
-
-    # Only prose changes: nothing executes, the page has the new prose and the same outputs.
-    second_figures = _figures(html, tmp_path / "site")
+    build()
+    # Only prose changes: nothing may execute, the page must have the new prose and the same outputs.
     chapter.write_text(CHAPTER.replace("PROSE", "Other words."), encoding="utf-8")
-    html, log = _build(tmp_path)
-    assert "Other words." in html and "First words." not in html
-    assert "anatomy says 9.9.9-changed" in html and _figures(html, tmp_path / "site") == second_figures
-    assert "executed" not in log and "from the cache" in log
+    build()
+    return {"project": project, "builds": builds}
+
+
+def start_early(items) -> None:
+    """Called by the root conftest with the collected tests: the builds of the test below start now."""
+    from sitetools import in_background
+
+    if any(item.path.name == "test_site_cache.py" and item.name == "test_library_change_reexecutes_and_prose_edit_does_not" for item in items):
+        in_background("cache-builds", _three_builds)
+
+
+def test_library_change_reexecutes_and_prose_edit_does_not():
+    import anatomy
+    from sitetools import in_background
+
+    found = in_background("cache-builds", _three_builds).result()
+    project, builds = found["project"], found["builds"]
+    try:
+        (html, log, first_figures) = builds[0]
+        assert f"library at {project / 'src' / 'anatomy'}" in html  # the copy is the library that ran
+        assert f"anatomy says {anatomy.__version__}" in html
+        assert "executed" in log
+        assert len(first_figures) == 1
+
+        # A library function's output changed: the chapter ran again and the page shows the new output.
+        (html, log, figures) = builds[1]
+        assert "anatomy says 9.9.9-changed" in html
+        assert f"anatomy says {anatomy.__version__}" not in html
+        assert "executed" in log
+        assert figures != first_figures and len(figures) == 1  # the figure was drawn again
+
+        # Only prose changed: nothing executed, the page has the new prose and the same outputs.
+        second_figures = figures
+        (html, log, figures) = builds[2]
+        assert "Other words." in html and "First words." not in html
+        assert "anatomy says 9.9.9-changed" in html and figures == second_figures
+        assert "executed" not in log and "from the cache" in log
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
 
 
 def _key(*blocks: str) -> str:

@@ -5,8 +5,6 @@ from pathlib import Path
 
 import anatomy
 
-from test_families import tiny, tokenizer  # noqa: F401  (every family, random weights)
-
 SRC = Path(anatomy.__file__).parent
 
 

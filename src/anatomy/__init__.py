@@ -22,7 +22,7 @@ Conventions, the same in every module (and stated once on the book's Start here 
 * Bad input raises ``AnatomyError`` with one sentence saying what is wrong and what to do.
 """
 
-from . import plot
+from . import exercises, plot
 from .about import versions
 from .ablation import Attribution, HeadAblation, Means, NeuronAblation, Separation, TopContexts, ablate, head_ablation, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, random_neurons, separating_neurons, top_contexts
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, attention_projection, rotary, time_by_length
@@ -45,6 +45,7 @@ from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, pat
 from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
 from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs, Faithfulness, HeadPatching, attention_knockout, attribution_components, circuit_faithfulness, component_patching, fact_pairs, facts, head_patching
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
+from .relations import Faithfulness, RelationEdits, RelationMap, RelationReading, faithfulness, read_relation, relation_edits, relation_map, relation_prompt, relation_table
 from .refusal import Declines, RefusalScan, ablate_direction, answers, chat, declines, is_decline, refusal_directions, refusal_scan
 from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
 from .show import Table, token_table, vocabulary_table
@@ -66,6 +67,7 @@ __all__ = [
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "FunctionVectorScan", "continuation_id", "decode_vector", "few_shot_prompts", "function_vector_scan", "task_accuracy", "task_vectors", "zero_shot_prompt",
+    "Faithfulness", "RelationEdits", "RelationMap", "RelationReading", "faithfulness", "read_relation", "relation_edits", "relation_map", "relation_prompt", "relation_table",
     "Declines", "RefusalScan", "ablate_direction", "answers", "chat", "declines", "is_decline", "refusal_directions", "refusal_scan",
     "AnatomyError",
     "book_text",

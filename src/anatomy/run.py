@@ -1,12 +1,14 @@
 """Run part of a model: a padded batch of prompts, up to a place, from a layer, last tokens, chosen LM-head rows.
 
-Every chapter module runs the model through these few functions (Chapters 5-17):
+Every chapter module runs the model through these few functions (Chapters 5-18):
 
     b = batch(model, prompts)                        # each prompt as the model reads it alone, padded on the right
     h = run_to(model, b, "layers.5")                 # the layers up to layer 5's output; nothing after it runs
     v = last(h, b)                                   # each prompt's vector at its last real token, [B, d]
     p = pause(model, b, 6)                           # one pass that keeps what enters layer 6 ...
     h = resume(model, p, copies=3)                   # ... then layers 6..L-1 and the final norm on 3 copies
+    pre = prefix(model, "France: Paris\n")          # a shared beginning, read once (its keys and values) ...
+    h = run_after(model, pre, ids, "layers.29")      # ... then only the tokens after it, in many rows
     logits = head(model, v, rows=[id_a, id_b])       # the LM head, only the rows asked for (soft-capped)
 
 Nothing here replaces a module's ``forward``: every layer that a partial run passes through is
@@ -16,6 +18,7 @@ layer the run does not reach is simply not called.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +29,8 @@ from .devices import weights_on
 from .errors import AnatomyError
 from .prediction import check_prompt
 
-__all__ = ["Batch", "Paused", "batch", "batches", "check_vector", "head", "last", "last_tokens", "pause", "prompts",
-           "resume", "run_to", "soft_cap"]
+__all__ = ["Batch", "Paused", "Prefix", "batch", "batches", "check_vector", "head", "last", "last_tokens", "pause",
+           "prefix", "prompts", "resume", "run_after", "run_to", "soft_cap"]
 
 
 def prompts(texts, what: str = "prompts") -> list[str]:
@@ -132,7 +135,7 @@ def _value(s: hooks.Site, args, output) -> torch.Tensor:
 
 
 def run_to(model, b: Batch, place: str = "final_norm") -> torch.Tensor:
-    """Run the layers on a batch until ``place`` has been computed; return its value there (Chapters 5-17).
+    """Run the layers on a batch until ``place`` has been computed; return its value there (Chapters 5-18).
 
     Nothing after ``place`` runs (no later layer, no LM head). Hooks the caller set on places
     before it see their true values. Not a copy: under ``torch.enable_grad`` it keeps the graph.
@@ -230,6 +233,53 @@ def resume(model, p: Paused, copies: int = 1) -> torch.Tensor:
         out = model.layers[i](h, *_copies(args, n, copies), **_copies(kwargs, n, copies))
         h = out[0] if isinstance(out, tuple) else out
     return model.final_norm(h) if model.final_norm is not None else h
+
+
+# --- a shared beginning read once ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prefix:
+    """The start of many prompts, read once: its token IDs and the keys and values every layer kept."""
+
+    ids: torch.Tensor  # [1, P] the prefix's token IDs (with the tokenizer's start tokens), on the model's device
+    cache: object  # the decoder's key/value cache after the prefix; never changed (run_after copies it)
+
+
+@torch.no_grad()
+def prefix(model, text: str) -> Prefix:
+    """Read ``text`` once and keep every layer's keys and values (Chapter 18), so :func:`run_after` runs only what follows."""
+    ids = check_prompt(model, text)  # [1, P]
+    out = model.decoder(input_ids=ids, use_cache=True)
+    return Prefix(ids, out.past_key_values)
+
+
+def run_after(model, p: Prefix, ids: torch.Tensor, place: str = "final_norm") -> torch.Tensor:
+    """Run the tokens ``ids`` [B, S] (the same length in every row) after the prefix ``p``; the value at ``place``, [B, S, ...].
+
+    Every row continues the same prefix, whose keys and values are copied B times, so the prefix's
+    tokens are not recomputed: what runs costs S tokens per row. Hooks the caller set see the
+    values of these S positions only (position 0 is the first token after the prefix). Nothing after
+    ``place`` runs; under ``torch.enable_grad`` the graph is kept (Chapter 18's Jacobians).
+    """
+    if ids.ndim != 2 or ids.shape[1] == 0:
+        raise AnatomyError(f"run_after needs token IDs of shape [rows, tokens], got {tuple(ids.shape)}.")
+    cache = copy.deepcopy(p.cache)
+    if ids.shape[0] > 1:
+        cache.batch_repeat_interleave(ids.shape[0])
+    s = hooks.site(model, place)
+    out = {}
+
+    def grab(mod, args, output):
+        out["v"] = _value(s, args, output)
+        raise _Stop
+
+    handle = s.module.register_forward_hook(grab)
+    try:
+        model.decoder(input_ids=ids.to(model.device), past_key_values=cache, use_cache=True)
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return out["v"]
 
 
 # --- the LM head -------------------------------------------------------------------------------------
