@@ -1,5 +1,7 @@
 """Activation patching, attribution patching and back-patching (Chapter 17), on the default models."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -146,3 +148,184 @@ def test_plots_describe_themselves(model, few):
     assert CLEAN in fig.description["en"]
     table = r.table(k=3)
     assert len(table.rows) == 6 and table.rows[0][2] >= table.rows[1][2] >= table.rows[2][2]
+
+
+# --- the set of facts, and components over it (issue 25) ---------------------------------------------
+@pytest.fixture(scope="module")
+def facts(model):
+    return anatomy.fact_pairs(model, "en", n=6, dev=2)
+
+
+def test_fact_pairs_are_answered_right_and_line_up(model, facts):
+    assert len(facts) == 6 and len(facts.dev) == 2 and len(facts.test) == 4
+    for p in facts.pairs:
+        assert len(anatomy.tokenize(model, p.clean)) == len(anatomy.tokenize(model, p.corrupted)) == p.n_tokens
+        for prompt, answer in zip((p.clean, p.corrupted), p.answer_ids):
+            assert int(anatomy.next_token(model, prompt).top_ids[0]) == answer
+        assert p.answer_ids[0] != p.answer_ids[1] and p.subject and p.n_tokens - 1 not in p.subject
+
+
+def test_fact_pairs_are_seeded(model, facts):
+    again = anatomy.fact_pairs(model, "en", n=6, dev=2)
+    assert again.pairs == facts.pairs
+    other = anatomy.fact_pairs(model, "en", n=6, dev=2, seed=1)
+    assert other.pairs != facts.pairs
+
+
+def _self_pair(p):
+    return anatomy.FactPair(p.relation, p.clean, p.clean, p.answers, p.answer_ids, p.subject, p.n_tokens, p.split)
+
+
+def test_component_patching_the_clean_run_into_itself_restores_it_exactly(model, facts):
+    p = facts.pairs[0]
+    r = anatomy.component_patching(model, [_self_pair(p)], layers=[0, model.n_layers // 2, model.n_layers - 1])
+    for grid in (r.denoised, r.noised):
+        done = grid[grid.isfinite()]
+        assert len(done) == 2 * 3 * 3
+        torch.testing.assert_close(done, torch.full_like(done, float(r.clean[0])), rtol=0, atol=1e-4)
+
+
+def test_patching_nothing_changes_nothing(model, facts):
+    """Nothing after the last layer reads the subject's positions: patching them there changes nothing.
+    Patching a position before the subject writes what was there already."""
+    p = facts.pairs[0]
+    L = model.n_layers
+    r = anatomy.component_patching(model, [p], layers=[L - 1])
+    for kind in range(3):
+        assert float(r.denoised[0, kind, L - 1, 0]) == pytest.approx(float(r.corrupted[0]), abs=1e-4)
+        assert float(r.noised[0, kind, L - 1, 0]) == pytest.approx(float(r.clean[0]), abs=1e-4)
+    assert float(r.recovered[0, 0, L - 1, 1]) == pytest.approx(1.0, abs=1e-4)  # the last layer, last position: everything
+    before = [q for q in range(min(p.subject))]
+    if before:  # same tokens before the subject: the same head outputs there
+        h = anatomy.head_patching(model, [p], heads=[(L // 2, 0)], positions=("other",))
+        assert h.recovered.isfinite().sum() == 1
+
+
+def test_component_cells_equal_single_patches(model, facts):
+    p = facts.pairs[1]
+    l = model.n_layers // 2
+    r = anatomy.component_patching(model, [p], layers=[l])
+    for k, kind in enumerate(anatomy.circuits.KINDS):
+        place = f"layers.{l}" if kind == "layer" else f"layers.{l}.{kind}"
+        for g, positions in enumerate((list(p.subject), [p.n_tokens - 1])):
+            with hooks.capture(model, place) as seen:
+                anatomy.logit_difference(model, p.clean, *p.answer_ids)
+
+            def put(h, v=seen[place][0, positions], positions=positions):
+                h = h.clone()
+                h[:, positions] = v
+                return h
+            with hooks.edit(model, place, put):
+                alone = anatomy.logit_difference(model, p.corrupted, *p.answer_ids)
+            assert float(r.denoised[0, k, l, g]) == pytest.approx(alone, abs=1e-4)
+
+
+def _with(model, prompt, answers, edits):
+    with contextlib.ExitStack() as stack:
+        for place, fn in edits:
+            stack.enter_context(hooks.edit(model, place, fn))
+        return anatomy.logit_difference(model, prompt, *answers)
+
+
+def test_attention_and_mlp_patches_add_up_where_the_model_is_close_to_linear(model, facts):
+    """Layer l's update at the last position is its attention output plus its MLP output. Moving both a
+    small step eps towards the clean run changes Δ by the sum of the two moves alone (the MLP held at
+    its corrupted value while the attention moves), to first order; with eps = 1 it need not."""
+    p = facts.pairs[0]
+    h = anatomy.component_patching(model, [p], kinds=("layer",), positions=("last",), directions=("denoise",))
+    l, last = max(1, int(h.handover[0])), p.n_tokens - 1  # the hand-over layer: big enough effects
+    places = (f"layers.{l}.attn", f"layers.{l}.mlp")
+    seen = {}
+    for prompt in (p.clean, p.corrupted):
+        with hooks.capture(model, *places) as s:
+            anatomy.logit_difference(model, prompt, *p.answer_ids)
+        seen[prompt] = s
+    base = anatomy.logit_difference(model, p.corrupted, *p.answer_ids)
+
+    def to(place, eps):
+        c, d = seen[p.clean][place][0, last], seen[p.corrupted][place][0, last]
+
+        def fn(h):
+            h = h.clone()
+            h[:, last] = d + eps * (c - d)
+            return h
+        return place, fn
+
+    for eps in (1e-2, 1.0):
+        attn = _with(model, p.corrupted, p.answer_ids, [to(places[0], eps), to(places[1], 0.0)]) - base
+        mlp = _with(model, p.corrupted, p.answer_ids, [to(places[1], eps)]) - base
+        both = _with(model, p.corrupted, p.answer_ids, [to(places[0], eps), to(places[1], eps)]) - base
+        if eps < 1:
+            assert abs(both) > 1e-3
+            assert both == pytest.approx(attn + mlp, rel=0.05, abs=1e-4)
+    # and patching the layer's whole output equals patching its input, attention and MLP together
+    layer_in, layer_out = f"layers.{l - 1}", f"layers.{l}"
+    with hooks.capture(model, layer_in, layer_out) as s:
+        anatomy.logit_difference(model, p.clean, *p.answer_ids)
+    def put(v):
+        def fn(h):
+            h = h.clone()
+            h[:, last] = v
+            return h
+        return fn
+    whole = _with(model, p.corrupted, p.answer_ids, [(layer_out, put(s[layer_out][0, last]))])
+    parts = _with(model, p.corrupted, p.answer_ids, [(layer_in, put(s[layer_in][0, last])), to(places[0], 1.0), to(places[1], 1.0)])
+    assert whole == pytest.approx(parts, abs=1e-4)
+
+
+def test_head_patching_equals_a_single_patch(model, facts):
+    p = facts.pairs[0]
+    l, h, hd = model.n_layers - 2, model.n_heads - 1, model.head_dim
+    r = anatomy.head_patching(model, [p], heads=[(l, h)], positions=("subject", "last"))
+    place, cols = f"layers.{l}.attn.o.input", slice(h * hd, (h + 1) * hd)
+    with hooks.capture(model, place) as seen:
+        clean = anatomy.logit_difference(model, p.clean, *p.answer_ids)
+    corrupted = anatomy.logit_difference(model, p.corrupted, *p.answer_ids)
+    for g, positions in enumerate((list(p.subject), [p.n_tokens - 1])):
+        def put(x, positions=positions):
+            x = x.clone()
+            x[:, positions, cols] = seen[place][0, positions, cols]
+            return x
+        alone = _with(model, p.corrupted, p.answer_ids, [(place, put)])
+        assert float(r.recovered[0, l, h, g]) == pytest.approx((alone - corrupted) / (clean - corrupted), abs=1e-4)
+
+
+def test_faithfulness_of_every_head_is_the_full_model_and_draws_are_seeded(model, facts):
+    every = [(l, h) for l in range(model.n_layers) for h in range(model.n_heads)]
+    f = anatomy.circuit_faithfulness(model, facts.test[:2], every, facts.right_prompts, draws=2)
+    assert f.n_pairs >= 1
+    torch.testing.assert_close(f.kept, f.full, rtol=0, atol=1e-4)
+    assert f.share == pytest.approx(1.0, abs=1e-4)
+    g = anatomy.circuit_faithfulness(model, facts.test[:2], every[:3], facts.right_prompts, draws=2)
+    again = anatomy.circuit_faithfulness(model, facts.test[:2], every[:3], facts.right_prompts, draws=2)
+    torch.testing.assert_close(g.random, again.random)
+    assert not torch.allclose(g.empty, g.full)
+
+
+def test_attention_knockout_blocks_only_from_its_layer_on(model, facts):
+    p = facts.pairs[0]
+    k = anatomy.attention_knockout(model, [p])
+    probs = anatomy.next_token(model, p.clean).probs
+    assert float(k.prob[0, -1]) == pytest.approx(float(probs[p.answer_ids[0]]), rel=1e-4)  # nothing blocked
+    # blocking only in the last layer equals an additive mask written there by hand
+    attn, _ = hooks.module_at(model, f"layers.{model.n_layers - 1}.attn")
+
+    def pre(mod, args, kwargs):
+        m = kwargs["attention_mask"].clone()
+        m[:, :, p.n_tokens - 1, list(p.subject)] = torch.finfo(m.dtype).min
+        kwargs["attention_mask"] = m
+        return args, kwargs
+    handle = attn.register_forward_pre_hook(pre, with_kwargs=True)
+    try:
+        by_hand = anatomy.next_token(model, p.clean).probs[p.answer_ids[0]]
+    finally:
+        handle.remove()
+    assert float(k.prob[0, model.n_layers - 1]) == pytest.approx(float(by_hand), rel=1e-4)
+    assert abs(float(k.prob[0, 0]) - float(k.prob[0, -1])) > 1e-6  # blocking everywhere does something
+
+
+def test_empty_sets_give_empty_results(model):
+    r = anatomy.component_patching(model, [])
+    assert r.denoised.shape[0] == 0 and r.handover.shape == (0,)
+    with pytest.raises(anatomy.AnatomyError, match="language"):
+        anatomy.fact_pairs(model, "fr")

@@ -174,3 +174,28 @@ def test_activation_patching_equals_nnsight(peer, pair):
         ref = float(logits[0, -1, ia] - logits[0, -1, ib])
         assert float(ours.residual[layer, p]) == pytest.approx(ref, abs=1e-4)
     assert abs(float(ours.residual[layer, differ[0]]) - ours.corrupted_difference) > 0.1  # the patch did something
+
+
+@pytest.mark.parametrize("kind", ["attn", "mlp"])
+def test_component_patching_equals_nnsight(peer, kind):
+    """One layer's attention (or MLP) output written from the clean run into the corrupted run, at the
+    subject's positions and at the last position: the logit difference (Chapter 17, Meng et al.'s split)."""
+    model, lm = peer
+    pair = anatomy.fact_pairs(model, "en", n=2, dev=0).pairs[0]
+    layer = model.n_layers // 2
+    ours = anatomy.component_patching(model, [pair], layers=[layer], kinds=(kind,), directions=("denoise",))
+    ia, ib = pair.answer_ids
+    k = anatomy.circuits.KINDS.index(kind)
+    for g, positions in enumerate((list(pair.subject), [pair.n_tokens - 1])):
+        module = lambda: lm.model.layers[layer].self_attn if kind == "attn" else lm.model.layers[layer].mlp  # noqa: E731
+        with torch.no_grad(), lm.trace(pair.clean):
+            out = module().output
+            v = (out[0] if kind == "attn" else out)[:, positions].save()
+        with torch.no_grad(), lm.trace(pair.corrupted):
+            if kind == "attn":
+                module().output[0][:, positions] = v
+            else:
+                module().output[:, positions] = v
+            logits = lm.lm_head.output.save()
+        ref = float(logits[0, -1, ia] - logits[0, -1, ib])
+        assert float(ours.denoised[0, k, layer, g]) == pytest.approx(ref, abs=1e-4)

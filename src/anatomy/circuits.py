@@ -31,13 +31,15 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .prediction import check_prompt
 from .show import Table
 from .tokens import Token, answer_id, readable, tokenize
 
-__all__ = ["BackPatching", "PatchingResult", "activation_patching", "attribution_patching", "back_patching", "logit_difference"]
+__all__ = ["AttentionKnockout", "BackPatching", "ComponentPatching", "FactPair", "FactPairs", "Faithfulness", "HeadPatching", "KINDS",
+           "PatchingResult", "activation_patching", "attention_knockout", "attribution_components", "attribution_patching",
+           "back_patching", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "logit_difference"]
 
 
 def _pair(model, clean: str, corrupted: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -339,3 +341,538 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
     tokens = tuple(tokenize(model, prompt))
     return BackPatching(model.name, prompt, tokens, readable(model.tokenizer, aid), aid,
                         float(torch.softmax(base, -1)[aid]), readable(model.tokenizer, int(base.argmax())), prob, top)
+
+
+# --- a dataset of facts, and patching components over it ---------------------------------------------
+KINDS = ("layer", "attn", "mlp")  # a layer's whole output, its attention sub-layer's output, its MLP's output
+
+
+@dataclass(frozen=True)
+class FactPair:
+    """Two prompts of one relation with the same number of tokens, each answered right by the model (Chapter 17).
+
+    The answers are the model's own top tokens, each a first piece of the true answer
+    (" Paris", or 柏 for 柏林). ``subject`` holds the positions where the two prompts' tokens differ.
+    """
+
+    relation: str
+    clean: str
+    corrupted: str
+    answers: tuple[str, str]  # readable tokens: clean answer, corrupted answer
+    answer_ids: tuple[int, int]
+    subject: tuple[int, ...]  # positions where the tokens differ
+    n_tokens: int
+    split: str  # "dev" (choices are made here) or "test" (results are reported here)
+
+
+@dataclass(frozen=True)
+class FactPairs:
+    """The clean/corrupted pairs a model answers right, in one language (Chapter 17)."""
+
+    model_name: str
+    language: str
+    pairs: tuple[FactPair, ...]
+    n_facts: int  # facts of this language in the list
+    n_right: int  # of them answered right (top token = first piece of the answer)
+    right_prompts: tuple[str, ...]  # every prompt answered right: the reference set of mean ablation
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def dev(self) -> tuple[FactPair, ...]:
+        return tuple(p for p in self.pairs if p.split == "dev")
+
+    @property
+    def test(self) -> tuple[FactPair, ...]:
+        return tuple(p for p in self.pairs if p.split == "test")
+
+    def table(self, k: int = 6) -> Table:
+        rows = tuple((p.split, p.relation, p.clean, p.corrupted, f"{p.answers[0]} / {p.answers[1]}") for p in self.pairs[:k])
+        return Table(("split", "relation", "clean", "corrupted", "answers"), rows,
+                     f"{self.model_name}, {self.language}: {len(self)} pairs ({len(self.dev)} dev, {len(self.test)} test) "
+                     f"from {self.n_right} of {self.n_facts} facts answered right")
+
+
+def facts(language: str = "en") -> tuple[tuple[str, str, str, str], ...]:
+    """The book's list of facts, (relation, template, subject, answer), in English or Chinese (Chapter 17)."""
+    if language not in ("en", "zh"):
+        raise AnatomyError(f"language={language!r} is not available: use 'en' or 'zh'.")
+    from importlib import resources
+    import csv
+    text = resources.files("anatomy").joinpath("data/facts.csv").read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    out = [(r["relation"], r["template"], r["subject"], r["answer"]) for r in rows]
+    chinese = lambda s: any("\u4e00" <= c <= "\u9fff" for c in s)  # noqa: E731
+    return tuple(f for f in out if chinese(f[1]) == (language == "zh"))
+
+
+@torch.no_grad()
+def _top_tokens(model, prompts: Sequence[str], batch_size: int = 32) -> list[int]:
+    out = [0] * len(prompts)
+    for idx, b in run.batches(model, prompts, batch_size):
+        h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
+        for i, t in zip(idx, run.head(model, h).argmax(-1).tolist()):
+            out[i] = int(t)
+    return out
+
+
+def fact_pairs(model, language: str = "en", *, n: int = 24, dev: int = 8, seed: int = 0) -> FactPairs:
+    """Up to ``n`` clean/corrupted pairs of facts the model answers right, ``dev`` of them for choices (Chapter 17).
+
+    A fact is answered right when the model's top next token is a first piece of the answer. Facts
+    of one relation whose prompts have the same number of tokens are paired in a seeded random
+    cycle (each subject in at most two pairs, the two answers different tokens).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or not isinstance(dev, int) or not 0 <= dev < n:
+        raise AnatomyError(f"n={n!r}, dev={dev!r}: pass a positive number of pairs n and 0 <= dev < n.")
+    rows = facts(language)
+    prompts = [t.format(s) for _, t, s, _ in rows]
+    tops = _top_tokens(model, prompts)
+    right = [i for i, (t, (_, _, _, a)) in enumerate(zip(tops, rows))
+             if model.tokenizer.decode([t]).strip() and a.startswith(model.tokenizer.decode([t]))]
+    ids = {i: check_prompt(model, prompts[i])[0].tolist() for i in right}
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i in right:
+        groups.setdefault((rows[i][0], len(ids[i])), []).append(i)
+    g = torch.Generator().manual_seed(seed)
+    candidates = []
+    for key in sorted(groups):
+        members = [groups[key][j] for j in torch.randperm(len(groups[key]), generator=g).tolist()]
+        k = len(members)
+        cycle = [(members[j], members[(j + 1) % k]) for j in range(k if k > 2 else k - 1)]
+        candidates += [(a, b) for a, b in cycle if tops[a] != tops[b]]
+    order = torch.randperm(len(candidates), generator=g).tolist()[:n]
+    pairs = []
+    for rank, c in enumerate(order):
+        a, b = candidates[c]
+        subject = tuple(p for p, (x, y) in enumerate(zip(ids[a], ids[b])) if x != y)
+        pairs.append(FactPair(rows[a][0], prompts[a], prompts[b],
+                              (readable(model.tokenizer, tops[a]), readable(model.tokenizer, tops[b])), (tops[a], tops[b]),
+                              subject, len(ids[a]), "dev" if rank < dev else "test"))
+    return FactPairs(model.name, language, tuple(pairs), len(rows), len(right), tuple(prompts[i] for i in right), seed)
+
+
+def _ids_of(model, prompt: str) -> torch.Tensor:
+    return check_prompt(model, prompt).to(model.device)  # [1, T]
+
+
+@torch.no_grad()
+def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_size: int = 64) -> torch.Tensor:
+    """Logit differences of ``ids`` [1, T] run once per job, each job patching some places.
+
+    A job is a list of edits ``(place, positions, cols, value)``: at ``positions`` (absolute) of
+    ``place``, columns ``cols`` (a slice, or None for all) get ``value`` [len(positions), width].
+    Positions before a job's first edited position are the same in every run: they run once, and
+    their keys and values are cached. Returns [len(jobs)].
+    """
+    out = torch.empty(len(jobs))
+    starts: dict[int, list[int]] = {}
+    for j, edits in enumerate(jobs):
+        starts.setdefault(min(min(p) for _, p, _, _ in edits) if edits else ids.shape[1] - 1, []).append(j)
+    rows = list(answer_ids)
+    for s, members in starts.items():
+        prefix = model.decoder(input_ids=ids[:, :s], use_cache=True).past_key_values if s > 0 else None
+        for c in range(0, len(members), batch_size):
+            chunk = members[c:c + batch_size]
+            by_place: dict[tuple, list] = {}
+            for r, j in enumerate(chunk):
+                for place, positions, cols, value in jobs[j]:
+                    key = (place, None if cols is None else (cols.start, cols.stop))
+                    by_place.setdefault(key, []).append((r, [p - s for p in positions], value))
+            cache = None
+            if prefix is not None:
+                cache = copy.deepcopy(prefix)
+                cache.batch_repeat_interleave(len(chunk))
+            with contextlib.ExitStack() as stack:
+                for (place, cols), items in by_place.items():
+                    stack.enter_context(hooks.edit(model, place, _writer(items, None if cols is None else slice(*cols))))
+                h = model.decoder(input_ids=ids[:, s:].expand(len(chunk), -1), past_key_values=cache,
+                                  use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
+            logits = run.head(model, h, rows=rows).float()  # [B, 2]
+            out[chunk] = (logits[:, 0] - logits[:, 1]).cpu()
+    return out
+
+
+def _writer(items, cols):
+    def write(h: torch.Tensor) -> torch.Tensor:  # h: [B, T', width]
+        h = h.clone()
+        for r, positions, value in items:
+            v = value.to(h)
+            if cols is None:
+                h[r, positions] = v
+            else:
+                h[r, positions, cols] = v
+        return h
+    return write
+
+
+def _clean_and_corrupted(model, pair: FactPair, places: Sequence[str]):
+    """Both prompts' ids [1, T], their logit differences, and each place's values [T, width] in each run."""
+    out = []
+    for prompt in (pair.clean, pair.corrupted):
+        ids = _ids_of(model, prompt)
+        with torch.no_grad(), hooks.capture(model, *places) as seen:
+            h = model.decoder(input_ids=ids).last_hidden_state[:, -1]
+            logits = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
+        out.append((ids, float(logits[0] - logits[1]), {p: seen[p][0] for p in places}))
+    return out
+
+
+def _group(pair: FactPair, position: str) -> tuple[int, ...]:
+    if position == "subject":
+        return pair.subject
+    if position == "last":
+        return (pair.n_tokens - 1,)
+    raise AnatomyError(f"position={position!r} is not a group of positions: use 'subject' or 'last'.")
+
+
+@dataclass(frozen=True)
+class ComponentPatching:
+    """Patching each layer's output, attention output and MLP output over a set of fact pairs (Chapter 17).
+
+    ``denoised[n, k, l, g]``: the logit difference of pair n's corrupted run with the clean run's
+    part k (``KINDS``: "layer", "attn", "mlp") of layer l written in at the positions of group g
+    (``positions``: "subject" = where the prompts differ, "last"). ``noised``: the clean run with
+    the corrupted run's part written in. NaN where not run.
+    """
+
+    model_name: str
+    language: str
+    pairs: tuple[FactPair, ...]
+    layers: tuple[int, ...]
+    positions: tuple[str, ...]
+    clean: torch.Tensor  # [N] logit difference of each clean run
+    corrupted: torch.Tensor  # [N] of each corrupted run
+    denoised: torch.Tensor  # [N, 3, L, G]
+    noised: torch.Tensor  # [N, 3, L, G]
+    seconds: float
+
+    @property
+    def recovered(self) -> torch.Tensor:
+        """[N, 3, L, G] share of the clean run's lead brought back into the corrupted run (1 = all)."""
+        gap = (self.clean - self.corrupted)[:, None, None, None]
+        return (self.denoised - self.corrupted[:, None, None, None]) / gap
+
+    @property
+    def destroyed(self) -> torch.Tensor:
+        """[N, 3, L, G] share of the clean run's lead taken away by the corrupted part (1 = all)."""
+        gap = (self.clean - self.corrupted)[:, None, None, None]
+        return (self.clean[:, None, None, None] - self.noised) / gap
+
+    def grid(self, direction: str = "denoise", kind: str = "layer", position: str = "last") -> torch.Tensor:
+        """[N, L] one direction's share for one kind of part at one group of positions."""
+        x = {"denoise": self.recovered, "noise": self.destroyed}.get(direction)
+        if x is None or kind not in KINDS or position not in self.positions:
+            raise AnatomyError(f"Ask for direction 'denoise' or 'noise', kind in {KINDS}, position in {self.positions}.")
+        return x[:, KINDS.index(kind), :, self.positions.index(position)]
+
+    @property
+    def handover(self) -> torch.Tensor:
+        """[N] per pair, the first layer whose output at the last position brings back more than half (-1: none)."""
+        g = self.grid("denoise", "layer", "last").nan_to_num(-1.0) > 0.5  # [N, L]
+        return torch.where(g.any(1), g.float().argmax(1), torch.tensor(-1))
+
+
+def component_patching(model, pairs: Sequence[FactPair] | FactPairs, *, layers: Iterable[int] | None = None,
+                       positions: Sequence[str] = ("subject", "last"), kinds: Sequence[str] = KINDS,
+                       directions: Sequence[str] = ("denoise", "noise"), batch_size: int = 64) -> ComponentPatching:
+    """Patch each layer's output, attention output and MLP output, per group of positions, over many pairs (Chapter 17).
+
+    The split of Meng et al. (2022), with counterfactual prompts as the corruption: ``denoise``
+    writes the clean run's part into the corrupted run, ``noise`` the corrupted run's part into the
+    clean run. Runs are batched; positions before the first patched one run once (cached).
+    """
+    _check_batch(batch_size)
+    t0 = time.perf_counter()
+    language = getattr(pairs, "language", "")
+    pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
+    L = model.n_layers
+    chosen = tuple(range(L)) if layers is None else tuple(sorted({hooks.layer_index(model, l) for l in layers}))
+    for k in kinds:
+        if k not in KINDS:
+            raise AnatomyError(f"kind={k!r} is not a part: use some of {KINDS}.")
+    for d in directions:
+        if d not in ("denoise", "noise"):
+            raise AnatomyError(f"direction={d!r}: use 'denoise' (clean into corrupted) or 'noise' (corrupted into clean).")
+    place = lambda k, l: f"layers.{l}" if k == "layer" else f"layers.{l}.{k}"  # noqa: E731
+    places = [place(k, l) for k in kinds for l in chosen]
+    N, G = len(pairs), len(positions)
+    den, noi = torch.full((N, 3, L, G), float("nan")), torch.full((N, 3, L, G), float("nan"))
+    clean, corrupted = torch.empty(N), torch.empty(N)
+    for n, pair in enumerate(pairs):
+        (a_ids, a_d, a_seen), (b_ids, b_d, b_seen) = _clean_and_corrupted(model, pair, places)
+        clean[n], corrupted[n] = a_d, b_d
+        cells = [(KINDS.index(k), l, g, place(k, l), _group(pair, pos)) for k in kinds for l in chosen
+                 for g, pos in enumerate(positions)]
+        for d, base, source, grid in (("denoise", b_ids, a_seen, den), ("noise", a_ids, b_seen, noi)):
+            if d not in directions:
+                continue
+            jobs = [[(pl, ps, None, source[pl][list(ps)])] for _, _, _, pl, ps in cells]
+            out = _differences(model, base, pair.answer_ids, jobs, batch_size)
+            for (k, l, g, _, _), v in zip(cells, out):
+                grid[n, k, l, g] = v
+    return ComponentPatching(model.name, language, pairs, chosen, tuple(positions), clean, corrupted, den, noi,
+                             time.perf_counter() - t0)
+
+
+def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, positions: Sequence[str] = ("subject", "last")) -> ComponentPatching:
+    """The first-order estimate of ``component_patching``'s denoising grid, one backward pass per pair (Chapter 17).
+
+    For each part and group of positions, (clean − corrupted value) · ∂(logit difference)/∂(value),
+    summed over the group's positions, on the corrupted run. ``noised`` is NaN.
+    """
+    t0 = time.perf_counter()
+    language = getattr(pairs, "language", "")
+    pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
+    L, N, G = model.n_layers, len(pairs), len(positions)
+    place = lambda k, l: f"layers.{l}" if k == "layer" else f"layers.{l}.{k}"  # noqa: E731
+    places = [place(k, l) for k in KINDS for l in range(L)]
+    den = torch.full((N, 3, L, G), float("nan"))
+    clean, corrupted = torch.empty(N), torch.empty(N)
+    for n, pair in enumerate(pairs):
+        a_ids = _ids_of(model, pair.clean)
+        with torch.no_grad(), hooks.capture(model, *places) as seen:
+            h = model.decoder(input_ids=a_ids).last_hidden_state[:, -1]
+            la = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
+        kept: dict[str, torch.Tensor] = {}
+
+        def keep(name):
+            def fn(x):
+                kept[name] = x
+                return x
+            return fn
+
+        with torch.enable_grad(), contextlib.ExitStack() as stack:
+            emb = stack.enter_context(_grad_from_embedding(model))
+            for name in places:
+                stack.enter_context(hooks.edit(model, name, keep(name)))
+            h = model.decoder(input_ids=_ids_of(model, pair.corrupted)).last_hidden_state[:, -1]
+            lb = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
+            d = lb[0] - lb[1]
+            grads = torch.autograd.grad(d, [kept[p] for p in places])
+        del emb
+        d = d.detach()
+        clean[n], corrupted[n] = float(la[0] - la[1]), float(d)
+        with torch.no_grad():
+            for name, g in zip(places, grads):
+                est = ((seen[name][0] - kept[name][0].detach()) * g[0]).sum(-1)  # [T]
+                k, l = (0, int(name.split(".")[1])) if name.count(".") == 1 else (KINDS.index(name.split(".")[2]), int(name.split(".")[1]))
+                for gi, pos in enumerate(positions):
+                    den[n, k, l, gi] = float(d) + float(est[list(_group(pair, pos))].sum())
+    return ComponentPatching(model.name, language, pairs, tuple(range(L)), tuple(positions), clean, corrupted, den,
+                             torch.full_like(den, float("nan")), time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _grad_from_embedding(model):
+    """Inside the block the graph starts at the embedding's output: the weights' gradients are not needed."""
+    def start(x):
+        return x.detach().requires_grad_(True)
+    with hooks.edit(model, "embedding", start):
+        yield True
+
+
+@dataclass(frozen=True)
+class HeadPatching:
+    """Denoising one attention head at a time, at each group of positions, over fact pairs (Chapter 17).
+
+    ``recovered[n, l, h, g]``: share of pair n's clean lead brought back when head h of layer l
+    writes its clean output (its slice of ``"layers.l.attn.o.input"``) at the positions of group g
+    ("subject", "last", "other"), and nowhere else. Where a head's patch works says where it writes.
+    """
+
+    model_name: str
+    pairs: tuple[FactPair, ...]
+    heads: tuple[tuple[int, int], ...]  # (layer, head) patched
+    positions: tuple[str, ...]
+    recovered: torch.Tensor  # [N, L, H, G], NaN where not run
+    seconds: float
+
+    def mean(self) -> torch.Tensor:
+        """[L, H, G] the mean over pairs."""
+        return self.recovered.mean(0)
+
+    def top(self, k: int = 3, position: str = "last") -> list[tuple[int, int]]:
+        """The k heads (layer, head) with the largest mean share at one group of positions."""
+        m = self.mean()[:, :, self.positions.index(position)].nan_to_num(float("-inf"))
+        H = m.shape[1]
+        return [divmod(int(i), H) for i in m.flatten().topk(k).indices]
+
+
+def _positions(pair: FactPair, group: str) -> tuple[int, ...]:
+    if group == "other":
+        return tuple(p for p in range(pair.n_tokens - 1) if p not in pair.subject)
+    return _group(pair, group)
+
+
+def head_patching(model, pairs: Sequence[FactPair] | FactPairs, *, heads: Sequence[tuple[int, int]] | None = None,
+                  positions: Sequence[str] = ("last",), batch_size: int = 64) -> HeadPatching:
+    """Write one head's clean output into the corrupted run at one group of positions, for each head (Chapter 17)."""
+    _check_batch(batch_size)
+    t0 = time.perf_counter()
+    pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
+    L, H, hd = model.n_layers, model.n_heads, model.head_dim
+    heads = tuple((l, h) for l in range(L) for h in range(H)) if heads is None else tuple(
+        (hooks.layer_index(model, l), int(h)) for l, h in heads)
+    for _, h in heads:
+        if not 0 <= h < H:
+            raise AnatomyError(f"Head {h} is out of range: {model.name} has heads 0 to {H - 1}.")
+    rec = torch.full((len(pairs), L, H, len(positions)), float("nan"))
+    for n, pair in enumerate(pairs):
+        places = sorted({f"layers.{l}.attn.o.input" for l, _ in heads})
+        (_, a_d, a_seen), (b_ids, b_d, _) = _clean_and_corrupted(model, pair, places)
+        cells = [(l, h, g, _positions(pair, grp)) for l, h in heads for g, grp in enumerate(positions)]
+        cells = [c for c in cells if c[3]]
+        jobs = [[(f"layers.{l}.attn.o.input", ps, slice(h * hd, (h + 1) * hd),
+                  a_seen[f"layers.{l}.attn.o.input"][list(ps), h * hd:(h + 1) * hd])] for l, h, _, ps in cells]
+        out = _differences(model, b_ids, pair.answer_ids, jobs, batch_size)
+        for (l, h, g, _), v in zip(cells, out):
+            rec[n, l, h, g] = (float(v) - b_d) / (a_d - b_d)
+    return HeadPatching(model.name, pairs, heads, tuple(positions), rec, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Faithfulness:
+    """Keep a set of heads, mean-ablate every other head, and see how much of the logit difference remains (Chapter 17).
+
+    The test of Wang et al. (2022): on each clean prompt, logit(clean answer) − logit(corrupted
+    answer) with every head outside the circuit replaced by its mean over the reference prompts of
+    the same length (MLPs and embeddings untouched). ``random`` keeps as many heads drawn at random.
+    """
+
+    model_name: str
+    circuit: tuple[tuple[int, int], ...]
+    n_pairs: int
+    full: torch.Tensor  # [N] nothing ablated
+    kept: torch.Tensor  # [N] only the circuit's heads kept
+    empty: torch.Tensor  # [N] every head ablated
+    random: torch.Tensor  # [draws, N] as many random heads kept
+
+    @property
+    def share(self) -> float:
+        """Mean logit difference with only the circuit, as a share of the full model's."""
+        return float(self.kept.mean() / self.full.mean())
+
+    @property
+    def empty_share(self) -> float:
+        return float(self.empty.mean() / self.full.mean())
+
+    @property
+    def random_shares(self) -> torch.Tensor:
+        """[draws] the same share for each random set of heads."""
+        return self.random.mean(1) / self.full.mean()
+
+
+def _head_means(model, prompts: Sequence[str], places: Sequence[str]) -> dict[int, dict[str, torch.Tensor]]:
+    """Per prompt length, each place's mean value over the prompts of that length: {T: {place: [T, width]}}."""
+    by_length: dict[int, list[str]] = {}
+    for p in prompts:
+        by_length.setdefault(len(check_prompt(model, p)[0]), []).append(p)
+    out = {}
+    for T, ps in by_length.items():
+        b = run.batch(model, ps)
+        with torch.no_grad(), hooks.capture(model, *places) as seen:
+            run.run_to(model, b, "final_norm")
+        out[T] = {p: seen[p].mean(0) for p in places}
+        out[T]["n"] = len(ps)
+    return out
+
+
+def circuit_faithfulness(model, pairs: Sequence[FactPair] | FactPairs, circuit: Sequence[tuple[int, int]], reference: Sequence[str], *,
+                         draws: int = 8, seed: int = 0, min_reference: int = 4, batch_size: int = 64) -> Faithfulness:
+    """Wang et al.'s faithfulness of a set of heads on the clean prompts of ``pairs`` (Chapter 17).
+
+    Means are taken over the ``reference`` prompts of each prompt length; pairs whose length has
+    fewer than ``min_reference`` reference prompts are left out.
+    """
+    _check_batch(batch_size)
+    pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
+    L, H, hd = model.n_layers, model.n_heads, model.head_dim
+    circuit = tuple((hooks.layer_index(model, l), int(h)) for l, h in circuit)
+    places = [f"layers.{l}.attn.o.input" for l in range(L)]
+    means = _head_means(model, reference, places) if reference else {}
+    g = torch.Generator().manual_seed(seed)
+    every = [(l, h) for l in range(L) for h in range(H)]
+    randoms = [tuple(every[i] for i in torch.randperm(len(every), generator=g)[:len(circuit)].tolist()) for _ in range(draws)]
+    used = [p for p in pairs if means.get(p.n_tokens, {}).get("n", 0) >= min_reference]
+    rows = torch.empty(len(used), 3 + draws)
+    for n, pair in enumerate(used):
+        ids, mean = _ids_of(model, pair.clean), means[pair.n_tokens]
+        every_pos = tuple(range(pair.n_tokens))
+
+        def ablate(keep):
+            return [(places[l], every_pos, slice(h * hd, (h + 1) * hd), mean[places[l]][:, h * hd:(h + 1) * hd])
+                    for l, h in every if (l, h) not in keep]
+
+        jobs = [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]
+        rows[n] = _differences(model, ids, pair.answer_ids, jobs, batch_size)
+    return Faithfulness(model.name, circuit, len(used), rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:].T.contiguous())
+
+
+@dataclass(frozen=True)
+class AttentionKnockout:
+    """Blocking attention from the last position to the subject from layer ℓ on (Geva et al. 2023) (Chapter 17).
+
+    ``prob[n, ℓ]``: the clean answer's probability on pair n's clean prompt when, in every layer
+    from ℓ on, the last position may not attend to the subject's positions; column L = nothing blocked.
+    """
+
+    model_name: str
+    pairs: tuple[FactPair, ...]
+    prob: torch.Tensor  # [N, L + 1]
+
+    @property
+    def kept(self) -> torch.Tensor:
+        """[N, L + 1] the answer's probability as a share of the unblocked one."""
+        return self.prob / self.prob[:, -1:]
+
+    @property
+    def last_harmful(self) -> torch.Tensor:
+        """[N] the last ℓ from which blocking still halves the answer's probability (-1: none)."""
+        bad = self.kept[:, :-1] < 0.5  # [N, L]
+        L = bad.shape[1]
+        idx = torch.arange(L).expand_as(bad)
+        return torch.where(bad.any(1), torch.where(bad, idx, -1).max(1).values, torch.tensor(-1))
+
+
+@contextlib.contextmanager
+def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
+    """Inside the block, batch row r of every layer l >= rows_from[r] cannot attend from ``query`` to ``keys``."""
+    handles = []
+
+    def pre(mod, args, kwargs, layer):
+        mask = kwargs.get("attention_mask")
+        if mask is None or mask.ndim != 4:
+            raise AnatomyError(f"{model.name} gives its attention no 4-D mask here; attention knockout needs eager attention.")
+        mask = mask.expand(len(rows_from), *mask.shape[1:]).clone()
+        for r, start in enumerate(rows_from):
+            if layer >= start:
+                mask[r, :, query, list(keys)] = torch.finfo(mask.dtype).min
+        kwargs["attention_mask"] = mask
+        return args, kwargs
+
+    try:
+        for l in range(model.n_layers):
+            attn, _ = hooks.module_at(model, f"layers.{l}.attn")
+            handles.append(attn.register_forward_pre_hook(lambda m, a, k, l=l: pre(m, a, k, l), with_kwargs=True))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def attention_knockout(model, pairs: Sequence[FactPair] | FactPairs) -> AttentionKnockout:
+    """For each ℓ, block attention from the last position to the subject in layers ℓ..L-1 (Chapter 17)."""
+    pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
+    L = model.n_layers
+    prob = torch.empty(len(pairs), L + 1)
+    for n, pair in enumerate(pairs):
+        ids = _ids_of(model, pair.clean)
+        starts = list(range(L + 1))
+        with _blocked(model, starts, pair.n_tokens - 1, pair.subject):
+            h = model.decoder(input_ids=ids.expand(L + 1, -1)).last_hidden_state[:, -1]
+        prob[n] = torch.softmax(run.head(model, h).float(), -1)[:, pair.answer_ids[0]].cpu()
+    return AttentionKnockout(model.name, pairs, prob)

@@ -12,7 +12,7 @@ from .style import describe as _describe
 from .style import font_families, suptitle
 from .style import book_style as _style
 
-__all__ = ["attribution_scatter", "back_patching", "patching_grid"]
+__all__ = ["attribution_scatter", "back_patching", "component_split", "handover_histogram", "knockout", "patching_grid"]
 
 
 def _list(x, attr: str, what: str) -> list:
@@ -126,4 +126,84 @@ def back_patching(results, *, title: str | None = None) -> Figure:
         fig,
         en=f"Heat maps of the answer's probability when the last-position vector of a later layer (source) replaces that of an earlier layer (target) of the same two-hop prompt: {names}. {title or ''}",
         zh=f"热力图：把同一个两跳问题中较晚一层（源）在最后位置的向量放回较早一层（目标）之后，答案的概率；{names}。{title or ''}",
+    )
+
+
+_KIND_STYLE = {"layer": ("black", "-"), "attn": ("tab:orange", "--"), "mlp": ("tab:blue", ":")}
+
+
+def component_split(results, *, title: str | None = None) -> Figure:
+    """Mean share over pairs, per layer: layer output, attention output and MLP output, at the subject and
+    the last position, denoising (top row) and noising (bottom row); one column pair per result (Chapter 17)."""
+    results = _list(results, "denoised", "component_patching")
+    with _style():
+        fig, axes = plt.subplots(2, 2 * len(results), figsize=(4.0 * 2 * len(results), 6.4), squeeze=False, sharey=True)
+        for k, r in enumerate(results):
+            layers = list(r.layers)
+            for row, direction in enumerate(("denoise", "noise")):
+                for col, pos in enumerate(r.positions[:2]):
+                    ax = axes[row, 2 * k + col]
+                    for kind, (color, ls) in _KIND_STYLE.items():
+                        y = r.grid(direction, kind, pos)[:, layers].nanmean(0) if len(r.pairs) else torch.full((len(layers),), float("nan"))
+                        ax.plot(layers, y.numpy(), color=color, linestyle=ls, marker="o", markersize=3,
+                                label={"layer": "layer output", "attn": "attention output", "mlp": "MLP output"}[kind])
+                    ax.axhline(0, color="0.7", lw=0.6)
+                    ax.set_title(f"{r.model_name} ({r.language}), {pos} positions\n"
+                                 f"{'denoising: share recovered' if direction == 'denoise' else 'noising: share destroyed'}",
+                                 fontsize=8)
+                    ax.set_xlabel("layer")
+        axes[0, 0].legend(frameon=False, fontsize=7)
+        suptitle(fig, title)
+    names = ", ".join(f"{r.model_name} ({r.language}, {len(r.pairs)} pairs)" for r in results)
+    return _describe(
+        fig,
+        en=f"Line plots of the mean share of the logit difference recovered (denoising) or destroyed (noising) by patching each layer's output, attention output and MLP output, at the subject's positions and at the last position, for {names}. {title or ''}",
+        zh=f"折线图：在主语位置和最后位置修补每层的输出、注意力输出和 MLP 输出时，logit 差恢复（去噪）或被破坏（加噪）的平均比例；{names}。{title or ''}",
+    )
+
+
+def handover_histogram(results, *, title: str | None = None) -> Figure:
+    """How many pairs hand over at each layer, one panel per result of component_patching (Chapter 17)."""
+    results = _list(results, "handover", "component_patching")
+    with _style():
+        fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.0), squeeze=False)
+        for ax, r in zip(axes[0], results):
+            L = r.denoised.shape[2]
+            h = r.handover
+            counts = torch.bincount(h[h >= 0], minlength=L) if len(h) else torch.zeros(L, dtype=torch.long)
+            ax.bar(range(L), counts.numpy(), color="tab:red")
+            ax.set_xlabel("hand-over layer")
+            ax.set_ylabel("pairs")
+            ax.set_xlim(-0.5, L - 0.5)
+            ax.set_title(f"{r.model_name} ({r.language}), {len(r.pairs)} pairs", fontsize=8)
+        suptitle(fig, title)
+    names = ", ".join(f"{r.model_name} ({r.language}, {len(r.pairs)} pairs)" for r in results)
+    return _describe(
+        fig,
+        en=f"Bar charts of the number of fact pairs whose hand-over layer (the first layer whose output at the last position brings back more than half of the answer) is each layer, for {names}. {title or ''}",
+        zh=f"柱状图：每一层作为交接层（最后位置的输出能恢复一半以上答案的第一层）的事实对数目；{names}。{title or ''}",
+    )
+
+
+def knockout(results, handovers, *, title: str | None = None) -> Figure:
+    """The answer's probability (share of unblocked) when attention from the last position to the subject is
+    blocked from layer ℓ on, one thin line per pair, ℓ counted from each pair's hand-over layer (Chapter 17)."""
+    results = _list(results, "kept", "attention_knockout")
+    with _style():
+        fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.2), squeeze=False)
+        for ax, r, hs in zip(axes[0], results, handovers):
+            L = r.prob.shape[1] - 1
+            for kept, h in zip(r.kept, hs.tolist()):
+                ax.plot([l - h for l in range(L)], kept[:L].numpy(), color="tab:purple", alpha=0.5, lw=0.9)
+            ax.axvline(0, color="0.5", lw=0.8, linestyle="--")
+            ax.axhline(0.5, color="0.8", lw=0.6)
+            ax.set_xlabel("ℓ − hand-over layer (blocked from ℓ on)")
+            ax.set_ylabel("p(answer), share of unblocked")
+            ax.set_title(f"{r.model_name}, {len(r.pairs)} pairs", fontsize=8)
+        suptitle(fig, title)
+    names = ", ".join(f"{r.model_name} ({len(r.pairs)} pairs)" for r in results)
+    return _describe(
+        fig,
+        en=f"Line plots, one line per fact pair, of the answer's probability as a share of the unblocked one when attention from the last position to the subject is blocked from layer ℓ on, with ℓ counted from the pair's hand-over layer, for {names}. {title or ''}",
+        zh=f"折线图（每个事实对一条线）：从第 ℓ 层起阻断最后位置对主语的注意力后，答案概率占未阻断时的比例，ℓ 以该事实对的交接层为零点；{names}。{title or ''}",
     )
