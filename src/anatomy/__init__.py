@@ -36,7 +36,7 @@ from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attenti
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronSteps, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
-from .function_vectors import FunctionVectorScan, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
+from .function_vectors import Correct, CrossTask, TaskVectorTest, cross_task, decode_vector, few_shot_prompts, task_accuracy, task_vector_table, task_vector_test, task_vectors, wilson, zero_shot_prompt
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
@@ -64,7 +64,7 @@ __all__ = [
     "LargestDimensions", "TokenVectors", "WordSimilarity", "largest_dimensions", "layer_similarity", "max_difference", "mean_similarity", "token_vectors", "word_similarity",
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
-    "FunctionVectorScan", "continuation_id", "decode_vector", "few_shot_prompts", "function_vector_scan", "task_accuracy", "task_vectors", "zero_shot_prompt",
+    "Correct", "CrossTask", "TaskVectorTest", "continuation_id", "cross_task", "decode_vector", "few_shot_prompts", "task_accuracy", "task_vector_table", "task_vector_test", "task_vectors", "wilson", "zero_shot_prompt",
     "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
     "AnatomyError",
     "book_text",

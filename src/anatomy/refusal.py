@@ -193,12 +193,13 @@ def _positions(positions) -> tuple[int, ...]:
 @torch.no_grad()
 def _stages_at(model, requests: list[str], positions: tuple[int, ...]) -> torch.Tensor:
     """Every layer's output at the given template positions, per request. Shape [B, P, L, d]."""
-    b = run.batch(model, [chat(model, r) for r in requests], left=True, special_tokens=False)  # [B, T]
+    b = run.batch(model, [chat(model, r) for r in requests], special_tokens=False)  # [B, T], right-padded
     places = [f"layers.{i}" for i in range(model.n_layers)]
     with hooks.capture(model, *places) as seen:
         run.run_to(model, b, places[-1])
-    cols = [b.ids.shape[1] + p for p in positions]
-    return torch.stack([seen[p][:, cols].float().cpu() for p in places], dim=2)  # [B, P, L, d]
+    rows = torch.arange(len(b))[:, None]  # [B, 1]
+    cols = b.lengths[:, None] + torch.tensor(positions)[None]  # [B, P]: counted from each request's own end
+    return torch.stack([seen[p].cpu()[rows, cols].float() for p in places], dim=2)  # [B, P, L, d]
 
 
 def refusal_directions(model, declined, answered, positions=(-1,)) -> RefusalDirections:
@@ -297,52 +298,57 @@ def _kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def _first_logprobs(model, requests: list[str], units: torch.Tensor | None = None) -> torch.Tensor:
     """Log-probabilities of the answer's first token, one forward pass; units [B, d] ablated per row. [B, V]"""
-    b = run.batch(model, [chat(model, r) for r in requests], left=True, special_tokens=False)
+    b = run.batch(model, [chat(model, r) for r in requests], special_tokens=False)  # right-padded
     with contextlib.ExitStack() as stack:
         if units is not None:
             stack.enter_context(_ablate_rows(model, units))
-        h = run.run_to(model, b, "final_norm")[:, -1]  # [B, d]
+        h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
     return torch.log_softmax(run.head(model, h).float(), -1).cpu()  # [B, V]
 
 
 # --- choosing the layer and position on dev requests ------------------------------------------------
 @dataclass(frozen=True)
 class RefusalScan:
-    """Each candidate direction ablated on dev requests: the refusal score left, and the KL it costs (Chapter 15).
+    """Each candidate direction ablated on dev requests: the declines left, and the KL it costs (Chapter 15).
 
-    ``score[p, i]``: mean refusal score (log-odds that the answer opens like a refusal, 'I' or
-    'As') over the dev *declined* requests with the direction of ``layers[i]`` at ``positions[p]``
-    ablated; ``kl[p, i]``: mean KL divergence of the first answer token on the dev *answered*
-    requests, plain model against ablated. ``best`` minimises the score among candidates with
-    ``kl < kl_max`` (Arditi et al. select the same way, on their validation split).
+    ``declined[p, i]``: the fraction of the dev *declined* requests still declined (greedy first
+    tokens, ``is_decline``) with the direction of ``layers[i]`` at ``positions[p]`` ablated;
+    ``score[p, i]``: their mean refusal score (log-odds that the answer opens like a refusal, 'I'
+    or 'As'); ``kl[p, i]``: the mean KL divergence of the first answer token on the dev *answered*
+    requests, plain model against ablated. ``best`` keeps the candidates with ``kl < kl_max`` and
+    takes the fewest declines, then the lowest score (Arditi et al. select on a validation split
+    the same way, by refusal score under a KL bar).
     """
 
     model_name: str
     layers: tuple[int, ...]
     positions: tuple[int, ...]
+    declined: torch.Tensor  # [P, n_layers]
     score: torch.Tensor  # [P, n_layers]
     kl: torch.Tensor  # [P, n_layers]
-    score_declined: float  # plain model, dev declined
-    score_answered: float  # plain model, dev answered
+    declined_plain: float  # plain model, dev declined requests
+    score_plain: float
     kl_max: float
     n_declined: int
     n_answered: int
 
     @property
     def best(self) -> tuple[int, int]:
-        """(layer, position) of the lowest score with KL below ``kl_max``; the earliest layer on a tie."""
-        score = torch.where(self.kl < self.kl_max, self.score, torch.full_like(self.score, math.inf))
-        if not torch.isfinite(score).any():
+        """(layer, position): fewest declines, then lowest score, among candidates with KL below ``kl_max``."""
+        ok = self.kl < self.kl_max
+        if not ok.any():
             raise AnatomyError(f"No candidate keeps the KL on answered requests below {self.kl_max}; raise kl_max or try other layers.")
-        p, i = divmod(int(score.argmin()), score.shape[1])
+        key = torch.where(ok, self.declined * 1000 + self.score, torch.full_like(self.score, math.inf))
+        p, i = divmod(int(key.argmin()), key.shape[1])
         return self.layers[i], self.positions[p]
 
     def table(self) -> Table:
-        rows = tuple((layer, pos, round(float(self.score[p, i]), 2), round(float(self.kl[p, i]), 3))
+        rows = tuple((layer, pos, f"{float(self.declined[p, i]):.0%}", round(float(self.score[p, i]), 2),
+                      round(float(self.kl[p, i]), 3))
                      for p, pos in enumerate(self.positions) for i, layer in enumerate(self.layers))
-        return Table(("layer", "position", "refusal score, dev declined, ablated", "KL, dev answered"), rows,
-                     caption=f"{self.model_name}: plain refusal score {self.score_declined:.2f} (declined), "
-                             f"{self.score_answered:.2f} (answered); {self.n_declined} + {self.n_answered} dev requests")
+        return Table(("layer", "position", "dev declined still declined", "refusal score", "KL, dev answered"), rows,
+                     caption=f"{self.model_name}, direction ablated; plain: {self.declined_plain:.0%} declined, "
+                             f"score {self.score_plain:.2f}; {self.n_declined} + {self.n_answered} dev requests")
 
 
 def _directions_of(model, directions) -> RefusalDirections:
@@ -351,12 +357,17 @@ def _directions_of(model, directions) -> RefusalDirections:
     return directions
 
 
-def refusal_scan(model, declined, answered, layers: Sequence[int], positions=(-1,), *, directions: RefusalDirections,
-                 kl_max: float = 0.1, batch_size: int = 64) -> RefusalScan:
-    """Ablate each candidate direction (layer x position) on dev requests; score it (Chapter 15).
+def _decline_rate(said: Sequence[str]) -> float:
+    return sum(map(is_decline, said)) / len(said)
 
-    One forward pass per row (no generation): the first answer token's log-probabilities. Give
-    dev requests, not the ones the directions were built on, nor the test ones.
+
+def refusal_scan(model, declined, answered, layers: Sequence[int], positions=(-1,), *, directions: RefusalDirections,
+                 kl_max: float = 0.1, max_new_tokens: int = 4, batch_size: int = 96) -> RefusalScan:
+    """Ablate each candidate direction (layer x position) on dev requests; count and score the declines left (Chapter 15).
+
+    Greedy ``max_new_tokens`` per request (enough for "I'm sorry"), candidates batched together
+    (one ablated direction per row). Give dev requests: not the ones the directions were built
+    on, nor the test ones.
     """
     directions = _directions_of(model, directions)
     declined, answered = _requests(declined, "declined"), _requests(answered, "answered")
@@ -365,22 +376,25 @@ def refusal_scan(model, declined, answered, layers: Sequence[int], positions=(-1
     if not layers:
         raise AnatomyError("Give at least one layer to try, e.g. layers=range(3, model.n_layers * 4 // 5, 3).")
     nd, na = len(declined), len(answered)
-    plain = _first_logprobs(model, declined + answered)  # [nd + na, V]
-    cands = [(p, i) for p in range(len(positions)) for i in range(len(layers))]
     rows = declined + answered
-    score, kl = torch.zeros(len(positions), len(layers)), torch.zeros(len(positions), len(layers))
+    plain = _generate(model, rows, _check_tokens(max_new_tokens))
+    cands = [(p, i) for p in range(len(positions)) for i in range(len(layers))]
+    shape = (len(positions), len(layers))
+    rate, score, kl = torch.zeros(shape), torch.zeros(shape), torch.zeros(shape)
     per = max(1, batch_size // len(rows))
     for start in range(0, len(cands), per):
         chunk = cands[start:start + per]
         units = torch.cat([_unit(model, directions.at(layers[i], positions[p]))[None].expand(len(rows), -1)
                            for p, i in chunk])  # [len(chunk) * n, d]
-        lp = _first_logprobs(model, rows * len(chunk), units).view(len(chunk), len(rows), -1)  # [C, n, V]
-        for (p, i), one in zip(chunk, lp):
-            score[p, i] = _refusal_score(model, one[:nd]).mean()
-            kl[p, i] = _kl(plain[nd:], one[nd:]).mean()
-    s = _refusal_score(model, plain)
-    return RefusalScan(model.name, layers, positions, score, kl, float(s[:nd].mean()), float(s[nd:].mean()),
-                       float(kl_max), nd, na)
+        with _ablate_rows(model, units):
+            g = _generate(model, rows * len(chunk), max_new_tokens)
+        for c, (p, i) in enumerate(chunk):
+            at = slice(c * len(rows), (c + 1) * len(rows))
+            rate[p, i] = _decline_rate(g.texts[at][:nd])
+            score[p, i] = _refusal_score(model, g.first_logprobs[at][:nd]).mean()
+            kl[p, i] = _kl(plain.first_logprobs[nd:], g.first_logprobs[at][nd:]).mean()
+    return RefusalScan(model.name, layers, positions, rate, score, kl, _decline_rate(plain.texts[:nd]),
+                       float(_refusal_score(model, plain.first_logprobs[:nd]).mean()), float(kl_max), nd, na)
 
 
 # --- the held-out test ------------------------------------------------------------------------------
@@ -437,19 +451,15 @@ class RefusalTest:
     loss_plain: float
     loss_ablated: float
 
-    @staticmethod
-    def _rate(said) -> float:
-        return sum(map(is_decline, said)) / len(said)
-
     @property
     def declined_plain(self) -> float:
         """Fraction of the declined requests declined by the plain model."""
-        return self._rate(self.plain_declined)
+        return _decline_rate(self.plain_declined)
 
     @property
     def declined_ablated(self) -> float:
         """Fraction of the declined requests still declined with the direction ablated."""
-        return self._rate(self.ablated_declined)
+        return _decline_rate(self.ablated_declined)
 
     @property
     def answered_ablated(self) -> float:
@@ -460,12 +470,12 @@ class RefusalTest:
     @property
     def answered_declined_plain(self) -> float:
         """Fraction of the answered requests that the plain model declines."""
-        return self._rate(self.plain_answered)
+        return _decline_rate(self.plain_answered)
 
     @property
     def answered_declined_added(self) -> float:
         """Fraction of the answered requests declined once the direction is added at its layer."""
-        return self._rate(self.added_answered)
+        return _decline_rate(self.added_answered)
 
     @property
     def null_below(self) -> float:
@@ -509,7 +519,7 @@ def refusal_test(model, declined, answered, layer: int, position: int = -1, *, d
     r = r / r.norm(dim=-1, keepdim=True)  # [K, d] random unit directions
     with _ablate_rows(model, r.repeat_interleave(nd, dim=0)):
         null = _generate(model, declined * n_random, max_new_tokens)
-    null_declined = torch.tensor([RefusalTest._rate(null.texts[k * nd:(k + 1) * nd]) for k in range(n_random)])
+    null_declined = torch.tensor([_decline_rate(null.texts[k * nd:(k + 1) * nd]) for k in range(n_random)])
     null_score = _refusal_score(model, null.first_logprobs).view(n_random, nd).mean(1)
     score = _refusal_score(model, g.first_logprobs[:2 * nd])
     with torch.no_grad():
