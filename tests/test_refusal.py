@@ -106,22 +106,33 @@ def test_ablating_a_direction_nothing_uses_changes_nothing(smollm2):
 def test_refusal_scan_is_deterministic_and_chooses_under_the_kl_bar(smollm2):
     d = refusal_directions(smollm2, DECLINED, ANSWERED, positions=(-1,))
     layers = [smollm2.n_layers // 3, smollm2.n_layers // 2]
-    s = refusal_scan(smollm2, DECLINED, ANSWERED, layers, (-1,), directions=d)
+    s = refusal_scan(smollm2, DECLINED, ANSWERED, layers, (-1,), directions=d, kl_max=100.0)
     assert s.declined.shape == s.score.shape == s.kl.shape == (1, 2) and (s.kl >= -1e-6).all()
     assert s.declined_plain == 1.0 and ((0 <= s.declined) & (s.declined <= 1)).all()
     layer, pos = s.best
     assert layer in layers and pos == -1 and float(s.kl[0, layers.index(layer)]) < s.kl_max
-    again = refusal_scan(smollm2, DECLINED, ANSWERED, layers, (-1,), directions=d)
+    again = refusal_scan(smollm2, DECLINED, ANSWERED, layers, (-1,), directions=d, kl_max=100.0)
     assert torch.equal(again.score, s.score)
     with pytest.raises(AnatomyError, match="refusal_directions"):
         refusal_scan(smollm2, DECLINED, ANSWERED, layers, directions=d.vectors)
+
+
+def test_best_candidate_is_fewest_declines_under_the_kl_bar():
+    from anatomy.refusal import RefusalScan
+    t = torch.tensor
+    s = RefusalScan("m", (3, 6, 9), (-1, -2), t([[0.0, 0.5, 0.0], [0.5, 0.0, 1.0]]), t([[-1.0, -2.0, -3.0], [0.0, -4.0, 0.0]]),
+                    t([[0.5, 0.01, 0.02], [0.01, 0.05, 0.01]]), 1.0, 0.0, 0.1, 4, 4)
+    assert s.best == (6, -2)  # (3, -1) has no declines either but breaks the KL bar; (6, -2) has the lowest score
+    assert len(s.table().rows) == 6
+    with pytest.raises(AnatomyError, match="KL"):
+        RefusalScan("m", (3,), (-1,), t([[0.0]]), t([[0.0]]), t([[1.0]]), 1.0, 0.0, 0.1, 4, 4).best
 
 
 def _test_record(null):
     t = torch.tensor
     return RefusalTest("m", 5, -1, 1.0, ("a", "b"), ("c", "d"), ("I'm sorry", "I'm sorry"), ("Sure, here", "I'm sorry"),
                        ("Paris", "An atom"), ("I'm sorry", "An atom"), t([1.0, 2.0]), t([1.0, 9.0]), 3.0, 0.0, 0.05,
-                       t(null), t([2.0] * len(null)), 3.0, 3.1)
+                       t(null), t([2.0] * len(null)), t([0.5] * len(null)), 0.5, 3.0, 3.1)
 
 
 def test_refusal_test_rates_are_hand_counts():

@@ -427,7 +427,9 @@ class RefusalTest:
     direction added at its layer, and (for the side effects) with it ablated. ``nll_*``: each
     answer's mean NLL per token under the unchanged model (``COHERENT_NLL`` bounds ordinary text).
     ``null_declined[k]``: the fraction of declined requests still declined with random unit
-    direction k ablated the same way (seeded); ``null_score[k]``: their mean refusal score.
+    direction k ablated the same way (seeded), judged on the first ``null_tokens`` tokens;
+    ``null_score[k]``: their mean refusal score; ``null_kl[k]``: the KL it costs on the answered
+    requests (as ``kl_answered`` for the real direction).
     ``loss_plain`` / ``loss_ablated``: next-token loss on ordinary text (the book's prose).
     """
 
@@ -448,6 +450,8 @@ class RefusalTest:
     kl_answered: float  # mean first-token KL on the answered requests, plain vs ablated
     null_declined: torch.Tensor  # [K]
     null_score: torch.Tensor  # [K]
+    null_kl: torch.Tensor  # [K] first-token KL on the answered requests, each random direction ablated
+    declined_ablated_short: float  # the real direction, judged on the same first tokens as the null
     loss_plain: float
     loss_ablated: float
 
@@ -480,7 +484,7 @@ class RefusalTest:
     @property
     def null_below(self) -> float:
         """Fraction of the random directions that leave as few declines as the real one, or fewer (a p-value)."""
-        return float((self.null_declined <= self.declined_ablated).float().mean())
+        return float((self.null_declined <= self.declined_ablated_short).float().mean())
 
     def table(self) -> Table:
         rows = [(q, a, b) for q, a, b in zip(self.declined_requests, self.plain_declined, self.ablated_declined)]
@@ -490,8 +494,8 @@ class RefusalTest:
 
 
 def refusal_test(model, declined, answered, layer: int, position: int = -1, *, directions: RefusalDirections,
-                 texts: Sequence[str], strength: float = 1.0, n_random: int = 16, max_new_tokens: int = 12,
-                 seed: int = 0) -> RefusalTest:
+                 texts: Sequence[str], strength: float = 1.0, n_random: int = 12, max_new_tokens: int = 12,
+                 null_tokens: int = 4, seed: int = 0) -> RefusalTest:
     """The chosen direction on held-out requests, with its null, coherence and loss checks (Chapter 15).
 
     One generation batch holds the declined requests plain and ablated and the answered requests
@@ -518,9 +522,13 @@ def refusal_test(model, declined, answered, layer: int, position: int = -1, *, d
     r = torch.randn(n_random, d, generator=gen)
     r = r / r.norm(dim=-1, keepdim=True)  # [K, d] random unit directions
     with _ablate_rows(model, r.repeat_interleave(nd, dim=0)):
-        null = _generate(model, declined * n_random, max_new_tokens)
+        null = _generate(model, declined * n_random, _check_tokens(null_tokens))
     null_declined = torch.tensor([_decline_rate(null.texts[k * nd:(k + 1) * nd]) for k in range(n_random)])
     null_score = _refusal_score(model, null.first_logprobs).view(n_random, nd).mean(1)
+    null_first = _first_logprobs(model, answered * n_random, r.repeat_interleave(na, dim=0))  # [K * na, V]
+    base = g.first_logprobs[2 * nd:2 * nd + na].repeat(n_random, 1)
+    null_kl = _kl(base, null_first).view(n_random, na).mean(1)
+    short = _decline_rate([model.tokenizer.decode(t[:null_tokens]) for t in g.tokens[nd:2 * nd]])
     score = _refusal_score(model, g.first_logprobs[:2 * nd])
     with torch.no_grad():
         loss_plain = next_token_loss(model, texts, 0)  # no replacement: the model with the hooks around
@@ -529,8 +537,8 @@ def refusal_test(model, declined, answered, layer: int, position: int = -1, *, d
     t = g.texts
     return RefusalTest(model.name, layer, position, float(strength), tuple(declined), tuple(answered),
                        t[:nd], t[nd:2 * nd], t[2 * nd:2 * nd + na], t[2 * nd + na:], nll[:nd], nll[nd:],
-                       float(score[:nd].mean()), float(score[nd:].mean()), kl, null_declined, null_score,
-                       loss_plain, loss_ablated)
+                       float(score[:nd].mean()), float(score[nd:].mean()), kl, null_declined, null_score, null_kl,
+                       short, loss_plain, loss_ablated)
 
 
 # --- separation -----------------------------------------------------------------------------------
