@@ -62,6 +62,7 @@ executor = _load("executor")
 pdf = _load("pdf")
 figures = _load("figures")
 page_css = _load("page_css")
+results = _load("results")
 ChapterFailed, with_outputs, page_key, fingerprint = executor.ChapterFailed, executor.with_outputs, executor.page_key, executor.fingerprint
 timings = executor.timings
 
@@ -111,8 +112,12 @@ def nb2html(nb_path, execute=False, kernel_name="", **kwargs):
         return _render(nb_path, execute=execute, kernel_name=kernel_name, **kwargs)
     try:
         nb = figures_described(with_outputs(str(nb_path), kernel_name), page_language(str(nb_path)))
-    except ChapterFailed as err:
+        nb = results.render(nb, str(Path(nb_path).relative_to(ROOT)) if ROOT in Path(nb_path).parents else str(nb_path))
+    except (ChapterFailed, results.ResultsError) as err:
         raise PluginError(str(err)) from None
+    tags = dict(kwargs.pop("remove_tag_config", None) or {})
+    tags["remove_input_tags"] = [results.HIDDEN]  # blocks of claims and glue: the reader reads their sentences
+    kwargs["remove_tag_config"] = tags
 
     class _Reader:  # what nbconvert2 calls `jupytext` while it renders this page
         read = staticmethod(lambda *_a, **_k: nb)
@@ -246,7 +251,7 @@ def _library_zip() -> str:
 
 def take_home_notebook(md_path: str) -> nbformat.NotebookNode:
     """The chapter as a notebook: install cells first, then the chapter's own cells (no outputs)."""
-    nb = executor.read(md_path)
+    nb = results.fill_markdown(executor.read(md_path), results.glued(with_outputs(md_path)))
     folder = Path(md_path).parent.name  # docs/<language>/<chapter>.md
     note = _NOTE[folder if folder in LANGS else "en"]
     setup = [

@@ -201,11 +201,12 @@ def convert(markdown: str, strings: set[str] | None = None) -> str:
     return "".join(out)
 
 
-_CLAIM_ZH = re.compile(r'(<div class="anatomy-claim[^"]*"[^>]*>.*?)<span lang="zh">(.*?)</span>', re.S)
+_CLAIM_ZH = re.compile(r'()<span lang="zh">((?:(?!</?span[ >]).)*)</span>', re.S)  # only claims write lang="zh" spans
 
 
 def convert_claims(html_text: str, markdown: str) -> str:
-    """The Chinese sentence of each checked claim (anatomy.claim) on a page, in Traditional.
+    """The Chinese text of each checked claim (anatomy.claim) on a page, in Traditional: its sentence
+    and the words of its fold.
 
     A claim's sentence is the author's prose, written in the chapter's code as ``zh=...``; it
     reaches the page through the shared execution, so in Simplified. Quotes of the page's code

@@ -26,7 +26,9 @@ import jupytext
 import nbformat
 import pytest
 import random_models
-from sitetools import ROOT, nav
+from sitetools import ROOT, executor, nav
+
+from anatomy.claims import CLAIM_MIME
 
 LOADS = {'anatomy.load("smollm2-135m")': 0, 'anatomy.load("gemma-3-270m")': 1}
 CHAPTERS = [c for c in nav() if (ROOT / "docs" / "en" / c).read_text(encoding="utf-8").startswith("---\njupyter:")]
@@ -82,6 +84,7 @@ def _run_pair(pair: str, paths: tuple[str, str]) -> dict:
                    resources={"metadata": {"path": str(ROOT / "docs" / "en")}}).execute(env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     result: dict = {c: None for c in CHAPTERS}
     notes: dict = {c: 0 for c in CHAPTERS}
+    claims: dict = {c: [] for c in CHAPTERS}  # chapter -> every claim's record (holds, kind, text), in order
     for cell, chapter in zip(nb.cells, owner):
         for o in cell.outputs:
             if o.get("output_type") == "error" and result[chapter] is None:
@@ -89,7 +92,9 @@ def _run_pair(pair: str, paths: tuple[str, str]) -> dict:
                 result[chapter] = (cell.source, trace[-3000:])
             if "anatomy-claim-fails" in str(o.get("data", {}).get("text/html", "")):
                 notes[chapter] += 1
-    return {"errors": result, "notes": notes}
+            if CLAIM_MIME in o.get("data", {}):
+                claims[chapter].append(o["data"][CLAIM_MIME])
+    return {"errors": result, "notes": notes, "claims": claims}
 
 
 def _runs(swap_dir: Path) -> dict[str, dict]:
@@ -118,3 +123,29 @@ def test_chapter_runs_on_other_models(pair, chapter, swap_dir):
 def test_claims_say_they_do_not_hold_on_random_weights(pair, swap_dir):
     notes = _runs(swap_dir)[pair]["notes"]
     assert sum(notes.values()) >= 10, notes  # the checks are real: random weights fail many of them
+
+
+# Chapters whose result sentences have been audited for issue 22 (every behaviour claim must be able to
+# fail). A chapter joins when its audit lands; the list only grows, and the closing note names the rest.
+AUDITED = ["index.md"]
+
+
+def _default_claims(chapter: str) -> list[dict]:
+    """The claims of the chapter's own execution on the default models (shared with the site build)."""
+    nb = executor().with_outputs(str(ROOT / "docs" / "en" / chapter))
+    return [o["data"][CLAIM_MIME] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if CLAIM_MIME in o.get("data", {})]
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c in AUDITED])
+def test_every_behaviour_claim_can_fail_on_random_weights(chapter, swap_dir):
+    """A claim about learned behaviour must be able to fail: it does not hold on at least one pair of
+    random-weight models. A claim true by construction says kind="architecture" and is counted apart."""
+    runs = {pair: run["claims"][chapter] for pair, run in _runs(swap_dir).items()}
+    real = _default_claims(chapter)
+    for pair, claims in runs.items():
+        assert len(claims) == len(real), (f"{chapter} states {len(real)} claims on the default models but "
+                                          f"{len(claims)} on {pair}: claims must not depend on the model's answers")
+    never = [c["text"] for i, c in enumerate(real)
+             if c["kind"] == "behaviour" and all(claims[i]["holds"] for claims in runs.values())]
+    assert not never, f"{chapter}: these behaviour claims hold on random weights too, so they cannot fail: {never}"

@@ -411,8 +411,10 @@ def test_a_checked_claim_reads_in_traditional():
     page = claim._repr_html_()
     tw = traditional.convert_claims(page, '```python\nx = "天气"\n```\n')
     assert '<span lang="zh-TW">Gemma 把&quot;天气&quot;讀成一個詞元，參數不變。</span>' in tw
-    assert tw.replace('<span lang="zh-TW">Gemma 把&quot;天气&quot;讀成一個詞元，參數不變。</span>', "") == \
-        page.replace('<span lang="zh">Gemma 把&quot;天气&quot;读成一个词元，参数不变。</span>', "")
+    assert 'lang="zh"' not in tw, "every Chinese span of the claim (sentence and fold) is converted"
+    assert '<span lang="zh-TW">本頁建置時已在 gemma-3-270m 上檢驗' in tw  # the fold's words too, in Taiwan usage
+    strip = lambda h: re.sub(r'<span lang="zh(-TW)?">.*?</span>', "", h)  # noqa: E731
+    assert strip(tw) == strip(page), "only the Chinese text changes"
 
 
 def test_the_script_runs_from_the_command_line(tmp_path):

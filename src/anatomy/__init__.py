@@ -27,7 +27,7 @@ from .about import versions
 from .ablation import Attribution, HeadAblation, Means, NeuronAblation, Separation, TopContexts, ablate, head_ablation, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, random_neurons, separating_neurons, top_contexts
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, attention_projection, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
-from .claims import Claim, ClaimFailed, claim
+from .claims import Claim, ClaimFailed, Glue, claim, glue
 from .hidden import HiddenStates, hidden_states
 from .hooks import capture, edit, places
 from .corpus import book_text
@@ -68,7 +68,7 @@ __all__ = [
     "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
     "AnatomyError",
     "book_text",
-    "Claim", "ClaimFailed", "claim",
+    "Claim", "ClaimFailed", "Glue", "claim", "glue",
     "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
     "BackPatching", "PatchingResult", "activation_patching", "answer_id", "attribution_patching", "back_patching", "logit_difference",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",

@@ -6,7 +6,7 @@ import html
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Table", "token_table"]
+__all__ = ["Table", "readable", "token_table"]
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,49 @@ class Table:
     __repr__ = __str__
 
 
-def _fmt(v) -> str:
+def readable(v) -> str:
+    """A value as a reader reads it in a sentence or a table cell: 23,043 · 0.656 · 4.43 · 1,234 · ␣Paris.
+
+    Integers with thousands separators; other numbers to 3 significant digits (whole numbers from 1,000 on),
+    without an exponent between 0.001 and 10^6; a
+    token as it reads; a one-element tensor as its number; a tuple such as (token, probability)
+    as "␣Paris 0.656", a list as "0.5, 0.25"; a string as it is. Never a Python repr or a 16-digit float.
+    """
+    if hasattr(v, "text") and hasattr(v, "piece"):  # a Token
+        return v.text
+    if hasattr(v, "item") and getattr(v, "numel", lambda: 0)() == 1:  # a one-element tensor
+        v = v.item()
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
     if isinstance(v, float):
-        return f"{v:.4g}"
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        if 999.5 <= abs(v) < 1e6:
+            return f"{v:,.0f}"
+        v = float(f"{v:.3g}")  # rounded first: 99.96 reads 100, not 100.0
+        if v == 0:
+            return "0"
+        if 1 <= abs(v) < 1e6:
+            return f"{v:,.{max(0, 2 - _magnitude(v))}f}"
+        return f"{v:.3g}" if abs(v) >= 1e-3 else f"{v:.2e}"
+    if isinstance(v, tuple):  # a record such as (token, probability)
+        return " ".join(readable(x) for x in v)
+    if isinstance(v, list):
+        return ", ".join(readable(x) for x in v)
+    if hasattr(v, "tolist"):  # a tensor of several values
+        return readable(v.tolist())
     return str(v)
+
+
+def _magnitude(v: float) -> int:
+    import math
+
+    return int(math.floor(math.log10(abs(v))))
+
+
+_fmt = readable
 
 
 def token_table(tokens, caption: str = "") -> Table:
