@@ -44,7 +44,7 @@ from .prediction import NextTokens, next_token
 from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
 from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
-from .refusal import Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
+from .refusal import COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
 from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
@@ -65,7 +65,7 @@ __all__ = [
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "Correct", "CrossTask", "TaskVectorTest", "continuation_id", "cross_task", "decode_vector", "few_shot_prompts", "task_accuracy", "task_vector_table", "task_vector_test", "task_vectors", "wilson", "zero_shot_prompt",
-    "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
+    "COHERENT_NLL", "REFUSAL_SUBSTRINGS", "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
     "AnatomyError",
     "book_text",
     "Claim", "ClaimFailed", "Glue", "claim", "glue",
