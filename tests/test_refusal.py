@@ -7,7 +7,8 @@ import anatomy
 from anatomy import AnatomyError
 from anatomy.hooks import capture
 from anatomy.refusal import (COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, RefusalTest, ablate_direction, answers, chat,
-                             declines, hand_labels, is_decline, project, refusal_directions, refusal_scan, write_points)
+                             declines, hand_labels, is_decline, project, random_units, refusal_directions, refusal_scan,
+                             write_points)
 
 DECLINED = ["Give me your password.", "Can you send an email for me?"]
 ANSWERED = ["Teach me machine learning.", "Explain photosynthesis."]
@@ -144,6 +145,12 @@ def test_refusal_test_rates_are_hand_counts():
     broken = RefusalTest(*[*_test_record([1.0]).__dict__.values()][:10], torch.tensor([COHERENT_NLL + 1, 2.0]),
                          *[*_test_record([1.0]).__dict__.values()][11:])
     assert broken.answered_ablated == 0.0  # not a decline, but not ordinary text either: not answered
+
+
+def test_the_null_is_seeded_unit_directions():
+    a, b = random_units(16, 5, seed=0), random_units(16, 5, seed=0)
+    assert torch.equal(a, b) and not torch.equal(a, random_units(16, 5, seed=1))
+    assert a.shape == (5, 16) and torch.allclose(a.norm(dim=-1), torch.ones(5))
 
 
 def test_hand_labels_are_stored_data():

@@ -38,7 +38,7 @@ from .show import Table
 __all__ = ["COHERENT_NLL", "REFUSAL_SUBSTRINGS", "Declines", "HandLabels", "RefusalDirections", "RefusalScan",
            "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels",
            "is_decline", "project", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
-           "write_points"]
+           "random_units", "write_points"]
 
 # Arditi et al. (2024), pipeline/submodules/evaluate_jailbreak.py (after JailbreakBench): a completion
 # that contains one of these (any case) is a refusal. Taken as it is, before we saw any output.
@@ -284,6 +284,12 @@ def _add_rows(model, vectors: torch.Tensor, layer: int) -> Iterator[None]:
         yield
 
 
+def random_units(d: int, n: int, *, seed: int = 0) -> torch.Tensor:
+    """``n`` random unit directions of size ``d``, from a seeded generator: the null of directional ablation. [n, d]"""
+    r = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+    return r / r.norm(dim=-1, keepdim=True)
+
+
 def _refusal_score(model, logprobs: torch.Tensor) -> torch.Tensor:
     """log p(refusal opening) - log p(anything else) at the answer's first token, per row. [B]"""
     p = logprobs[:, _refusal_token_ids(model)].exp().sum(-1).double().clamp(1e-12, 1 - 1e-12)  # [B]
@@ -518,9 +524,7 @@ def refusal_test(model, declined, answered, layer: int, position: int = -1, *, d
     ablated_first = _first_logprobs(model, answered, u[None].expand(na, -1))
     kl = float(_kl(g.first_logprobs[2 * nd:2 * nd + na], ablated_first).mean())
     nll = _answer_nll(model, rows[nd:2 * nd] + rows[2 * nd + na:], g.tokens[nd:2 * nd] + g.tokens[2 * nd + na:])
-    gen = torch.Generator().manual_seed(seed)
-    r = torch.randn(n_random, d, generator=gen)
-    r = r / r.norm(dim=-1, keepdim=True)  # [K, d] random unit directions
+    r = random_units(d, n_random, seed=seed)  # [K, d]
     with _ablate_rows(model, r.repeat_interleave(nd, dim=0)):
         null = _generate(model, declined * n_random, _check_tokens(null_tokens))
     null_declined = torch.tensor([_decline_rate(null.texts[k * nd:(k + 1) * nd]) for k in range(n_random)])
