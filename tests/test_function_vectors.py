@@ -5,7 +5,8 @@ import torch
 
 import anatomy
 from anatomy import AnatomyError
-from anatomy.function_vectors import _accuracies, continuation_id, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
+from anatomy.function_vectors import (Correct, _accuracies, continuation_id, cross_task, decode_vector, few_shot_prompts,
+                                      task_accuracy, task_vector_test, task_vectors, wilson, zero_shot_prompt)
 from anatomy.hooks import capture
 
 PAIRS = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("happy", "sad"), ("wet", "dry"),
@@ -73,12 +74,40 @@ def test_decode_vector_of_the_last_layer_is_the_next_token(model):
     assert decode_vector(model, v, 1)[0] == anatomy.next_token(model, prompt).labels[0]
 
 
-def test_scan_shapes_and_ranges(gemma):
-    s = function_vector_scan(gemma, PAIRS[:6], PAIRS[6:], [0, gemma.n_layers // 2], task="antonyms", n_prompts=3, n_shots=3)
-    assert s.layers == (0, gemma.n_layers // 2) and s.accuracy.shape == s.random_accuracy.shape == (2,)
-    assert all(0 <= float(a) <= 1 for a in torch.cat([s.accuracy, s.random_accuracy]))
-    assert 0 <= s.zero_shot <= 1 and 0 <= s.few_shot <= 1 and s.n_held_out == 4
-    assert s.best_layer in s.layers and len(s.table().rows) == 2
+def test_shuffled_labels_keep_the_words_and_break_the_mapping():
+    plain = few_shot_prompts(PAIRS, n_prompts=4, n_shots=4, seed=3)
+    shuffled = few_shot_prompts(PAIRS, n_prompts=4, n_shots=4, seed=3, shuffle_labels=True)
+    answer = dict(PAIRS)
+    for p, q in zip(plain, shuffled):
+        lp, lq = p.split("\n"), q.split("\n")
+        assert lp[-1] == lq[-1]  # the same query
+        assert sorted(x.split(": ")[1] for x in lp[:-1]) == sorted(x.split(": ")[1] for x in lq[:-1])
+        assert all(answer[x.split(": ")[0]] != x.split(": ")[1] for x in lq[:-1])  # no example keeps its answer
+
+
+def test_wilson_interval():
+    lo, hi = wilson(10, 10)
+    assert hi == 1.0 and 0.69 < lo < 0.73  # 10/10: 72.2 % to 100 %
+    lo, hi = wilson(0, 12)
+    assert lo == 0.0 and 0.24 < hi < 0.25
+    lo, hi = wilson(5, 10)
+    assert lo < 0.5 < hi and abs((lo + hi) / 2 - 0.5) < 1e-9
+    assert str(Correct(3, 12)).startswith("3/12 (")
+    with pytest.raises(AnatomyError, match="wilson"):
+        wilson(3, 2)
+
+
+def test_task_vector_test_and_cross_task(gemma):
+    t = task_vector_test(gemma, PAIRS[:6], PAIRS[6:8], PAIRS[8:], [0, gemma.n_layers // 2], task="antonyms",
+                         n_prompts=3, n_shots=3)
+    assert t.layers == (0, gemma.n_layers // 2) and t.dev_accuracy.shape == (2,) and t.layer in t.layers
+    assert t.vectors.shape == (gemma.n_layers, gemma.d_model)
+    for c in (t.task_vector, t.shuffled, t.zero_mean, t.zero_shot, t.few_shot):
+        assert c.n == 2 and 0 <= c.k <= 2
+    assert len(t.table().rows) == 5
+    x = cross_task(gemma, {"a": t, "b": t}, {"a": PAIRS[8:], "b": PAIRS[8:]})
+    assert x.correct[0][1] == x.correct[0][0] == t.task_vector  # the same vector on the same queries
+    assert len(x.table().rows) == 2
 
 
 def test_bad_input(smollm2):
@@ -97,9 +126,10 @@ def test_bad_input(smollm2):
 
 
 def test_plot_names_model_and_tasks():
-    from anatomy.function_vectors import FunctionVectorScan
-    s = FunctionVectorScan("m", "antonyms", "patch", (0, 2), torch.tensor([0.0, 0.5]), torch.tensor([0.0, 0.0]), 0.0, 0.9, 4)
-    fig = anatomy.plot.function_vectors([s])
+    from anatomy.function_vectors import TaskVectorTest
+    c = Correct(1, 2)
+    t = TaskVectorTest("m", "antonyms", (0, 2), torch.tensor([0.0, 0.5]), 2, c, c, c, c, c, torch.zeros(3, 4))
+    fig = anatomy.plot.function_vectors([t])
     assert "m" in fig.description["en"] and "antonyms" in fig.description["en"] and "antonyms" in fig.description["zh"]
-    with pytest.raises(AnatomyError, match="function_vector_scan"):
+    with pytest.raises(AnatomyError, match="task_vector_test"):
         anatomy.plot.function_vectors([])

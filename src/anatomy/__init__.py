@@ -36,7 +36,7 @@ from .dissect import Attention, Details, HeadSearch, ParameterBreakdown, attenti
 from .embedding import Analogy, Projection, analogy, analogy_table, embed, lookup, nearest_table, nearest_tokens, project_2d, unit_table
 from .errors import AnatomyError
 from .ffn import FFNRun, FFNWeights, Neuron, NeuronActivations, NeuronPushes, NeuronSteps, Push, ffn_by_hand, ffn_run, ffn_weights, neuron, neuron_activations, neuron_by_hand, neuron_logit_attribution, neurons_pushing, promoted_tokens
-from .function_vectors import FunctionVectorScan, decode_vector, few_shot_prompts, function_vector_scan, task_accuracy, task_vectors, zero_shot_prompt
+from .function_vectors import Correct, CrossTask, TaskVectorTest, cross_task, decode_vector, few_shot_prompts, task_accuracy, task_vector_table, task_vector_test, task_vectors, wilson, zero_shot_prompt
 from .lens import LanguageCurves, LogitLens, ResidualStream, language_curves, lens_logits, logit_lens, residual_stream
 from .lm_head import UnembeddingRank, entropy, logits_from_hidden, sample, softmax_by_hand, unembedding_rank, with_temperature
 from .loading import DEFAULT_MODELS, Model, cache_dir, load
@@ -46,7 +46,7 @@ from .circuits import BackPatching, PatchingResult, activation_patching, attribu
 from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs, Faithfulness, HeadPatching, attention_knockout, attribution_components, circuit_faithfulness, component_patching, fact_pairs, facts, head_patching
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .relations import Faithfulness, RelationEdits, RelationMap, RelationReading, faithfulness, read_relation, relation_edits, relation_map, relation_prompt, relation_table
-from .refusal import Declines, RefusalScan, ablate_direction, answers, chat, declines, is_decline, refusal_directions, refusal_scan
+from .refusal import COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
 from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
@@ -66,9 +66,9 @@ __all__ = [
     "LargestDimensions", "TokenVectors", "WordSimilarity", "largest_dimensions", "layer_similarity", "max_difference", "mean_similarity", "token_vectors", "word_similarity",
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
-    "FunctionVectorScan", "continuation_id", "decode_vector", "few_shot_prompts", "function_vector_scan", "task_accuracy", "task_vectors", "zero_shot_prompt",
+    "Correct", "CrossTask", "TaskVectorTest", "continuation_id", "cross_task", "decode_vector", "few_shot_prompts", "task_accuracy", "task_vector_table", "task_vector_test", "task_vectors", "wilson", "zero_shot_prompt",
     "Faithfulness", "RelationEdits", "RelationMap", "RelationReading", "faithfulness", "read_relation", "relation_edits", "relation_map", "relation_prompt", "relation_table",
-    "Declines", "RefusalScan", "ablate_direction", "answers", "chat", "declines", "is_decline", "refusal_directions", "refusal_scan",
+    "COHERENT_NLL", "REFUSAL_SUBSTRINGS", "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
     "AnatomyError",
     "book_text",
     "Claim", "ClaimFailed", "Glue", "claim", "glue",

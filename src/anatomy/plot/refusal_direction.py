@@ -1,45 +1,66 @@
-"""Figures of Chapter 15: decline rates with the refusal direction added or ablated, layer by layer."""
+"""Figures of Chapter 15: the refusal direction — separation by layer, cosines between layers, its null."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import torch
 from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
+from .style import book_style as _style
 from .style import describe as _describe
 from .style import font_families
-from .style import book_style as _style
 
 __all__ = ["refusal"]
 
 
-def refusal(scan) -> Figure:
-    """Two panels of a ``RefusalScan``: adding the direction to answered requests (left), ablating it from
-    declined ones (right); the direction solid, a random one of the same norm dashed, no change dotted (Chapter 15).
+def refusal(test, separation, directions) -> Figure:
+    """Three panels (Chapter 15): held-out declined and answered requests projected on each layer's
+    direction (left); the cosine between the directions of every two layers (middle); the fraction
+    of declined requests still declined with random unit directions ablated, beside the real one (right).
     """
-    if not hasattr(scan, "added"):
-        raise AnatomyError("Pass the result of refusal_scan to draw it.")
+    if not hasattr(test, "null_declined") or not hasattr(separation, "separated") or not hasattr(directions, "cosines"):
+        raise AnatomyError("Pass refusal_test(...), refusal_separation(...) and refusal_directions(...) to draw them.")
+    L = separation.declined.shape[0]
     with _style():
-        fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
-        left.plot(scan.layers, scan.added.numpy(), "-o", color="C3", ms=4, label=f"+{scan.strength:g} × direction")
-        left.plot(scan.layers, scan.added_random.numpy(), "--s", color="C7", ms=3, label="random, same norm")
-        left.axhline(scan.answered_base, color="k", ls=":", lw=1, label="nothing added")
-        left.set_title(f"{scan.model_name}: {scan.n_answered} answered requests\nadd the direction of one layer", fontsize=9, fontfamily=font_families())
-        right.plot(scan.layers, scan.ablated.numpy(), "-o", color="C0", ms=4, label="direction ablated")
-        right.plot(scan.layers, scan.ablated_random.numpy(), "--s", color="C7", ms=3, label="random, ablated")
-        right.axhline(scan.declined_base, color="k", ls=":", lw=1, label="nothing removed")
-        right.set_title(f"{scan.model_name}: {scan.n_declined} declined requests\nablate that direction at every layer", fontsize=9, fontfamily=font_families())
-        left.set_ylabel("fraction declined (first tokens)")
-        for ax in (left, right):
-            ax.set_xlabel("layer (0-based) the direction comes from")
-            ax.set_ylim(-0.03, 1.03)
-            ax.set_xticks(scan.layers)
-            ax.legend(fontsize=7)
+        fig, (a, b, c) = plt.subplots(1, 3, figsize=(12.5, 3.7), gridspec_kw={"width_ratios": [1.5, 1.0, 1.0]})
+        g = torch.Generator().manual_seed(0)
+        for vals, color, label in ((separation.declined, "C3", "declined"), (separation.answered, "C0", "answered")):
+            n = vals.shape[1]
+            x = torch.arange(L)[:, None].expand(L, n) + 0.25 * (torch.rand(L, n, generator=g) - 0.5)
+            a.scatter(x.flatten().numpy(), vals.flatten().numpy(), s=5, color=color, alpha=0.7,
+                      label=f"{n} held-out {label}")
+        a.axvline(test.layer, color="k", ls=":", lw=1)
+        a.set_xlabel("layer (0-based) of the output and of its direction")
+        a.set_ylabel("projection on the unit direction")
+        a.set_title(f"{separation.model_name}: held-out requests on each layer's direction", fontsize=9,
+                    fontfamily=font_families())
+        a.legend(fontsize=7)
+        im = b.imshow(directions.cosines(test.position).numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
+        b.set_xlabel("layer")
+        b.set_ylabel("layer")
+        b.set_title("cosine between the layers' directions", fontsize=9)
+        fig.colorbar(im, ax=b, fraction=0.046)
+        k = len(test.null_declined)
+        c.hist(test.null_declined.numpy(), bins=[i / 12 for i in range(-1, 14)], color="C7",
+               label=f"{k} random unit directions")
+        c.axvline(test.declined_ablated, color="C3", lw=2, label=f"the direction of layer {test.layer}")
+        c.axvline(test.declined_plain, color="k", ls=":", lw=1, label="nothing ablated")
+        c.set_xlabel("held-out declined requests still declined")
+        c.set_ylabel("directions")
+        c.set_title("directional ablation: the real direction and its null", fontsize=9)
+        c.legend(fontsize=7)
     return _describe(
         fig,
-        en=f"Fraction of held-out requests that {scan.model_name} declines, by the layer whose difference-of-means direction is used: "
-           f"left, {scan.n_answered} answered requests with {scan.strength:g} times the direction added to that layer; right, "
-           f"{scan.n_declined} declined requests with the direction ablated at every layer; dashed lines are random directions of the same norm.",
-        zh=f"{scan.model_name} 拒绝留出请求的比例，按所用均值差方向来自哪一层：左图是 {scan.n_answered} 个原本会回答的请求，"
-           f"在该层加上 {scan.strength:g} 倍方向；右图是 {scan.n_declined} 个原本会拒绝的请求，在每一层消除该方向；虚线是同样长度的随机方向。",
+        en=f"{test.model_name}. Left: {separation.declined.shape[1]} held-out declined and "
+           f"{separation.answered.shape[1]} held-out answered requests projected on the unit difference-of-means "
+           f"direction of every layer (template position {separation.position}); the dotted line marks layer "
+           f"{test.layer}, chosen on dev requests. Middle: cosine similarity of the directions of every two layers. "
+           f"Right: the fraction of held-out declined requests still declined when each of {k} random unit "
+           f"directions is ablated from every residual write, against the direction of layer {test.layer}.",
+        zh=f"{test.model_name}。左：{separation.declined.shape[1]} 个留出的“会拒绝”请求和 "
+           f"{separation.answered.shape[1]} 个留出的“会回答”请求，投影到每一层的单位均值差方向上（模板位置 "
+           f"{separation.position}）；点线标出在开发集请求上选出的第 {test.layer} 层。中：任意两层方向之间的余弦相似度。"
+           f"右：从每一次残差写入中消除 {k} 个随机单位方向之一时，留出的“会拒绝”请求仍被拒绝的比例，与第 "
+           f"{test.layer} 层的方向对比。",
     )
