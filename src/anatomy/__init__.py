@@ -45,7 +45,7 @@ from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, pat
 from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .refusal import Declines, RefusalScan, ablate_direction, answers, chat, declines, is_decline, refusal_directions, refusal_scan
-from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
+from .sae import AblationLosses, Activations, BasisStats, FeatureGallery, FeaturePage, FrontierPoint, LatentAblation, SAEFrontier, SAEMetrics, SparseAutoencoder, SplicedLosses, ablate_latent, ablation_losses, basis_stats, basis_table, feature_gallery, feature_page, l0, metrics_table, next_token_loss, promoted_ids, random_latents, residual_vectors, sae_frontier, sae_metrics, spliced_losses, train_sae, train_saes
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
 from .tokens import Token, VocabularyCensus, answer_id, continuation_id, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
@@ -55,7 +55,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Attribution", "HeadAblation", "Means", "NeuronAblation", "Separation", "TopContexts", "ablate", "head_ablation", "last_token_neurons", "mean_activations", "neuron_ablation", "neuron_attribution", "random_neurons", "separating_neurons", "top_contexts",
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
-    "Activations", "FeaturePage", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "feature_page", "l0", "latent_for", "next_token_loss", "residual_vectors", "sae_metrics", "spliced_losses", "train_sae",
+    "AblationLosses", "Activations", "BasisStats", "FeatureGallery", "FeaturePage", "FrontierPoint", "LatentAblation", "SAEFrontier", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "ablate_latent", "ablation_losses", "basis_stats", "basis_table", "feature_gallery", "feature_page", "l0", "metrics_table", "next_token_loss", "promoted_ids", "random_latents", "residual_vectors", "sae_frontier", "sae_metrics", "spliced_losses", "train_sae", "train_saes",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
     "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronSteps", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
     "Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule",
