@@ -11,9 +11,13 @@ computes the coefficients α = ReLU(W_enc (x - b_dec) + b_enc), the decoder's co
 
     acts = residual_vectors(model, texts, layer)          # [N, d] one vector per token
     sae = train_sae(acts, n_latents=4 * model.d_model)    # seeded, a few seconds on a CPU
-    sae_metrics(sae, acts)                                # FVE, mean L0, dead latents
+    saes = train_saes(acts, m, l1s=(1, 2), ks=(16,))      # several at once, for a frontier
+    sae_frontier(model, dev, saes, acts, dev_acts)        # L0, FVE, loss recovered of each
+    sae_metrics(sae, held, mean=acts.mean)                # FVE, mean L0, dead latents (held-out)
     spliced_losses(model, held_out, sae, acts.mean)       # next-token loss: clean / SAE / mean vector
-    feature_page(model, sae, acts, latent)                # top contexts, tokens its direction promotes
+    feature_gallery(model, sae, acts, random_latents(sae, 12))  # top contexts, tokens promoted
+    ablate_latent(model, sae, texts, acts, latent)        # causal test against matched controls
+    basis_stats(acts.neurons, acts, "neurons")            # the neuron basis on the same criteria
 """
 
 from __future__ import annotations
@@ -395,27 +399,27 @@ def _losses(model, texts, layer: int, replaces, *, max_tokens: int = 32, skip: i
 # --- the sparsity-fidelity frontier ---------------------------------------------------------------
 @dataclass(frozen=True)
 class FrontierPoint:
-    """One SAE of a frontier: how sparse (L0) and how faithful (FVE, loss recovered) on held-out text (Chapter 16)."""
+    """One SAE of a frontier: how sparse (L0) and how faithful (FVE, loss recovered) on unseen text (Chapter 16)."""
 
     label: str  # "L1 λ = 2" or "TopK k = 32"
     l1: float
     k: int | None
-    mean_l0: float  # held-out
-    fve: float  # held-out, against the training mean
+    mean_l0: float  # on the unseen text
+    fve: float  # on the unseen text, against the training mean
     train_fve: float
     dead: int  # latents never active on the training vectors
-    loss: float  # held-out next-token loss with the SAE spliced in
+    loss: float  # next-token loss on the unseen text with the SAE spliced in
     recovered: float  # share of the mean vector's loss increase that the SAE gets back
 
 
 @dataclass(frozen=True)
 class SAEFrontier:
-    """SAEs of one layer trained with different sparsity, measured on the same held-out text (Chapter 16)."""
+    """SAEs of one layer trained with different sparsity, measured on the same unseen text (Chapter 16)."""
 
     model_name: str
     layer: int
     n_latents: int
-    clean: float  # held-out next-token loss of the model as it is
+    clean: float  # next-token loss on the unseen text, the model as it is
     mean_vector: float  # ... with the layer's output replaced by the training mean
     points: tuple[FrontierPoint, ...]
 
@@ -427,15 +431,17 @@ class SAEFrontier:
         raise AnatomyError(f"No point {label!r} on this frontier: it has {', '.join(q.label for q in self.points)}.")
 
     def table(self) -> Table:
-        return Table(("SAE", "mean L0", "FVE (held-out)", "FVE (training)", "dead latents", "loss", "loss recovered"),
+        return Table(("SAE", "mean L0", "FVE (unseen text)", "FVE (training)", "dead latents", "loss", "loss recovered"),
                      tuple((q.label, round(q.mean_l0, 1), round(q.fve, 3), round(q.train_fve, 3), q.dead, round(q.loss, 3),
                             round(q.recovered, 3)) for q in self.points),
-                     caption=f"{self.model_name}, layer {self.layer}, {self.n_latents} latents; held-out loss: clean "
+                     caption=f"{self.model_name}, layer {self.layer}, {self.n_latents} latents; loss on unseen text: clean "
                              f"{self.clean:.3f}, mean vector {self.mean_vector:.3f}")
 
 
 def sae_frontier(model, texts, saes, train: Activations, held_out: Activations, **kw) -> SAEFrontier:
-    """Each SAE's L0, FVE and loss recovered on held-out ``texts`` (whose vectors are ``held_out``) (Chapter 16).
+    """Each SAE's L0, FVE and loss recovered on unseen ``texts`` (whose vectors are ``held_out``) (Chapter 16).
+
+    Choose among SAEs on development text, and report the chosen one on other held-out text.
 
     The losses share one pass up to the layer per batch; only the layers after it run once per SAE.
     """
@@ -458,7 +464,8 @@ class BasisStats:
     """How a basis (SAE latents, or the layer's neurons) writes the corpus' tokens (Chapter 16).
 
     ``top_share[u]``: of unit u's ``k`` strongest contexts, the share that end at the same token
-    (the most common one among them); 1/k at worst, 1 when all do. NaN for a unit never active.
+    (the most common one among them); 1/k at worst, 1 when all do. NaN for a unit active on fewer
+    than k tokens (not judged).
     """
 
     name: str
@@ -471,7 +478,7 @@ class BasisStats:
 
     @property
     def alive(self) -> torch.Tensor:
-        """[u] True for the units active (> 0) on at least one token."""
+        """[u] True for the units judged: active (> 0) on at least ``k`` tokens."""
         return ~self.top_share.isnan()
 
     def single_token(self, threshold: float = 0.75) -> torch.Tensor:
@@ -480,7 +487,7 @@ class BasisStats:
 
     @property
     def single_token_share(self) -> float:
-        """The share of the active units that look single-token (≥ 75% of the top contexts on one token)."""
+        """The share of the judged units that look single-token (≥ 75% of the top contexts on one token)."""
         return float(self.single_token()[self.alive].float().mean())
 
     def table(self) -> Table:

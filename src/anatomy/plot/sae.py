@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from ..sae import SAEFrontier, SAEMetrics, SplicedLosses
@@ -71,8 +72,10 @@ def sae_frontier(frontier: SAEFrontier, chosen: str = "") -> Figure:
                     ax.plot([q.mean_l0], [getattr(q, field)], marker="o", markersize=14, fillstyle="none", color="#222",
                             label=f"chosen: {q.label}")
             ax.set_xscale("log")
-            ax.set_xlabel("mean L0 (active latents per token, held-out)")
-            ax.set_ylabel(f"{name} (held-out)")
+            ax.set_xlabel("mean L0 (active latents per token, unseen text)")
+            ax.set_ylabel(f"{name} (unseen text)")
+            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.legend(fontsize=8)
         fig.suptitle(f"{frontier.model_name}, layer {frontier.layer}: {len(frontier.points)} SAEs of {frontier.n_latents} latents, "
                      "sparser to the left, more faithful up", fontsize=11)
@@ -80,7 +83,7 @@ def sae_frontier(frontier: SAEFrontier, chosen: str = "") -> Figure:
     return _describe(
         fig,
         en=f"{frontier.model_name}, layer {frontier.layer}: the sparsity-fidelity frontier of {len(frontier.points)} sparse autoencoders "
-           f"on held-out text, mean L0 on a log axis against variance explained (left) and loss recovered (right). {rows}.",
-        zh=f"{frontier.model_name} 第 {frontier.layer} 层：{len(frontier.points)} 个稀疏自编码器在留出文本上的稀疏度与保真度前沿，"
+           f"on text they were not trained on, mean L0 on a log axis against variance explained (left) and loss recovered (right). {rows}.",
+        zh=f"{frontier.model_name} 第 {frontier.layer} 层：{len(frontier.points)} 个稀疏自编码器在未训练过的文本上的稀疏度与保真度前沿，"
            f"横轴为平均 L0（对数刻度），纵轴为方差解释比例（左）和损失恢复比例（右）。{rows}。",
     )
