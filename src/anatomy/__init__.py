@@ -47,7 +47,7 @@ from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs,
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .relations import Faithfulness, RelationEdits, RelationMap, RelationReading, faithfulness, read_relation, relation_edits, relation_map, relation_prompt, relation_table
 from .refusal import COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
-from .sae import Activations, FeaturePage, SAEMetrics, SparseAutoencoder, SplicedLosses, feature_page, l0, latent_for, next_token_loss, residual_vectors, sae_metrics, spliced_losses, train_sae
+from .sae import AblationLosses, Activations, BasisStats, FeatureGallery, FeaturePage, FrontierPoint, LatentAblation, SAEFrontier, SAEMetrics, SparseAutoencoder, SplicedLosses, ablate_latent, ablation_losses, basis_stats, basis_table, feature_gallery, feature_page, l0, metrics_table, next_token_loss, promoted_ids, random_latents, residual_vectors, sae_frontier, sae_metrics, spliced_losses, train_sae, train_saes
 from .show import Table, token_table, vocabulary_table
 from .steering import SteeringEffect, direction, directions, generate, marker_difference, random_directions, steer, steering_effect
 from .tokens import Token, VocabularyCensus, answer_id, continuation_id, readable, single_token_id, token_bytes, tokenize, vocabulary_census, word_positions
@@ -57,7 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Ablated", "Attribution", "DoseResponse", "HeadAblation", "Means", "NeuronAblation", "NeuronScaling", "Separation", "SinkNeuron", "SinkNeurons", "TopContexts", "ablate", "dose_response", "head_ablation", "last_token_neurons", "mean_activations", "neuron_ablation", "neuron_attribution", "neuron_scaling", "random_neurons", "separating_neurons", "sink_neurons", "top_contexts",
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
-    "Activations", "FeaturePage", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "feature_page", "l0", "latent_for", "next_token_loss", "residual_vectors", "sae_metrics", "spliced_losses", "train_sae",
+    "AblationLosses", "Activations", "BasisStats", "FeatureGallery", "FeaturePage", "FrontierPoint", "LatentAblation", "SAEFrontier", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "ablate_latent", "ablation_losses", "basis_stats", "basis_table", "feature_gallery", "feature_page", "l0", "metrics_table", "next_token_loss", "promoted_ids", "random_latents", "residual_vectors", "sae_frontier", "sae_metrics", "spliced_losses", "train_sae", "train_saes",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",
     "FFNRun", "FFNWeights", "Neuron", "NeuronActivations", "NeuronPushes", "NeuronSteps", "Push", "ffn_by_hand", "ffn_run", "ffn_weights", "neuron", "neuron_activations", "neuron_by_hand", "neuron_logit_attribution", "neurons_pushing", "promoted_tokens",
     "Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule",

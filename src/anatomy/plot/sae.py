@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from ..sae import SAEMetrics, SplicedLosses
+from ..sae import SAEFrontier, SAEMetrics, SplicedLosses
 from .style import describe as _describe
 from .style import book_style as _style
 
-__all__ = ["sae_report"]
+__all__ = ["sae_frontier", "sae_report"]
 
 
 def sae_report(metrics: SAEMetrics, losses: SplicedLosses) -> Figure:
@@ -44,4 +45,45 @@ def sae_report(metrics: SAEMetrics, losses: SplicedLosses) -> Figure:
         zh=f"{metrics.model_name} 第 {metrics.layer} 层，{metrics.n_latents} 个潜变量的稀疏自编码器。左：每个潜变量激活频率的直方图（对数刻度），"
            f"死潜变量 {metrics.dead} 个。右：留出文本上的下一词元损失：该层输出保持原样（{losses.clean:.2f}）、换成重建（{losses.reconstruction:.2f}）、"
            f"换成平均向量（{losses.mean_vector:.2f}）。",
+    )
+
+
+def sae_frontier(frontier: SAEFrontier, chosen: str = "") -> Figure:
+    """L0 against variance explained (left) and against loss recovered (right), one mark per SAE (Chapter 16).
+
+    L1 SAEs are circles joined in order of λ, TopK SAEs squares joined in order of k; ``chosen``
+    (a point's label) is ringed.
+    """
+    groups = (("L1 (λ)", [q for q in frontier.points if q.k is None], "o", "#4c72b0"),
+              ("TopK (k)", [q for q in frontier.points if q.k is not None], "s", "#dd8452"))
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        for ax, field, name in ((axes[0], "fve", "fraction of variance explained"), (axes[1], "recovered", "loss recovered")):
+            for label, pts, marker, color in groups:
+                if not pts:
+                    continue
+                pts = sorted(pts, key=lambda q: q.mean_l0)
+                ax.plot([q.mean_l0 for q in pts], [getattr(q, field) for q in pts], marker=marker, color=color, label=label)
+                for q in pts:
+                    ax.annotate(f"{q.l1:g}" if q.k is None else f"{q.k}", (q.mean_l0, getattr(q, field)), fontsize=8,
+                                textcoords="offset points", xytext=(4, -10))
+            for q in frontier.points:
+                if q.label == chosen:
+                    ax.plot([q.mean_l0], [getattr(q, field)], marker="o", markersize=14, fillstyle="none", color="#222",
+                            label=f"chosen: {q.label}")
+            ax.set_xscale("log")
+            ax.set_xlabel("mean L0 (active latents per token, unseen text)")
+            ax.set_ylabel(f"{name} (unseen text)")
+            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{frontier.model_name}, layer {frontier.layer}: {len(frontier.points)} SAEs of {frontier.n_latents} latents, "
+                     "sparser to the left, more faithful up", fontsize=11)
+    rows = "; ".join(f"{q.label}: L0 {q.mean_l0:.1f}, FVE {q.fve:.2f}, loss recovered {q.recovered:.0%}" for q in frontier.points)
+    return _describe(
+        fig,
+        en=f"{frontier.model_name}, layer {frontier.layer}: the sparsity-fidelity frontier of {len(frontier.points)} sparse autoencoders "
+           f"on text they were not trained on, mean L0 on a log axis against variance explained (left) and loss recovered (right). {rows}.",
+        zh=f"{frontier.model_name} 第 {frontier.layer} 层：{len(frontier.points)} 个稀疏自编码器在未训练过的文本上的稀疏度与保真度前沿，"
+           f"横轴为平均 L0（对数刻度），纵轴为方差解释比例（左）和损失恢复比例（右）。{rows}。",
     )
