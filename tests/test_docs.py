@@ -72,3 +72,12 @@ def test_only_python_blocks_are_executed(chapter):
         code = [c.source for c in cells if c.cell_type == "code"]
         assert not [s for s in code if s.lstrip().startswith("%")], f"{lang}/{chapter} has a cell magic"
         assert len(code) == len(FENCE.findall((DOCS / lang / chapter).read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=str)
+def test_chapter_code_lines_fit_the_page(chapter):
+    """No code line over 100 characters, so no block scrolls sideways at 1280 px (issue 22 §6)."""
+    for lang in ("en", "zh"):
+        long = [line for source in executor().code_cells(str(DOCS / lang / chapter)) for line in source.splitlines()
+                if len(line) > 100]
+        assert long == [], f"{lang}/{chapter}: {len(long)} code line(s) over 100 characters: {long[:3]}"
