@@ -6,7 +6,7 @@ import torch
 import anatomy
 from anatomy import AnatomyError, run
 from anatomy.hooks import capture
-from anatomy.relations import _jacobian_rows, _read_out_rows, faithfulness, read_relation, relation_edits, relation_map, relation_prompt
+from anatomy.relations import _jacobian_rows, _read_out_rows, read_relation, relation_faithfulness, relation_edits, relation_map, relation_prompt
 
 CAPITALS = [("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Spain", "Madrid"),
             ("Russia", "Moscow"), ("China", "Beijing"), ("Egypt", "Cairo"), ("Greece", "Athens"), ("Canada", "Ottawa"),
@@ -78,7 +78,7 @@ def capital_map(smollm2):
 
 def test_map_reproduces_training_answers_far_above_chance(smollm2, capital_map):
     r, lre, train, dev = capital_map
-    f = faithfulness(smollm2, lre, r, list(range(9, len(PAIRS))), train)
+    f = relation_faithfulness(smollm2, lre, r, list(range(9, len(PAIRS))), train)
     assert lre.weight.shape == (1, len(r.candidates), smollm2.d_model)
     assert f.lre_train >= 0.8 and f.chance < 0.1  # at least 4 of 5 training subjects, against one candidate in 10+
     assert f.bias_only <= 0.4  # the bias alone cannot do it: the model's answers differ

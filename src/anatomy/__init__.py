@@ -45,7 +45,7 @@ from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, pat
 from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
 from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs, Faithfulness, HeadPatching, attention_knockout, attribution_components, circuit_faithfulness, component_patching, fact_pairs, facts, head_patching
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
-from .relations import Faithfulness, RelationEdits, RelationMap, RelationReading, faithfulness, read_relation, relation_edits, relation_map, relation_prompt, relation_table
+from .relations import RelationEdits, RelationFaithfulness, RelationMap, RelationReading, read_relation, relation_faithfulness, relation_edits, relation_map, relation_prompt, relation_table
 from .refusal import COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
 from .sae import AblationLosses, Activations, BasisStats, FeatureGallery, FeaturePage, FrontierPoint, LatentAblation, SAEFrontier, SAEMetrics, SparseAutoencoder, SplicedLosses, ablate_latent, ablation_losses, basis_stats, basis_table, feature_gallery, feature_page, l0, metrics_table, next_token_loss, promoted_ids, random_latents, residual_vectors, sae_frontier, sae_metrics, spliced_losses, train_sae, train_saes
 from .show import Table, token_table, vocabulary_table
@@ -67,7 +67,7 @@ __all__ = [
     "Analogy", "Projection", "analogy", "analogy_table", "embed", "lookup", "nearest_table", "nearest_tokens", "project_2d", "unit_table",
     "UnembeddingRank", "entropy", "logits_from_hidden", "sample", "softmax_by_hand", "unembedding_rank", "with_temperature",
     "Correct", "CrossTask", "TaskVectorTest", "continuation_id", "cross_task", "decode_vector", "few_shot_prompts", "task_accuracy", "task_vector_table", "task_vector_test", "task_vectors", "wilson", "zero_shot_prompt",
-    "Faithfulness", "RelationEdits", "RelationMap", "RelationReading", "faithfulness", "read_relation", "relation_edits", "relation_map", "relation_prompt", "relation_table",
+    "RelationEdits", "RelationFaithfulness", "RelationMap", "RelationReading", "read_relation", "relation_faithfulness", "relation_edits", "relation_map", "relation_prompt", "relation_table",
     "COHERENT_NLL", "REFUSAL_SUBSTRINGS", "Declines", "HandLabels", "RefusalDirections", "RefusalScan", "RefusalSeparation", "RefusalTest", "ablate_direction", "answers", "chat", "declines", "hand_labels", "is_decline", "refusal_directions", "refusal_scan", "refusal_separation", "refusal_test",
     "AnatomyError",
     "book_text",

@@ -38,7 +38,7 @@ from .sae import next_token_loss
 from .show import Table
 from .tokens import answer_id, readable
 
-__all__ = ["Faithfulness", "RelationEdits", "RelationMap", "RelationReading", "faithfulness", "read_relation",
+__all__ = ["RelationEdits", "RelationFaithfulness", "RelationMap", "RelationReading", "read_relation", "relation_faithfulness",
            "relation_edits", "relation_map", "relation_prompt", "relation_table"]
 
 
@@ -236,7 +236,7 @@ def relation_map(model, reading: RelationReading, train: Sequence[int], dev: Seq
 
 # --- faithfulness -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Faithfulness:
+class RelationFaithfulness:
     """How often the map, and simpler maps, give the model's own answer on held-out subjects (Chapter 18)."""
 
     model_name: str
@@ -258,7 +258,7 @@ class Faithfulness:
         return 1 / self.n_candidates
 
 
-def faithfulness(model, lre: RelationMap, reading: RelationReading, test: Sequence[int], train: Sequence[int]) -> Faithfulness:
+def relation_faithfulness(model, lre: RelationMap, reading: RelationReading, test: Sequence[int], train: Sequence[int]) -> RelationFaithfulness:
     """The map's faithfulness on the subjects ``test``, and on its ``train`` subjects, against two baselines (Chapter 18).
 
     Baselines: the bias alone (one answer for every subject: does the subject matter?) and the
@@ -274,7 +274,7 @@ def faithfulness(model, lre: RelationMap, reading: RelationReading, test: Sequen
     bias_only = lre.candidates[lre.bias[li].argmax()].expand(len(test))
     identity = lre.candidates[(s @ rows.T).argmax(-1)]
     train_score = float((lre.predict(reading.vectors[train, li]) == reading.answers[train]).float().mean())
-    return Faithfulness(model.name, lre.relation, lre.layer, lre.beta, len(test), len(lre.candidates),
+    return RelationFaithfulness(model.name, lre.relation, lre.layer, lre.beta, len(test), len(lre.candidates),
                         len(set(answers.tolist())),
                         float((answers == reading.expected[test]).float().mean()), agree(lre.predict(s)), train_score, agree(bias_only), agree(identity))
 
@@ -392,7 +392,7 @@ def _answers_with(model, pre: run.Prefix, suffix: Sequence[int], layer: int, add
 
 
 # --- tables --------------------------------------------------------------------------------------------
-def relation_table(results: Sequence[Faithfulness]) -> Table:
+def relation_table(results: Sequence[RelationFaithfulness]) -> Table:
     """Faithfulness of every map against its baselines, one row per model and relation (Chapter 18)."""
     pct = lambda x: "–" if x != x else f"{x:.0%}"  # noqa: E731
     rows = tuple((f.model_name, f.relation, pct(f.known), f.distinct_answers, f.layer, f"{f.beta:g}", pct(f.lre),
