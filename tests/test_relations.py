@@ -49,8 +49,9 @@ def test_jacobian_rows_match_finite_differences(smollm2):
     r = read_relation(m, "capital", DEMOS, PAIRS[:2], [layer])
     rows = _read_out_rows(m, r.candidates[:5])  # [5, d]
     pre = run.prefix(m, relation_prompt(DEMOS, "")[:-1])
+    before = [len(blk._forward_hooks) for blk in m.layers]
     jac = _jacobian_rows(m, pre, r.suffixes[0], [layer], rows)[0]  # [5, d]
-    assert all(not blk._forward_hooks for blk in m.layers)  # the hooks are gone after the backward pass
+    assert [len(blk._forward_hooks) for blk in m.layers] == before  # its hooks are gone after the backward pass
     v = torch.randn(m.d_model, generator=torch.Generator().manual_seed(0))
     v = v / v.norm() * 0.01 * r.vectors[0, 0].norm()
     j = len(r.suffixes[0]) - 2

@@ -193,9 +193,10 @@ def _show(verdict: Verdict) -> Verdict | None:
 
 
 def _models():
-    from .loading import load
+    """The book's default models (loaded once per process)."""
+    from .loading import DEFAULT_MODELS, load
 
-    return load("smollm2-135m"), load("gemma-3-270m")
+    return tuple(load(name) for name in DEFAULT_MODELS)
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -292,8 +293,8 @@ def check_rms_norm(fn, *, solution: bool = False) -> Verdict | None:
         cases.append(Case((x, module.weight.detach().float().clone(), spec.eps, spec.kind == "rms_1p"),
                           f"{m.name}'s first norm", f"{m.name} 的第一个归一化层", expected))
     mistakes = (
-        Mistake("you multiplied by w; Gemma stores its gain as w and multiplies by (1 + w).",
-                "你乘的是 w；Gemma 存的增益是 w，实际乘的是 (1 + w)。",
+        Mistake("you multiplied by w; with one_plus the gain is stored as w and the norm multiplies by (1 + w).",
+                "你乘的是 w；one_plus 为真时，增益存成 w，归一化实际乘的是 (1 + w)。",
                 wrong=lambda x, w, eps, op: _rms(x, w, eps, False)),
         Mistake("you subtracted the mean (that is LayerNorm); RMSNorm only divides by the root mean square.",
                 "你减去了均值（那是 LayerNorm）；RMSNorm 只除以均方根。",
@@ -498,9 +499,11 @@ def check_kv_head(fn, *, solution: bool = False) -> Verdict | None:
 @torch.no_grad()
 def _neuron_in_model(model, layer: int, neuron: int, x: torch.Tensor) -> torch.Tensor:
     """What the model's own FFN computes for neuron ``neuron`` (its input to down_proj) on vectors x [N, d]."""
-    mlp = model.layers[layer].mlp
+    spec = model.arch.blocks[layer].ffn
+    mlp = model.layers[layer].get_submodule(spec.path)
+    down = mlp.get_submodule(spec.down.path)
     seen = {}
-    handle = mlp.down_proj.register_forward_hook(lambda mod, inp, out: seen.setdefault("a", inp[0].detach()))
+    handle = down.register_forward_hook(lambda mod, inp, out: seen.setdefault("a", inp[0].detach()))
     try:
         mlp(x.to(model.dtype))
     finally:
@@ -513,14 +516,16 @@ def check_swiglu_neuron(fn, *, solution: bool = False) -> Verdict | None:
     act(x · gate_row) × (x · up_row), for vectors x [N, d] (a tensor [N])."""
     import torch.nn.functional as F
 
+    from .ffn import ffn_weights
+
     acts = {"silu": F.silu, "gelu_tanh": lambda z: F.gelu(z, approximate="tanh")}
     cases = []
     for m in _models():
         layer, neuron = m.n_layers // 2, 7
-        mlp = m.layers[layer].mlp
-        act = acts[m.arch.blocks[layer].ffn.activation]
+        w = ffn_weights(m, layer)  # [m, d] rows, whatever the family calls its projections
+        act = acts[w.activation]
         x = torch.randn(4, m.d_model, generator=_seeded(3))
-        cases.append(Case((x, mlp.gate_proj.weight[neuron].detach().float(), mlp.up_proj.weight[neuron].detach().float(), act),
+        cases.append(Case((x, w.gate[neuron].detach().float(), w.up[neuron].detach().float(), act),
                           f"{m.name}, layer {layer}, neuron {neuron}", f"{m.name} 第 {layer} 层的第 {neuron} 个神经元",
                           _neuron_in_model(m, layer, neuron, x)))
     mistakes = (

@@ -15,11 +15,22 @@ from .style import book_style as _style
 __all__ = ["attribution_scatter", "back_patching", "component_split", "handover_histogram", "knockout", "patching_grid"]
 
 
-def _list(x, attr: str, what: str) -> list:
+def _list(x, attr: str, what: str, empty_ok: bool = False) -> list:
     items = [x] if hasattr(x, attr) else list(x)
-    if not items:
+    if not items and not empty_ok:
         raise AnatomyError(f"Nothing to draw: pass the result of {what} (or a list of them).")
     return items
+
+
+def _nothing(title: str) -> Figure:
+    """A figure that says there is nothing to draw (a model that answered none of the facts)."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(4, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no fact pairs: the model answered none of the facts", ha="center", va="center")
+        fig.suptitle(title)
+    return _describe(fig, en="No fact pairs to show: the model answered none of the facts.",
+                     zh="没有可显示的事实对：模型一个事实都没有答对。")
 
 
 def _heat(ax, fig, grid, label: str):
@@ -135,7 +146,9 @@ _KIND_STYLE = {"layer": ("black", "-"), "attn": ("tab:orange", "--"), "mlp": ("t
 def component_split(results, *, title: str | None = None) -> Figure:
     """Mean share over pairs, per layer: layer output, attention output and MLP output, at the subject and
     the last position, denoising (top row) and noising (bottom row); one column pair per result (Chapter 17)."""
-    results = _list(results, "denoised", "component_patching")
+    results = _list(results, "denoised", "component_patching", empty_ok=True)
+    if not results:
+        return _nothing(title or "Attention and MLP outputs")
     with _style():
         fig, axes = plt.subplots(2, 2 * len(results), figsize=(4.0 * 2 * len(results), 6.4), squeeze=False, sharey=True)
         for k, r in enumerate(results):
@@ -164,7 +177,9 @@ def component_split(results, *, title: str | None = None) -> Figure:
 
 def handover_histogram(results, *, title: str | None = None) -> Figure:
     """How many pairs hand over at each layer, one panel per result of component_patching (Chapter 17)."""
-    results = _list(results, "handover", "component_patching")
+    results = _list(results, "handover", "component_patching", empty_ok=True)
+    if not results:
+        return _nothing(title or "Hand-over layers")
     with _style():
         fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.0), squeeze=False)
         for ax, r in zip(axes[0], results):
