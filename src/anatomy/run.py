@@ -140,6 +140,11 @@ def run_to(model, b: Batch, place: str = "final_norm") -> torch.Tensor:
     Nothing after ``place`` runs (no later layer, no LM head). Hooks the caller set on places
     before it see their true values. Not a copy: under ``torch.enable_grad`` it keeps the graph.
     """
+    return _run_until(model, place, input_ids=b.ids, attention_mask=b.mask, use_cache=False)
+
+
+def _run_until(model, place: str, **inputs) -> torch.Tensor:
+    """The decoder run on ``inputs`` until ``place`` is computed; its value there (nothing after it runs)."""
     s = hooks.site(model, place)
     out = {}
 
@@ -149,7 +154,7 @@ def run_to(model, b: Batch, place: str = "final_norm") -> torch.Tensor:
 
     handle = s.module.register_forward_hook(grab)
     try:
-        model.decoder(input_ids=b.ids, attention_mask=b.mask, use_cache=False)
+        model.decoder(**inputs)
     except _Stop:
         pass
     finally:
@@ -265,21 +270,7 @@ def run_after(model, p: Prefix, ids: torch.Tensor, place: str = "final_norm") ->
     cache = copy.deepcopy(p.cache)
     if ids.shape[0] > 1:
         cache.batch_repeat_interleave(ids.shape[0])
-    s = hooks.site(model, place)
-    out = {}
-
-    def grab(mod, args, output):
-        out["v"] = _value(s, args, output)
-        raise _Stop
-
-    handle = s.module.register_forward_hook(grab)
-    try:
-        model.decoder(input_ids=ids.to(model.device), past_key_values=cache, use_cache=True)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return out["v"]
+    return _run_until(model, place, input_ids=ids.to(model.device), past_key_values=cache, use_cache=True)
 
 
 # --- the LM head -------------------------------------------------------------------------------------
