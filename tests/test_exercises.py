@@ -1,7 +1,9 @@
 """anatomy.exercises: every checker accepts a right solution on the default models, names at least two
 typical mistakes, says "not written yet" to a stub and reports a function that raises in one sentence."""
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -109,6 +111,16 @@ CASES = {
         (lambda x, g, u, act: (x @ g) * act(x @ u), "gate's product"),
         (lambda x, g, u, act: (x @ g) * (x @ u), "forgot the activation")]),
 }
+
+
+# More cases live in tests/exercise_cases_*.py (one file per group of chapters, each with its own CASES dict of
+# the same form), so that chapters' exercises can be added side by side.
+for _path in sorted(Path(__file__).parent.glob("exercise_cases_*.py")):
+    _spec = importlib.util.spec_from_file_location(_path.stem, _path)
+    _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
+    assert not set(_module.CASES) & set(CASES), f"{_path.name} repeats checkers: {set(_module.CASES) & set(CASES)}"
+    CASES.update(_module.CASES)
 
 
 def test_every_checker_is_tested_here():
