@@ -134,7 +134,7 @@ TEXTS = ["The weather changed slowly over the afternoon, and by evening the stre
 def test_neuron_ablation_baseline_loss_and_controls(smollm2):
     layer = smollm2.n_layers // 2
     means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
-    r = anatomy.neuron_ablation(smollm2, layer, [5, 9], PLURAL, SINGULAR, " are", " is", texts=TEXTS, mean=means, controls=2)
+    r = anatomy.neuron_ablation(smollm2, PLURAL, SINGULAR, layer, [5, 9], " are", " is", texts=TEXTS, mean=means, controls=2)
     pl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
     sg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
     assert r.baseline == pytest.approx(float(pl.mean() - sg.mean()), abs=1e-4) and r.baseline > 3
@@ -153,16 +153,16 @@ def test_neuron_ablation_baseline_loss_and_controls(smollm2):
     assert all(len(s) == 2 and not {5, 9} & set(s) for s in sets)
     assert [c.neurons for c in r.controls] == [tuple(s) for s in sets]
     every = list(range(anatomy.ffn_weights(smollm2, layer).n_neurons))
-    whole = anatomy.neuron_ablation(smollm2, layer, every, PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
+    whole = anatomy.neuron_ablation(smollm2, PLURAL, SINGULAR, layer, every, " are", " is", texts=TEXTS, how="zero", controls=0)
     assert abs(whole["zero"].gap - whole.baseline) > 0.05 * whole.baseline  # removing the whole FFN layer matters
     assert whole["zero"].loss_rise > 0.05
 
 
 def test_scaling_by_one_changes_nothing_and_by_zero_is_zero_ablation(smollm2):
     layer = smollm2.n_layers // 2
-    s = anatomy.neuron_scaling(smollm2, layer, 7, PLURAL, SINGULAR, " are", " is", texts=TEXTS, factors=(1.0, 0.0))
+    s = anatomy.neuron_scaling(smollm2, PLURAL, SINGULAR, layer, 7, " are", " is", texts=TEXTS, factors=(1.0, 0.0))
     assert float(s.gaps[0]) == pytest.approx(s.baseline, abs=1e-4) and float(s.losses[0]) == pytest.approx(s.clean_loss, abs=1e-4)
-    r = anatomy.neuron_ablation(smollm2, layer, [7], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
+    r = anatomy.neuron_ablation(smollm2, PLURAL, SINGULAR, layer, [7], " are", " is", texts=TEXTS, how="zero", controls=0)
     assert float(s.gaps[1]) == pytest.approx(r["zero"].gap, abs=1e-4) and float(s.losses[1]) == pytest.approx(r["zero"].loss, abs=1e-4)
 
 
@@ -171,7 +171,7 @@ def test_resample_from_the_prompts_themselves_changes_nothing(smollm2):
     a, b = ["The dogs in the big garden"], ["The dog"]
     layer = smollm2.n_layers // 2
     means = anatomy.mean_activations(smollm2, a + b, layer)
-    r = anatomy.neuron_ablation(smollm2, layer, list(range(40)), a, b, " are", " is", texts=TEXTS, mean=means,
+    r = anatomy.neuron_ablation(smollm2, a, b, layer, list(range(40)), " are", " is", texts=TEXTS, mean=means,
                                 how="resample", controls=0)
     assert r["resample"].gap == pytest.approx(r.baseline, abs=1e-4)
 
@@ -206,15 +206,15 @@ def test_nulls_are_seeded(smollm2):
     assert anatomy.random_neurons(smollm2, layer, 5, 3, seed=4) == anatomy.random_neurons(smollm2, layer, 5, 3, seed=4)
     assert anatomy.random_neurons(smollm2, layer, 5, 3, seed=4) != anatomy.random_neurons(smollm2, layer, 5, 3, seed=5)
     ranked = list(range(20))
-    args = (smollm2, layer, ranked, PLURAL, SINGULAR, " are", " is")
+    args = (smollm2, PLURAL, SINGULAR, layer, ranked, " are", " is")
     one = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=2)
     two = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=2)
     other = anatomy.dose_response(*args, texts=TEXTS, ks=(1, 5), how="zero", sets=3, loss_sets=1, seed=3)
     assert torch.equal(one.random_gaps, two.random_gaps) and not torch.equal(one.random_gaps, other.random_gaps)
     assert one.random_gaps.shape == (2, 3) and one.random_losses.shape == (2, 1)
-    r = anatomy.neuron_ablation(smollm2, layer, [5], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=2, seed=1)
+    r = anatomy.neuron_ablation(smollm2, PLURAL, SINGULAR, layer, [5], " are", " is", texts=TEXTS, how="zero", controls=2, seed=1)
     assert one.chosen[0].gap == pytest.approx(anatomy.neuron_ablation(
-        smollm2, layer, [0], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)["zero"].gap, abs=1e-4)
+        smollm2, PLURAL, SINGULAR, layer, [0], " are", " is", texts=TEXTS, how="zero", controls=0)["zero"].gap, abs=1e-4)
     assert r.controls[0].neurons == tuple(anatomy.random_neurons(smollm2, layer, 1, 2, exclude=[5], seed=1)[0])
 
 
@@ -229,7 +229,7 @@ def test_attribution_estimate_agrees_with_real_ablation_for_its_top_neuron(smoll
     attr = anatomy.neuron_attribution(smollm2, PLURAL, SINGULAR, " are", " is")
     assert attr.zero.shape == (smollm2.n_layers, anatomy.ffn_weights(smollm2, 0).n_neurons)
     layer, n, estimate = attr.top(1)[0]
-    r = anatomy.neuron_ablation(smollm2, layer, [n], PLURAL, SINGULAR, " are", " is", texts=TEXTS, how="zero", controls=0)
+    r = anatomy.neuron_ablation(smollm2, PLURAL, SINGULAR, layer, [n], " are", " is", texts=TEXTS, how="zero", controls=0)
     assert attr.gap == pytest.approx(r.baseline, abs=1e-3)
     real = r["zero"].gap - r.baseline
     assert real * estimate > 0 and abs(real) > 0.3 * abs(estimate)

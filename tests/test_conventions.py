@@ -63,15 +63,8 @@ def _group(param: str) -> int:
     return 4
 
 
-# Out of order when this test landed (functions of Chapters 14, 16 and 18 written the same session); a
-# ratchet: the test fails when any other function breaks the order, and when one of these is fixed
-# (then strike it from the list). The closing note of that session names them.
-KNOWN_OUT_OF_ORDER = {"dose_response", "neuron_ablation", "neuron_scaling", "relation_faithfulness", "read_relation",
-                      "relation_map", "relation_edits", "ablate_latent", "sae_frontier"}
-
-
 def test_every_public_function_takes_its_arguments_in_the_stated_order():
-    wrong, fixed = [], []
+    wrong = []
     for name in anatomy.__all__:
         f = getattr(anatomy, name)
         if not inspect.isfunction(f):
@@ -81,9 +74,6 @@ def test_every_public_function_takes_its_arguments_in_the_stated_order():
         if not params or params[0] not in ("model", "models"):
             continue
         groups = [_group(p) for p in params]
-        if groups != sorted(groups) and name not in KNOWN_OUT_OF_ORDER:
+        if groups != sorted(groups):
             wrong.append(f"{name}({', '.join(params)})")
-        if groups == sorted(groups) and name in KNOWN_OUT_OF_ORDER:
-            fixed.append(name)
     assert wrong == [], "(model, prompt, layer, position, ...) as anatomy/__init__.py states: " + "; ".join(wrong)
-    assert fixed == [], f"now in order, strike from KNOWN_OUT_OF_ORDER: {fixed}"

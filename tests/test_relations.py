@@ -22,7 +22,7 @@ def test_relation_prompt_and_bad_input(smollm2):
     with pytest.raises(AnatomyError, match="non-empty"):
         relation_prompt("France: Paris", "Spain")
     with pytest.raises(AnatomyError, match="demonstration"):
-        read_relation(smollm2, "capital", DEMOS, CAPITALS[:6], [3])
+        read_relation(smollm2, CAPITALS[:6], [3], name="capital", demos=DEMOS)
     with pytest.raises(AnatomyError, match="rows, tokens"):
         run.run_after(smollm2, run.prefix(smollm2, "France: Paris\n"), torch.tensor([1, 2]))
 
@@ -30,7 +30,7 @@ def test_relation_prompt_and_bad_input(smollm2):
 def test_reading_equals_the_full_prompt(model):
     """The demonstrations read once and the subject run after them give the full prompt's values."""
     layer = model.n_layers // 2
-    r = read_relation(model, "capital", DEMOS, PAIRS[:4], [layer])
+    r = read_relation(model, PAIRS[:4], [layer], name="capital", demos=DEMOS)
     for i, (subject, _) in enumerate(PAIRS[:4]):
         ids = model.tokenizer(relation_prompt(DEMOS, subject), return_tensors="pt")["input_ids"]
         last = f"layers.{model.n_layers - 1}"
@@ -46,7 +46,7 @@ def test_jacobian_rows_match_finite_differences(smollm2):
     """rows @ ∂o/∂s from one backward pass equals the central difference of the read-out along a direction."""
     m = smollm2
     layer = m.n_layers // 2
-    r = read_relation(m, "capital", DEMOS, PAIRS[:2], [layer])
+    r = read_relation(m, PAIRS[:2], [layer], name="capital", demos=DEMOS)
     rows = _read_out_rows(m, r.candidates[:5])  # [5, d]
     pre = run.prefix(m, relation_prompt(DEMOS, "")[:-1])
     before = [len(blk._forward_hooks) for blk in m.layers]
@@ -72,30 +72,30 @@ def test_jacobian_rows_match_finite_differences(smollm2):
 @pytest.fixture(scope="module")
 def capital_map(smollm2):
     layer = smollm2.n_layers // 2
-    r = read_relation(smollm2, "capital", DEMOS, PAIRS, [layer])
+    r = read_relation(smollm2, PAIRS, [layer], name="capital", demos=DEMOS)
     train, dev = list(range(0, 5)), list(range(5, 9))
-    return r, relation_map(smollm2, r, train, dev, betas=(1.0, 3.0)), train, dev
+    return r, relation_map(smollm2, r, train=train, dev=dev, betas=(1.0, 3.0)), train, dev
 
 
 def test_map_reproduces_training_answers_far_above_chance(smollm2, capital_map):
     r, lre, train, dev = capital_map
-    f = relation_faithfulness(smollm2, lre, r, list(range(9, len(PAIRS))), train)
+    f = relation_faithfulness(smollm2, lre, r, test=list(range(9, len(PAIRS))), train=train)
     assert lre.weight.shape == (1, len(r.candidates), smollm2.d_model)
     assert f.lre_train >= 0.8 and f.chance < 0.1  # at least 4 of 5 training subjects, against one candidate in 10+
     assert f.bias_only <= 0.4  # the bias alone cannot do it: the model's answers differ
     with pytest.raises(AnatomyError, match="disjoint"):
-        relation_map(smollm2, r, [0, 1], [1, 2])
+        relation_map(smollm2, r, train=[0, 1], dev=[1, 2])
 
 
 def test_edits_are_seeded(smollm2, capital_map):
     r, lre, _, _ = capital_map
     test = [9, 10, 11]
-    a = relation_edits(smollm2, lre, r, test, draws=2, seed=0, n_texts=2)
-    b = relation_edits(smollm2, lre, r, test, draws=2, seed=0, n_texts=2)
+    a = relation_edits(smollm2, lre, r, test=test, draws=2, seed=0, n_texts=2)
+    b = relation_edits(smollm2, lre, r, test=test, draws=2, seed=0, n_texts=2)
     assert a == b
     assert a.n == 3 and a.draws == 2 and 0 <= a.random_success <= 1 and a.loss_clean > 0
     with pytest.raises(AnatomyError, match="draws"):
-        relation_edits(smollm2, lre, r, test, draws=0)
+        relation_edits(smollm2, lre, r, test=test, draws=0)
 
 
 def test_relation_layers_figure(capital_map):

@@ -163,7 +163,7 @@ def test_losses_resumed_from_the_layer_equal_the_hooked_run(smollm2, acts, sae):
 def test_frontier(smollm2, acts):
     saes = S.train_saes(acts, 64, l1s=(0.5, 4.0), ks=(4,), steps=60, batch_size=64, lr=3e-3, seed=0)
     held = S.residual_vectors(smollm2, HELD_OUT[:4], acts.layer, max_tokens=16)
-    fr = S.sae_frontier(smollm2, HELD_OUT[:4], saes, acts, held, max_tokens=16)
+    fr = S.sae_frontier(smollm2, HELD_OUT[:4], saes, train=acts, held_out=held, max_tokens=16)
     assert [q.label for q in fr.points] == ["L1 λ = 0.5", "L1 λ = 4", "TopK k = 4"]
     small, large = fr.point("L1 λ = 0.5"), fr.point("L1 λ = 4")
     assert large.mean_l0 < small.mean_l0  # a larger λ: sparser
@@ -209,8 +209,8 @@ def test_gallery_escapes_tokens_and_draws_the_sample(smollm2, acts, sae):
 def test_ablating_a_latent(smollm2, acts, sae):
     f = sae.encode(acts.vectors)
     j = int((f > 0).float().mean(0).argmax())  # the latent active most often
-    one = S.ablate_latent(smollm2, sae, TEXTS, acts, j, contexts=4, controls=3, seed=0, features=f, max_tokens=16)
-    again = S.ablate_latent(smollm2, sae, TEXTS, acts, j, contexts=4, controls=3, seed=0, features=f, max_tokens=16)
+    one = S.ablate_latent(smollm2, TEXTS, sae, acts, j, contexts=4, controls=3, seed=0, features=f, max_tokens=16)
+    again = S.ablate_latent(smollm2, TEXTS, sae, acts, j, contexts=4, controls=3, seed=0, features=f, max_tokens=16)
     assert one.change == again.change and torch.equal(one.control_changes, again.control_changes)
     assert one.contexts == 4 and one.control_changes.shape == (3,) and len(one.promoted) == 8
     assert 0 <= one.beats <= 1
@@ -233,6 +233,6 @@ def test_ablating_a_latent(smollm2, acts, sae):
         changes.append(float(cut - clean))
     assert one.change == pytest.approx(sum(changes) / len(changes), abs=1e-3)
     with pytest.raises(AnatomyError, match="not the ones"):
-        S.ablate_latent(smollm2, sae, list(reversed(TEXTS)), acts, j, contexts=4, controls=1, features=f, max_tokens=16)
+        S.ablate_latent(smollm2, list(reversed(TEXTS)), sae, acts, j, contexts=4, controls=1, features=f, max_tokens=16)
     losses = S.ablation_losses(smollm2, anatomy.book_text("en")[6:8], sae, [j], max_tokens=16)
     assert set(losses.ablated) == {j} and losses.largest_change == pytest.approx(abs(losses.ablated[j] - losses.clean))

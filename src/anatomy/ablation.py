@@ -464,7 +464,7 @@ class NeuronAblation:
                      f"{self.model_name}, layer {self.layer}: the behaviour's gap and the general loss")
 
 
-def neuron_ablation(model, layer: int, neurons, prompts_a, prompts_b, token_a: str, token_b: str, *, texts,
+def neuron_ablation(model, prompts_a, prompts_b, layer: int, neurons, token_a: str, token_b: str, *, texts,
                     mean: Means | None = None, how=("zero", "mean", "resample"), controls: int = 5,
                     seed: int = 0) -> NeuronAblation:
     """Remove ``neurons`` of ``layer`` each way in ``how``, and random sets of the same size (Chapter 14).
@@ -524,7 +524,7 @@ class DoseResponse:
                      f"{self.model_name}, layer {self.layer}: top k neurons vs {self.random_gaps.shape[1]} random sets of each size ({self.how} ablation)")
 
 
-def dose_response(model, layer: int, ranked, prompts_a, prompts_b, token_a: str, token_b: str, *, texts,
+def dose_response(model, prompts_a, prompts_b, layer: int, ranked, token_a: str, token_b: str, *, texts,
                   ks=(1, 5, 20, 100), mean: Means | None = None, how: str = "mean", sets: int = 20,
                   loss_sets: int = 3, seed: int = 0) -> DoseResponse:
     """Remove the first k of ``ranked`` neurons for each k, and ``sets`` random sets of each size (Chapter 14).
@@ -575,7 +575,7 @@ class NeuronScaling:
                      f"{self.model_name}, layer {self.layer}, neuron {self.neuron}: scaled")
 
 
-def neuron_scaling(model, layer: int, neuron: int, prompts_a, prompts_b, token_a: str, token_b: str, *, texts,
+def neuron_scaling(model, prompts_a, prompts_b, layer: int, neuron: int, token_a: str, token_b: str, *, texts,
                    factors=(-2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)) -> NeuronScaling:
     """Multiply one neuron's activation by each factor and measure the gap and the loss on ``texts`` (Chapter 14)."""
     bench = _Bench(model, layer, prompts_a, prompts_b, token_a, token_b, texts)

@@ -94,7 +94,7 @@ def _read_out_rows(model, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def read_relation(model, name: str, demos, pairs, layers) -> RelationReading:
+def read_relation(model, pairs, layers, *, name: str, demos) -> RelationReading:
     """Run the relation's prompt for every subject of ``pairs``; keep answers and vectors at ``layers`` (Chapter 18).
 
     ``demos`` are the demonstration pairs written before every subject (``relation_prompt``); the
@@ -198,7 +198,7 @@ class RelationMap:
         return self.candidates[self.logits(s, layer, beta).argmax(-1)]
 
 
-def relation_map(model, reading: RelationReading, train: Sequence[int], dev: Sequence[int], *,
+def relation_map(model, reading: RelationReading, *, train: Sequence[int], dev: Sequence[int],
                  betas: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> RelationMap:
     """Estimate the relation's LRE from the subjects ``train`` (indices into ``reading``); choose layer and β on ``dev`` (Chapter 18).
 
@@ -258,7 +258,8 @@ class RelationFaithfulness:
         return 1 / self.n_candidates
 
 
-def relation_faithfulness(model, lre: RelationMap, reading: RelationReading, test: Sequence[int], train: Sequence[int]) -> RelationFaithfulness:
+def relation_faithfulness(model, lre: RelationMap, reading: RelationReading, *, test: Sequence[int],
+                          train: Sequence[int]) -> RelationFaithfulness:
     """The map's faithfulness on the subjects ``test``, and on its ``train`` subjects, against two baselines (Chapter 18).
 
     Baselines: the bias alone (one answer for every subject: does the subject matter?) and the
@@ -305,7 +306,7 @@ class RelationEdits:
                      caption=f"{self.model_name}, {self.relation}: the edit at layer {self.layer}")
 
 
-def relation_edits(model, lre: RelationMap, reading: RelationReading, test: Sequence[int], *, draws: int = 8,
+def relation_edits(model, lre: RelationMap, reading: RelationReading, *, test: Sequence[int], draws: int = 8,
                    seed: int = 0, n_texts: int = 4) -> RelationEdits:
     """Move each test subject's vector so the map gives another subject's answer; does the model follow? (Chapter 18)
 

@@ -12,11 +12,11 @@ computes the coefficients α = ReLU(W_enc (x - b_dec) + b_enc), the decoder's co
     acts = residual_vectors(model, texts, layer)          # [N, d] one vector per token
     sae = train_sae(acts, n_latents=4 * model.d_model)    # seeded, a few seconds on a CPU
     saes = train_saes(acts, m, l1s=(1, 2), ks=(16,))      # several at once, for a frontier
-    sae_frontier(model, dev, saes, acts, dev_acts)        # L0, FVE, loss recovered of each
+    sae_frontier(model, dev, saes, train=acts, held_out=dev_acts)  # L0, FVE, loss recovered of each
     sae_metrics(sae, held, mean=acts.mean)                # FVE, mean L0, dead latents (held-out)
     spliced_losses(model, held_out, sae, acts.mean)       # next-token loss: clean / SAE / mean vector
     feature_gallery(model, sae, acts, random_latents(sae, 12))  # top contexts, tokens promoted
-    ablate_latent(model, sae, texts, acts, latent)        # causal test against matched controls
+    ablate_latent(model, texts, sae, acts, latent)        # causal test against matched controls
     basis_stats(acts.neurons, acts, "neurons")            # the neuron basis on the same criteria
 """
 
@@ -438,7 +438,7 @@ class SAEFrontier:
                              f"{self.clean:.3f}, mean vector {self.mean_vector:.3f}")
 
 
-def sae_frontier(model, texts, saes, train: Activations, held_out: Activations, **kw) -> SAEFrontier:
+def sae_frontier(model, texts, saes, *, train: Activations, held_out: Activations, **kw) -> SAEFrontier:
     """Each SAE's L0, FVE and loss recovered on unseen ``texts`` (whose vectors are ``held_out``) (Chapter 16).
 
     Choose among SAEs on development text, and report the chosen one on other held-out text.
@@ -660,7 +660,7 @@ class LatentAblation:
 
 
 @torch.no_grad()
-def ablate_latent(model, sae: SparseAutoencoder, texts, acts: Activations, latent: int, *, contexts: int = 8,
+def ablate_latent(model, texts, sae: SparseAutoencoder, acts: Activations, latent: int, *, contexts: int = 8,
                   promoted: int = 8, controls: int = 16, seed: int = 0, features: torch.Tensor | None = None,
                   max_tokens: int = 32) -> LatentAblation:
     """Remove ``latent`` where it fires most and measure its promoted tokens, against matched controls (Chapter 16).
