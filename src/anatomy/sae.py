@@ -304,6 +304,9 @@ def sae_metrics(sae: SparseAutoencoder, acts: Activations, *, mean: torch.Tensor
                       int((frequency == 0).sum()), frequency, data, len(x))
 
 
+_LOSS_ROWS = 256  # rows of logits computed at once by next_token_loss (256 x 262,144 floats: 268 MB)
+
+
 @torch.no_grad()
 def next_token_loss(model, texts, layer: int, replace=None, *, max_tokens: int = 32, skip: int = SKIP,
                     batch_size: int = 32) -> float:
@@ -324,15 +327,17 @@ def next_token_loss(model, texts, layer: int, replace=None, *, max_tokens: int =
     total, count = 0.0, 0
     for _, batch in run.batches(model, texts, batch_size, max_tokens=max_tokens):
         ids, mask = batch.ids, batch.mask
+        keep = mask[:, skip + 1:].bool()  # [B, T-1-skip]: the predictions of tokens skip+1..T-1 that count
         if replace is None:
-            logits = model.hf(input_ids=ids, attention_mask=mask).logits
+            h = run.run_to(model, batch)  # final-norm vectors [B, T, d]
         else:
             with hooks.edit(model, f"layers.{layer}", splice):
-                logits = model.hf(input_ids=ids, attention_mask=mask).logits  # [B, T, V]
-        logp = torch.log_softmax(logits[:, skip:-1].float(), -1)  # [B, T-1-skip, V] predicts tokens skip+1..T-1
-        nll = -logp.gather(-1, ids[:, skip + 1:, None])[..., 0]  # [B, T-1-skip]
-        keep = mask[:, skip + 1:].bool()
-        total += float(nll[keep].sum())
+                h = run.run_to(model, batch)
+        h, targets = h[:, skip:-1][keep], ids[:, skip + 1:][keep]  # [N, d], [N]: only the rows that count
+        for i in range(0, len(h), _LOSS_ROWS):  # the LM head a few rows at a time: never [B, T, V] at once
+            logits = run.head(model, h[i:i + _LOSS_ROWS]).float()  # [n, V]
+            nll = logits.logsumexp(-1) - logits.gather(-1, targets[i:i + _LOSS_ROWS, None])[:, 0]
+            total += float(nll.sum())
         count += int(keep.sum())
     if count == 0:
         raise AnatomyError(f"The texts have no tokens to predict after position {skip}; give longer texts.")
