@@ -12,10 +12,10 @@ On the site each exercise has a folded reference solution, run at build time thr
 checker with ``solution=True``: a reference solution that no longer passes fails the build.
 """
 
-from ._ch01_function_and_tokens import check_greedy_next_token
-from ._ch02_embedding_table import check_nearest_tokens
-from ._ch03_layers import check_rms_norm
-from ._ch04_lm_head import check_softmax_with_temperature
+from ._ch01_function_and_tokens import check_count_tokens, check_greedy_continuation, check_greedy_next_token
+from ._ch02_embedding_table import check_analogy_rank, check_embedding_step, check_nearest_tokens
+from ._ch03_layers import check_normalized_similarity, check_position_differences, check_rms_norm
+from ._ch04_lm_head import check_continuation_logprob, check_logits_by_hand, check_softmax_with_temperature
 from ._ch05_probing import check_country_split
 from ._ch06_steering import check_difference_of_means
 from ._ch07_logit_lens import check_logit_lens
@@ -27,13 +27,21 @@ from ._judge import ExerciseFailed, Verdict
 __all__ = [
     "ExerciseFailed",
     "Verdict",
+    "check_analogy_rank",
     "check_causal_attention",
+    "check_continuation_logprob",
+    "check_count_tokens",
     "check_country_split",
     "check_difference_of_means",
+    "check_embedding_step",
+    "check_greedy_continuation",
     "check_greedy_next_token",
     "check_kv_head",
     "check_logit_lens",
+    "check_logits_by_hand",
     "check_nearest_tokens",
+    "check_normalized_similarity",
+    "check_position_differences",
     "check_rms_norm",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
