@@ -19,14 +19,16 @@ from ._ch04_lm_head import check_continuation_logprob, check_logits_by_hand, che
 from ._ch05_probing import check_country_split
 from ._ch06_steering import check_difference_of_means
 from ._ch07_logit_lens import check_logit_lens
-from ._ch09_attention import check_causal_attention
-from ._ch10_multi_head import check_kv_head
-from ._ch11_ffn import check_swiglu_neuron
+from ._ch09_attention import check_after_attention, check_causal_attention, check_rope
+from ._ch10_multi_head import check_gqa_weights, check_head_share, check_kv_head
+from ._ch11_ffn import check_ffn_share, check_swiglu_neuron, check_value_neuron
+from ._ch12_brains import check_kv_cache, check_nudge, check_schedule
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [
     "ExerciseFailed",
     "Verdict",
+    "check_after_attention",
     "check_analogy_rank",
     "check_causal_attention",
     "check_continuation_logprob",
@@ -34,15 +36,23 @@ __all__ = [
     "check_country_split",
     "check_difference_of_means",
     "check_embedding_step",
+    "check_ffn_share",
+    "check_gqa_weights",
     "check_greedy_continuation",
     "check_greedy_next_token",
+    "check_head_share",
+    "check_kv_cache",
     "check_kv_head",
     "check_logit_lens",
     "check_logits_by_hand",
     "check_nearest_tokens",
     "check_normalized_similarity",
+    "check_nudge",
     "check_position_differences",
     "check_rms_norm",
+    "check_rope",
+    "check_schedule",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
+    "check_value_neuron",
 ]
