@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -476,18 +477,17 @@ def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_siz
         prefix = model.decoder(input_ids=ids[:, :s], use_cache=True).past_key_values if s > 0 else None
         for c in range(0, len(members), batch_size):
             chunk = members[c:c + batch_size]
-            by_place: dict[tuple, list] = {}
+            by_place: dict[str, list] = {}  # one hook per place, however many heads' columns it writes
             for r, j in enumerate(chunk):
                 for place, positions, cols, value in jobs[j]:
-                    key = (place, None if cols is None else (cols.start, cols.stop))
-                    by_place.setdefault(key, []).append((r, [p - s for p in positions], value))
+                    by_place.setdefault(place, []).append((r, [p - s for p in positions], cols, value))
             cache = None
             if prefix is not None:
                 cache = copy.deepcopy(prefix)
                 cache.batch_repeat_interleave(len(chunk))
             with contextlib.ExitStack() as stack:
-                for (place, cols), items in by_place.items():
-                    stack.enter_context(hooks.edit(model, place, _writer(items, None if cols is None else slice(*cols))))
+                for place, items in by_place.items():
+                    stack.enter_context(hooks.edit(model, place, _writer(items)))
                 h = model.decoder(input_ids=ids[:, s:].expand(len(chunk), -1), past_key_values=cache,
                                   use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
             logits = run.head(model, h, rows=rows).float()  # [B, 2]
@@ -495,10 +495,10 @@ def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_siz
     return out
 
 
-def _writer(items, cols):
+def _writer(items):
     def write(h: torch.Tensor) -> torch.Tensor:  # h: [B, T', width]
         h = h.clone()
-        for r, positions, value in items:
+        for r, positions, cols, value in items:
             v = value.to(h)
             if cols is None:
                 h[r, positions] = v
@@ -766,7 +766,16 @@ class Faithfulness:
 
 
 def _head_means(model, prompts: Sequence[str], places: Sequence[str]) -> dict[int, dict[str, torch.Tensor]]:
-    """Per prompt length, each place's mean value over the prompts of that length: {T: {place: [T, width]}}."""
+    """Per prompt length, each place's mean value over the prompts of that length: {T: {place: [T, width]}}.
+
+    Kept for the last few (model, prompts, places) asked for: a chapter that tries several circuits
+    against one reference set runs the reference prompts once. Callers only read the result.
+    """
+    return _head_means_of(model, tuple(prompts), tuple(places))
+
+
+@functools.lru_cache(maxsize=4)
+def _head_means_of(model, prompts: tuple[str, ...], places: tuple[str, ...]) -> dict[int, dict[str, torch.Tensor]]:
     by_length: dict[int, list[str]] = {}
     for p in prompts:
         by_length.setdefault(len(check_prompt(model, p)[0]), []).append(p)
