@@ -22,6 +22,9 @@ from ._ch07_logit_lens import check_logit_lens
 from ._ch09_attention import check_causal_attention
 from ._ch10_multi_head import check_kv_head
 from ._ch11_ffn import check_swiglu_neuron
+from ._ch13_dissection import check_find_heads, check_parameters_by_role, check_sink_share
+from ._ch14_ablation import check_ffn_mean_ablation, check_next_token_loss, check_position_means
+from ._ch15_function_vectors import check_patched_logits, check_remove_direction, check_task_vector
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [
@@ -37,4 +40,8 @@ __all__ = [
     "check_rms_norm",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
+    # Chapters 13-15
+    "check_find_heads", "check_parameters_by_role", "check_sink_share",
+    "check_ffn_mean_ablation", "check_next_token_loss", "check_position_means",
+    "check_patched_logits", "check_remove_direction", "check_task_vector",
 ]
