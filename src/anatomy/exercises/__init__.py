@@ -19,10 +19,19 @@ from ._ch04_lm_head import check_continuation_logprob, check_logits_by_hand, che
 from ._ch05_probing import check_country_split
 from ._ch06_steering import check_difference_of_means
 from ._ch07_logit_lens import check_logit_lens
+<<<<<<< HEAD
 from ._ch09_attention import check_after_attention, check_causal_attention, check_rope
 from ._ch10_multi_head import check_gqa_weights, check_head_share, check_kv_head
 from ._ch11_ffn import check_ffn_share, check_swiglu_neuron, check_value_neuron
 from ._ch12_brains import check_kv_cache, check_nudge, check_schedule
+=======
+from ._ch09_attention import check_causal_attention
+from ._ch10_multi_head import check_kv_head
+from ._ch11_ffn import check_swiglu_neuron
+from ._ch13_dissection import check_find_heads, check_parameters_by_role, check_sink_share
+from ._ch14_ablation import check_ffn_mean_ablation, check_next_token_loss, check_position_means
+from ._ch15_function_vectors import check_patched_logits, check_remove_direction, check_task_vector
+>>>>>>> ex-d
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [
@@ -36,7 +45,9 @@ __all__ = [
     "check_country_split",
     "check_difference_of_means",
     "check_embedding_step",
+    "check_ffn_mean_ablation",
     "check_ffn_share",
+    "check_find_heads",
     "check_gqa_weights",
     "check_greedy_continuation",
     "check_greedy_next_token",
@@ -46,13 +57,20 @@ __all__ = [
     "check_logit_lens",
     "check_logits_by_hand",
     "check_nearest_tokens",
+    "check_next_token_loss",
     "check_normalized_similarity",
     "check_nudge",
+    "check_parameters_by_role",
+    "check_patched_logits",
     "check_position_differences",
+    "check_position_means",
+    "check_remove_direction",
     "check_rms_norm",
     "check_rope",
     "check_schedule",
+    "check_sink_share",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
+    "check_task_vector",
     "check_value_neuron",
 ]
