@@ -19,19 +19,13 @@ from ._ch04_lm_head import check_continuation_logprob, check_logits_by_hand, che
 from ._ch05_probing import check_country_split
 from ._ch06_steering import check_difference_of_means
 from ._ch07_logit_lens import check_logit_lens
-<<<<<<< HEAD
 from ._ch09_attention import check_after_attention, check_causal_attention, check_rope
 from ._ch10_multi_head import check_gqa_weights, check_head_share, check_kv_head
 from ._ch11_ffn import check_ffn_share, check_swiglu_neuron, check_value_neuron
 from ._ch12_brains import check_kv_cache, check_nudge, check_schedule
-=======
-from ._ch09_attention import check_causal_attention
-from ._ch10_multi_head import check_kv_head
-from ._ch11_ffn import check_swiglu_neuron
 from ._ch13_dissection import check_find_heads, check_parameters_by_role, check_sink_share
 from ._ch14_ablation import check_ffn_mean_ablation, check_next_token_loss, check_position_means
 from ._ch15_function_vectors import check_patched_logits, check_remove_direction, check_task_vector
->>>>>>> ex-d
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [

@@ -6,22 +6,22 @@ import functools
 
 import torch
 
-from ._judge import _PROMPTS, Case, Mistake, Verdict, _as_int, _models, _scores, judge
+from ._judge import PROMPTS, Case, Mistake, Verdict, as_int, default_models, prompt_scores, judge
 
 
 def check_greedy_next_token(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 1: ``fn(model, prompt)`` returns the ID of the most probable next token (an int)."""
-    cases = [Case((m, p), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", int(_scores(m, p)[-1].argmax()))
-             for m in _models() for p in _PROMPTS]
+    cases = [Case((m, p), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", int(prompt_scores(m, p)[-1].argmax()))
+             for m in default_models() for p in PROMPTS]
     mistakes = (
         Mistake("you read the scores of the first position; the next token is predicted at the last one ([-1]).",
                 "你读的是第一个位置的分数；下一个词元是在最后一个位置（[-1]）预测的。",
-                wrong=lambda m, p: int(_scores(m, p)[0].argmax())),
+                wrong=lambda m, p: int(prompt_scores(m, p)[0].argmax())),
         Mistake("you took the smallest score (argmin); the prediction is the largest (argmax).",
                 "你取了最小的分数（argmin）；预测是分数最大的那个（argmax）。",
-                wrong=lambda m, p: int(_scores(m, p)[-1].argmin())),
+                wrong=lambda m, p: int(prompt_scores(m, p)[-1].argmin())),
     )
-    return judge("greedy_next_token", fn, cases, mistakes, solution=solution, same=lambda a, b: _as_int(a) == b)
+    return judge("greedy_next_token", fn, cases, mistakes, solution=solution, same=lambda a, b: as_int(a) == b)
 
 
 def _count(model, text: str, special: bool = False) -> int:
@@ -33,7 +33,7 @@ _TEXTS = ("今天天氣真好！", "naïve café", "兩顆青蘋果")
 
 def check_count_tokens(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 1: ``fn(model, text)`` returns how many tokens the model reads for ``text``, special tokens left out."""
-    cases = [Case((m, t), f"{m.name} with {t!r}", f"{m.name} 和 {t!r}", _count(m, t)) for m in _models() for t in _TEXTS]
+    cases = [Case((m, t), f"{m.name} with {t!r}", f"{m.name} 和 {t!r}", _count(m, t)) for m in default_models() for t in _TEXTS]
     mistakes = (
         Mistake("you counted characters; a token can be several characters or a piece of one: tokenize and count the IDs.",
                 "你数的是字符；一个词元可以是好几个字符，也可以是一个字符的碎片：先分词，再数 ID。",
@@ -46,7 +46,7 @@ def check_count_tokens(fn, *, solution: bool = False) -> Verdict | None:
                 "你把分词器加在前面的特殊词元（Gemma 的 <bos>）也数进去了；不要数它（add_special_tokens=False）。",
                 wrong=lambda m, t: _count(m, t, special=True)),
     )
-    return judge("count_tokens", fn, cases, mistakes, solution=solution, same=lambda a, b: _as_int(a) == b)
+    return judge("count_tokens", fn, cases, mistakes, solution=solution, same=lambda a, b: as_int(a) == b)
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,8 +63,8 @@ def _greedy(model, prompt: str, n: int) -> tuple[int, ...]:
 
 def check_greedy_continuation(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 1: ``fn(model, prompt, n)`` returns the IDs of the n tokens greedy decoding writes after the prompt."""
-    n, p = 3, _PROMPTS[0]  # one prompt, three steps: every step is a run of the model
-    cases = [Case((m, p, n), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", list(_greedy(m, p, n))) for m in _models()]
+    n, p = 3, PROMPTS[0]  # one prompt, three steps: every step is a run of the model
+    cases = [Case((m, p, n), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", list(_greedy(m, p, n))) for m in default_models()]
     mistakes = (
         Mistake("every step predicts from the prompt alone; append each chosen token to the input before the next step.",
                 "你每一步都只从提示词出发预测；每选出一个词元，都要先把它接到输入后面，再预测下一个。",

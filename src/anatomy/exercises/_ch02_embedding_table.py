@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import embedding
-from ._judge import Case, Mistake, Verdict, _as_int, _models, judge
+from ._judge import Case, Mistake, Verdict, as_int, default_models, judge
 
 
 def _nearest(model, token_id: int, k: int, cosine: bool = True) -> list[int]:
@@ -19,7 +19,7 @@ def _nearest(model, token_id: int, k: int, cosine: bool = True) -> list[int]:
 def check_nearest_tokens(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 2: ``fn(model, token_id, k)`` returns the IDs of the k rows nearest by cosine, the token itself left out."""
     cases = []
-    for m in _models():
+    for m in default_models():
         for word in (" king", " Paris"):
             tid = m.tokenizer(word, add_special_tokens=False)["input_ids"][0]
             cases.append(Case((m, tid, 5), f"{m.name}, token {tid}", f"{m.name} 的词元 {tid}", _nearest(m, tid, 5)))
@@ -29,7 +29,7 @@ def check_nearest_tokens(fn, *, solution: bool = False) -> Verdict | None:
                 wrong=lambda m, t, k: _nearest(m, t, k, cosine=False)),
         Mistake("the token itself is in your list; leave it out (every row is nearest to itself).",
                 "你的列表里有这个词元自己；要把它排除（每一行都离自己最近）。",
-                matches=lambda got, m, t, k: t in [_as_int(x) for x in got]),
+                matches=lambda got, m, t, k: t in [as_int(x) for x in got]),
     )
 
     def same(got, expected):
@@ -51,7 +51,7 @@ def check_embedding_step(fn, *, solution: bool = False) -> Verdict | None:
 
     The right answer is what the model's own input-embedding module returns for the prompt's IDs."""
     cases = []
-    for m in _models():
+    for m in default_models():
         for p in ("I ate an apple", "今天天氣真好！"):
             ids = m.tokenizer(p, return_tensors="pt")["input_ids"]
             with torch.no_grad():
@@ -95,7 +95,7 @@ def check_analogy_rank(fn, *, solution: bool = False) -> Verdict | None:
 
     The right answer is ``anatomy.analogy``'s rank, the function the chapter uses."""
     cases = []
-    for m in _models():
+    for m in default_models():
         asked = []
         for words in _ANALOGIES:
             pieces = [m.tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
@@ -117,4 +117,4 @@ def check_analogy_rank(fn, *, solution: bool = False) -> Verdict | None:
                 "你的排名从 0 开始数；最近的那一行是第 1 名。",
                 wrong=lambda m, a, b, c, t: _rank(m, (a, b, c, t)) - 1),
     )
-    return judge("analogy_rank", fn, cases, mistakes, solution=solution, same=lambda a, b: _as_int(a) == b)
+    return judge("analogy_rank", fn, cases, mistakes, solution=solution, same=lambda a, b: as_int(a) == b)

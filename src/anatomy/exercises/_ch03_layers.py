@@ -7,7 +7,7 @@ import functools
 import torch
 
 from .. import hidden
-from ._judge import Case, Mistake, Verdict, _models, _seeded, judge
+from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, judge
 
 
 def _rms(x, w, eps, one_plus):
@@ -19,10 +19,10 @@ def check_rms_norm(fn, *, solution: bool = False) -> Verdict | None:
 
     The right answer is what the model's own first norm module computes on the same vectors."""
     cases = []
-    for m in _models():
+    for m in default_models():
         spec = m.arch.blocks[0].attn_norm
         module = m.layers[0].get_submodule(spec.path)
-        x = torch.randn(3, m.d_model, generator=_seeded(0)) * 4
+        x = torch.randn(3, m.d_model, generator=seeded_generator(0)) * 4
         with torch.no_grad():
             expected = module(x.to(m.dtype)).float()
         cases.append(Case((x, module.weight.detach().float().clone(), spec.eps, spec.kind == "rms_1p"),
@@ -65,7 +65,7 @@ def check_position_differences(fn, *, solution: bool = False) -> Verdict | None:
 
     The right answer comes from ``anatomy.hidden_states``, as in the chapter."""
     cases = []
-    for m in _models():
+    for m in default_models():
         for layer in (0, m.n_layers - 1):
             cases.append(Case((m, *_CAT, layer), f"{m.name}, layer {layer}", f"{m.name} 的第 {layer} 层",
                               _gaps(m, *_CAT, layer + 1)))
@@ -109,7 +109,7 @@ def check_normalized_similarity(fn, *, solution: bool = False) -> Verdict | None
     The cases are the two senses of "apple" at a middle layer of each model (the first position of each
     sentence left out of ``states``, as in the chapter) and seeded random vectors with one huge dimension."""
     cases = []
-    for m in _models():
+    for m in default_models():
         word = m.tokenizer(" apple", add_special_tokens=False)["input_ids"]
         stage = m.n_layers // 2 + 1  # the output of the middle layer
         vectors, pooled = [], []
@@ -124,7 +124,7 @@ def check_normalized_similarity(fn, *, solution: bool = False) -> Verdict | None
             states = torch.cat(pooled)
             cases.append(Case((vectors[0], vectors[1], states), f"{m.name}'s two apples, output of layer {stage - 1}",
                               f"{m.name} 的两个 apple、第 {stage - 1} 层的输出", _normalized(vectors[0], vectors[1], states)))
-    x = torch.randn(9, 16, generator=_seeded(3))
+    x = torch.randn(9, 16, generator=seeded_generator(3))
     x[:, 5] += 20  # one huge dimension, as in the chapter
     cases.append(Case((x[0], x[1], x[2:]), "random vectors with one huge dimension", "带一个巨大维度的随机向量",
                       _normalized(x[0], x[1], x[2:])))

@@ -7,12 +7,12 @@ import functools
 import torch
 
 from .. import hidden
-from ._judge import _PROMPTS, Case, Mistake, Verdict, _models, _scores, _seeded, close, judge
+from ._judge import PROMPTS, Case, Mistake, Verdict, default_models, prompt_scores, seeded_generator, close, judge
 
 
 def check_softmax_with_temperature(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 4: ``fn(logits, temperature)`` gives probabilities over the last axis, for any number of rows."""
-    g = _seeded(1)
+    g = seeded_generator(1)
     cases = [Case((z, t), f"logits of shape [2, 7] at temperature {t}", f"形状为 [2, 7] 的 logits、温度 {t}",
                   torch.softmax(z / t, dim=-1)) for t in (1.0, 0.5, 2.0) for z in [torch.randn(2, 7, generator=g) * 3]]
     big = torch.tensor([[1000.0, 999.0, 990.0]])
@@ -51,8 +51,8 @@ def check_logits_by_hand(fn, *, solution: bool = False) -> Verdict | None:
     model's next-token logits there, [V]: the final norm, then the LM head (the embedding table, tied).
 
     The right answer is the model's own logits at the last position of each prompt."""
-    cases = [Case((m, _last_raw(m, p)), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", _scores(m, p)[-1])
-             for m in _models() for p in _PROMPTS]
+    cases = [Case((m, _last_raw(m, p)), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", prompt_scores(m, p)[-1])
+             for m in default_models() for p in PROMPTS]
     mistakes = (
         Mistake("you skipped the final norm; the LM head reads model.final_norm(h), not the layer's raw output.",
                 "你跳过了最终归一化；LM Head 读的是 model.final_norm(h)，不是这一层的原始输出。",
@@ -85,14 +85,14 @@ def _logprob(model, prompt: str, ids, shift: int = 0, log: bool = True, first_on
     return float(picked[0] if first_only else picked.sum())
 
 
-_CONTINUATIONS = {_PROMPTS[0]: " Paris. It is", _PROMPTS[1]: " four, five"}
+_CONTINUATIONS = {PROMPTS[0]: " Paris. It is", PROMPTS[1]: " four, five"}
 
 
 def check_continuation_logprob(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 4: ``fn(model, prompt, ids)`` returns log P(ids | prompt), a float: the sum, over the continuation's
     token IDs, of each one's log-probability given the prompt and the tokens before it."""
     cases = []
-    for m in _models():
+    for m in default_models():
         for p, text in _CONTINUATIONS.items():
             ids = m.tokenizer(text, add_special_tokens=False)["input_ids"]
             cases.append(Case((m, p, ids), f"{m.name}, {p!r} + {text!r}", f"{m.name} 的 {p!r} + {text!r}",

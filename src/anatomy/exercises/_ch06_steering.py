@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._judge import Case, Mistake, Verdict, _last_states, _models, close, judge
+from ._judge import Case, Mistake, Verdict, last_states_at, default_models, close, judge
 
 _HAPPY = ("I love this wonderful day.", "What a great and happy surprise!", "This is the best news ever.")
 _SAD = ("I hate this terrible day.", "What an awful and sad surprise.", "This is the worst news ever.")
@@ -11,14 +11,14 @@ _SAD = ("I hate this terrible day.", "What an awful and sad surprise.", "This is
 
 
 def _mean_state(model, prompts, stage):
-    return _last_states(model, prompts, stage).mean(0)
+    return last_states_at(model, prompts, stage).mean(0)
 
 
 def check_difference_of_means(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 6: ``fn(model, prompts_a, prompts_b, layer)`` is the mean output of layer ``layer`` at the last token
     over prompts_a minus the same over prompts_b (a [d] vector)."""
     cases = []
-    for m in _models():
+    for m in default_models():
         layer = m.n_layers // 2
         expected = _mean_state(m, _HAPPY, layer + 1) - _mean_state(m, _SAD, layer + 1)
         cases.append(Case((m, list(_HAPPY), list(_SAD), layer), f"{m.name}, layer {layer}", f"{m.name} 的第 {layer} 层", expected))

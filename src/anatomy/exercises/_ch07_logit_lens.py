@@ -8,12 +8,12 @@ import torch
 
 from .. import run
 from ._judge import (
-    _PROMPTS,
+    PROMPTS,
     Case,
     Mistake,
     Verdict,
-    _last_states,
-    _models,
+    last_states_at,
+    default_models,
     close,
     judge,
 )
@@ -21,7 +21,7 @@ from ._judge import (
 
 @torch.no_grad()
 def _lens(model, prompt, stage, norm=True):
-    h = _last_states(model, [prompt], stage)[0]  # [d]
+    h = last_states_at(model, [prompt], stage)[0]  # [d]
     h = model.final_norm(h.to(model.dtype)) if norm else h.to(model.dtype)
     return torch.softmax(run.head(model, h).float(), dim=-1)
 
@@ -30,10 +30,10 @@ def check_logit_lens(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 7: ``fn(model, prompt, layer)`` returns the probabilities [V] that the LM head gives to the output of
     layer ``layer`` at the last position, read as the model reads its last layer (final norm, then LM head)."""
     cases = []
-    for m in _models():
+    for m in default_models():
         for layer in (m.n_layers // 2, m.n_layers - 1):
-            cases.append(Case((m, _PROMPTS[0], layer), f"{m.name}, layer {layer}", f"{m.name} 的第 {layer} 层",
-                              _lens(m, _PROMPTS[0], layer + 1)))
+            cases.append(Case((m, PROMPTS[0], layer), f"{m.name}, layer {layer}", f"{m.name} 的第 {layer} 层",
+                              _lens(m, PROMPTS[0], layer + 1)))
     mistakes = (
         Mistake("you skipped the final norm; the LM head reads normed vectors, so apply model.final_norm first.",
                 "你跳过了最后的归一化；LM Head 读的是归一化后的向量，先用 model.final_norm。",

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _models, _seeded, close, judge
+from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
 
 
 def _weights(q, k, mask=True, scale=True, dim=-1):
@@ -20,7 +20,7 @@ def _weights(q, k, mask=True, scale=True, dim=-1):
 def check_causal_attention(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 9: ``fn(q, k)`` returns one head's attention weights [T, T] from queries and keys [T, d]:
     scaled dot products, causal mask, softmax over the keys (each row sums to 1)."""
-    g = _seeded(2)
+    g = seeded_generator(2)
     cases = [Case((q, k), f"random q and k of shape {tuple(q.shape)}", f"形状为 {tuple(q.shape)} 的随机 q 和 k", _weights(q, k))
              for t, d in ((5, 8), (7, 16)) for q, k in [(torch.randn(t, d, generator=g), torch.randn(t, d, generator=g))]]
     mistakes = (
@@ -71,7 +71,7 @@ def check_rope(fn, *, solution: bool = False) -> Verdict | None:
     from ..attention import rotary
 
     cases = []
-    for m in _models():
+    for m in default_models():
         layer = m.arch.global_layers[0] if m.arch.local_layers and m.arch.global_layers else 0  # Gemma: a global base
         h = _hand(m, layer)
         if h.cos.shape[-1] * 2 == m.head_dim:  # RoPE on the whole head (not GPT-2's none, not partial)
@@ -81,7 +81,7 @@ def check_rope(fn, *, solution: bool = False) -> Verdict | None:
                               f"{m.name} 第 {layer} 层第 0 个头的查询", h.q_rot[0]))
             cases.append(Case((h.k[0], positions, theta), f"{m.name}, the keys of K/V head 0 at layer {layer}",
                               f"{m.name} 第 {layer} 层第 0 个 K/V 头的键", h.k_rot[0]))
-    g = _seeded(9)
+    g = seeded_generator(9)
     x, theta = torch.randn(4, 8, generator=g), 100.0 ** (-torch.arange(4) / 4)
     positions = torch.tensor([5, 6, 7, 30])
     cases.append(Case((x, positions, theta), "random vectors at positions 5, 6, 7, 30", "位置 5、6、7、30 上的随机向量",
@@ -127,7 +127,7 @@ def check_after_attention(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 9: ``fn(model, layer, x, attn_out)`` is the residual stream after the attention sub-layer of layer
     ``layer``: x + attn_out, where a family with a norm after attention (Gemma) normalizes attn_out first."""
     cases = []
-    for m in _models():
+    for m in default_models():
         if m.arch.blocks[0].parallel:  # no stream between the sub-layers
             continue
         layer = m.n_layers // 2

@@ -6,13 +6,13 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _as_int, _models, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, default_models, close, judge
 
 
 def check_kv_head(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 10: ``fn(head, n_heads, n_kv_heads)`` is the K/V head that query head ``head`` reads
     (grouped-query attention: consecutive query heads share one K/V head)."""
-    shapes = [(m.n_heads, m.n_kv_heads, m.name) for m in _models()] + [(8, 2, "8 heads, 2 K/V heads")]
+    shapes = [(m.n_heads, m.n_kv_heads, m.name) for m in default_models()] + [(8, 2, "8 heads, 2 K/V heads")]
     cases = [Case((h, n, kv), f"{name}, query head {h}", f"{name} 的查询头 {h}", h // (n // kv))
              for n, kv, name in shapes for h in range(n)]
     mistakes = (
@@ -20,7 +20,7 @@ def check_kv_head(fn, *, solution: bool = False) -> Verdict | None:
                 "查询头是按连续的组共用 K/V 头的（第 0 到 g-1 个头读第 0 个 K/V 头），不是轮流（h % n_kv）。",
                 wrong=lambda h, n, kv: h % kv),
     )
-    return judge("kv_head", fn, cases, mistakes, solution=solution, same=lambda a, b: _as_int(a) == b)
+    return judge("kv_head", fn, cases, mistakes, solution=solution, same=lambda a, b: as_int(a) == b)
 
 
 _SENTENCE = "The apple is green. What color is the apple?"
@@ -55,7 +55,7 @@ def check_head_share(fn, *, solution: bool = False) -> Verdict | None:
     from ..attention import attention_projection
 
     cases = []
-    for m in _models():
+    for m in default_models():
         h = _hand(m)
         W_o = attention_projection(m, h.layer, "o").detach().float()  # [d, H*hd]
         for head in range(h.n_heads):
@@ -79,7 +79,7 @@ def check_head_share(fn, *, solution: bool = False) -> Verdict | None:
 
 def _kv_of(W_o, head_out, head: int) -> int:
     """The K/V head of ``head`` on the default model whose W_O this is."""
-    for m in _models():
+    for m in default_models():
         if m.n_heads * m.head_dim == W_o.shape[1] and m.d_model == W_o.shape[0]:
             return head // (m.n_heads // m.n_kv_heads)
     raise ValueError("not a default model's W_O")
@@ -99,7 +99,7 @@ def check_gqa_weights(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 10: ``fn(q, k, scale)`` is the attention weights [H, T, T] of every head of a layer from the queries
     [H, T, hd] and the fewer keys [H_kv, T, hd] (after RoPE), compared with the model's own (output_attentions)."""
     cases = []
-    for m in _models():
+    for m in default_models():
         h = _hand(m)
         if h.window is not None and h.window < h.q.shape[1]:  # a sliding window that bites: not this exercise
             continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _as_int, _models, _seeded, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, default_models, seeded_generator, close, judge
 
 
 @torch.no_grad()
@@ -31,11 +31,11 @@ def check_swiglu_neuron(fn, *, solution: bool = False) -> Verdict | None:
 
     acts = {"silu": F.silu, "gelu_tanh": lambda z: F.gelu(z, approximate="tanh")}
     cases = []
-    for m in _models():
+    for m in default_models():
         layer, neuron = m.n_layers // 2, 7
         w = ffn_weights(m, layer)  # [m, d] rows, whatever the family calls its projections
         act = acts[w.activation]
-        x = torch.randn(4, m.d_model, generator=_seeded(3))
+        x = torch.randn(4, m.d_model, generator=seeded_generator(3))
         cases.append(Case((x, w.gate[neuron].detach().float(), w.up[neuron].detach().float(), act),
                           f"{m.name}, layer {layer}, neuron {neuron}", f"{m.name} 第 {layer} 层的第 {neuron} 个神经元",
                           _neuron_in_model(m, layer, neuron, x)))
@@ -76,7 +76,7 @@ def _share_matches(factor: float = 1.0, extra_head: bool = False):
 def check_ffn_share(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 11: ``fn(model)`` is the share (a number between 0 and 1) of all the model's parameters that sit in
     the feed-forward sub-layers of its layers, compared with a count of the model's own modules."""
-    cases = [Case((m,), m.name, m.name, _ffn_count(m) / _total(m)) for m in _models()]
+    cases = [Case((m,), m.name, m.name, _ffn_count(m) / _total(m)) for m in default_models()]
     mistakes = (
         Mistake("you counted two matrices per layer; a gated FFN has three (gate, up, down), each d × m.",
                 "你每层只数了两个矩阵；门控前馈网络有三个（gate、up、down），每个都是 d × m。",
@@ -123,7 +123,7 @@ def check_value_neuron(fn, *, solution: bool = False) -> Verdict | None:
     from ..tokens import single_token_id
 
     cases = []
-    for m in _models():
+    for m in default_models():
         tid = single_token_id(m, _TOKEN)
         for layer in (2 * m.n_layers // 3, m.n_layers - 1):
             cases.append(Case((m, layer, tid), f"{m.name}, layer {layer}, the token '{_TOKEN}'",
@@ -131,13 +131,13 @@ def check_value_neuron(fn, *, solution: bool = False) -> Verdict | None:
     mistakes = (
         Mistake("you read the neuron's key (its row of W_up or W_gate); what it writes is its value, a column of W_down.",
                 "你读的是神经元的键（W_up 或 W_gate 的一行）；它写出去的是值，即 W_down 的一列。",
-                matches=lambda got, m, layer, t: _as_int(got) in {int(_value_logits(m, layer, t, k).argmax())
+                matches=lambda got, m, layer, t: as_int(got) in {int(_value_logits(m, layer, t, k).argmax())
                                                                   for k in ("up", "gate")}),
         Mistake("that neuron lowers the token the most (the smallest logit); the exercise asks for the one that raises it.",
                 "这个神经元是把该词元压得最低的（Logit 最小）；题目要的是把它抬得最高的。",
-                matches=lambda got, m, layer, t: _as_int(got) == int(_value_logits(m, layer, t).argmin())),
+                matches=lambda got, m, layer, t: as_int(got) == int(_value_logits(m, layer, t).argmin())),
         Mistake("you ranked the neurons by the size of their effect (abs); a negative effect lowers the token.",
                 "你按作用的大小（绝对值）排序了；负的作用是把词元压低。",
-                matches=lambda got, m, layer, t: _as_int(got) == int(_value_logits(m, layer, t).abs().argmax())),
+                matches=lambda got, m, layer, t: as_int(got) == int(_value_logits(m, layer, t).abs().argmax())),
     )
-    return judge("value_neuron", fn, cases, mistakes, solution=solution, same=lambda g, e: _as_int(g) == e)
+    return judge("value_neuron", fn, cases, mistakes, solution=solution, same=lambda g, e: as_int(g) == e)

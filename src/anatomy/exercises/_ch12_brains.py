@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _as_int, _models, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, default_models, close, judge
 
 _PROMPT = "Two green apples and one red apple are on the table."
 
@@ -36,7 +36,7 @@ def check_nudge(fn, *, solution: bool = False) -> Verdict | None:
     row ℓ + 1 the output of layer ℓ) move when the output of ``layer`` at ``position`` is nudged; the checker
     measures it on the models (anatomy.influence)."""
     cases = []
-    for m in _models():
+    for m in default_models():
         layer, position = m.n_layers // 3, 3
         got = _measured(m, layer, position)
         cases.append(Case((m.n_layers, got.shape[1], layer, position),
@@ -80,7 +80,7 @@ def check_schedule(fn, *, solution: bool = False) -> Verdict | None:
 
     grids = [(6, 3, 4, "6 prompt tokens, 3 new, 4 layers", "6 个提示词元、3 个新词元、4 层")]
     grids += [(64, 16, m.n_layers, f"64 prompt tokens, 16 new, {m.n_layers} layers ({m.name})",
-               f"64 个提示词元、16 个新词元、{m.n_layers} 层（{m.name}）") for m in _models()]
+               f"64 个提示词元、16 个新词元、{m.n_layers} 层（{m.name}）") for m in default_models()]
     cases = [Case((p, n, L), en, zh, schedule(p, n, L).steps) for p, n, L, en, zh in grids]
     mistakes = (
         Mistake("the whole prompt is known at step 0: its tokens do not arrive one per step, so every prompt position "
@@ -116,7 +116,7 @@ def check_kv_cache(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 12: ``fn(model, n_tokens)`` is how many numbers the KV cache holds after the model has read
     ``n_tokens`` tokens, compared with the model's own cache."""
     cases = [Case((m, n), f"{m.name}, {n} tokens", f"{m.name}，{n} 个词元", _cache_numbers(m, n))
-             for m in _models() for n in (5, 12)]
+             for m in default_models() for n in (5, 12)]
 
     def per_token(m, heads=None, kv=2, layers=None):
         return (layers or m.n_layers) * kv * (heads or m.n_kv_heads) * m.head_dim
@@ -124,12 +124,12 @@ def check_kv_cache(fn, *, solution: bool = False) -> Verdict | None:
     mistakes = (
         Mistake("the cache keeps the keys and values of the K/V heads only (n_kv_heads), not one per query head.",
                 "缓存里只存 K/V 头的键和值（n_kv_heads 个），不是每个查询头一份。",
-                matches=lambda got, m, n: _as_int(got) in (n * per_token(m, heads=m.n_heads), n * m.n_layers * 2 * m.d_model)),
+                matches=lambda got, m, n: as_int(got) in (n * per_token(m, heads=m.n_heads), n * m.n_layers * 2 * m.d_model)),
         Mistake("the cache keeps the values too, not only the keys: count both.",
                 "缓存里除了键还有值：两样都要数。",
-                matches=lambda got, m, n: _as_int(got) == n * per_token(m, kv=1)),
+                matches=lambda got, m, n: as_int(got) == n * per_token(m, kv=1)),
         Mistake("every layer has its own attention, so its own keys and values: multiply by the number of layers.",
                 "每一层都有自己的注意力，也就有自己的键和值：要乘以层数。",
-                matches=lambda got, m, n: _as_int(got) == n * per_token(m, layers=1)),
+                matches=lambda got, m, n: as_int(got) == n * per_token(m, layers=1)),
     )
-    return judge("kv_cache", fn, cases, mistakes, solution=solution, same=lambda g, e: _as_int(g) == e)
+    return judge("kv_cache", fn, cases, mistakes, solution=solution, same=lambda g, e: as_int(g) == e)

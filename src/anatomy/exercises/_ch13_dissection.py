@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _models, _seeded, close, judge
+from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
 
 _ROLES = ("embedding table", "attention", "feed-forward", "norms")
 _PROMPT = "the apple is green. what color is the apple?"
@@ -22,7 +22,7 @@ def _attention(model, prompt: str):
 
 def _random_attention(seed: int, shape=(2, 3, 6, 6)) -> torch.Tensor:
     """Causal attention weights of random scores, [L, H, T, T]: each row sums to 1, nothing above the diagonal."""
-    s = torch.randn(*shape, generator=_seeded(seed))
+    s = torch.randn(*shape, generator=seeded_generator(seed))
     s = s.masked_fill(torch.ones(shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
     return s.softmax(-1)
 
@@ -37,7 +37,7 @@ def check_parameters_by_role(fn, *, solution: bool = False) -> Verdict | None:
     from ..dissect import parameter_breakdown
 
     cases = []
-    for m in _models():
+    for m in default_models():
         totals = parameter_breakdown(m).totals
         cases.append(Case((m,), m.name, m.name, {r: totals[r] for r in _ROLES}))
 
@@ -76,7 +76,7 @@ def check_sink_share(fn, *, solution: bool = False) -> Verdict | None:
 
     cases = [Case((_random_attention(4),), "random causal attention weights of shape [2, 3, 6, 6]",
                   "形状为 [2, 3, 6, 6] 的随机因果注意力权重", _sink(_random_attention(4)))]
-    for m in _models():
+    for m in default_models():
         for p in _SINK_PROMPTS:
             att = _attention(m, p)
             cases.append(Case((att.weights,), f"{m.name}, “{p}”", f"{m.name} 的“{p}”", sink_share(att)))
@@ -110,7 +110,7 @@ def check_find_heads(fn, *, solution: bool = False) -> Verdict | None:
     from ..dissect import find_heads
 
     cases = []
-    for m in _models():
+    for m in default_models():
         att = _attention(m, _PROMPT)
         for src, tgt in ((att.position("apple", occurrence=1), att.position("green")),
                          (att.position("color"), att.position("green"))):

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _models, close, judge
+from ._judge import Case, Mistake, Verdict, default_models, close, judge
 
 _TEXT = "The cat sat on the warm mat because the sun was shining on it."
 _REFERENCE = ("The dog is", "A river runs through the old town.")
@@ -38,7 +38,7 @@ def _loss_cases(models) -> tuple[Case, ...]:
 def check_next_token_loss(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 14: ``fn(model, text)`` is the mean next-token loss (cross-entropy, nats) of the text read alone,
     every prediction counted: anatomy.next_token_loss(model, [text], 0, skip=0) for a short text."""
-    cases = list(_loss_cases(_models()))
+    cases = list(_loss_cases(default_models()))
     same = lambda g, e: close(g, e, atol=2e-3, rtol=1e-3)  # noqa: E731
     mistakes = (
         Mistake("the logits are not shifted: the scores at position t predict the token at t + 1, so compare "
@@ -87,7 +87,7 @@ def check_position_means(fn, *, solution: bool = False) -> Verdict | None:
     from ..ablation import mean_activations
 
     cases = []
-    for m in _models():
+    for m in default_models():
         layer = m.n_layers // 2
         means = _layer_means(m, layer)
         cases.append(Case((m, list(_REFERENCE), layer), f"{m.name}, layer {layer}", f"{m.name} 的第 {layer} 层",
@@ -170,7 +170,7 @@ def check_ffn_mean_ablation(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 14: ``fn(model, texts, layer, means)`` is anatomy.next_token_loss(model, texts, layer) with every
     neuron of layer ``layer``'s FFN set to its mean from ``means`` (anatomy.mean_activations for that layer):
     position 0 to means.first_neurons, every later position to means.neurons — checked against anatomy.ablate."""
-    cases = list(_ablation_cases(_models()))
+    cases = list(_ablation_cases(default_models()))
     same = lambda g, e: close(g, e, atol=1e-4, rtol=1e-4)  # noqa: E731
     pooled = lambda means: dataclasses.replace(means, first_neurons=means.neurons, first_heads=means.heads)  # noqa: E731
     mistakes = (

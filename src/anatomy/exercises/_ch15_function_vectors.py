@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, _last_states, _models, _seeded, close, judge
+from ._judge import Case, Mistake, Verdict, last_states_at, default_models, seeded_generator, close, judge
 
 _PAIRS = (("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("happy", "sad"),
           ("long", "short"), ("rich", "poor"), ("early", "late"), ("full", "empty"), ("strong", "weak"))
@@ -27,15 +27,15 @@ def check_task_vector(fn, *, solution: bool = False) -> Verdict | None:
     prompts of that layer's output at each prompt's last token, [d] (anatomy.task_vectors(model, prompts)[layer])."""
     prompts = list(_prompts())
     cases = [Case((m, prompts, m.n_layers // 2), f"{m.name}, layer {m.n_layers // 2}", f"{m.name} 的第 {m.n_layers // 2} 层",
-                  _task_vector(m)) for m in _models()]
+                  _task_vector(m)) for m in default_models()]
     same = lambda g, e: close(g, e, atol=1e-3, rtol=1e-3)  # noqa: E731
     mistakes = (
         Mistake("one layer off: hidden_states[ℓ] is the input of layer ℓ; its output is hidden_states[ℓ + 1].",
                 "差了一层：hidden_states[ℓ] 是第 ℓ 层的输入，它的输出是 hidden_states[ℓ + 1]。",
-                wrong=lambda m, p, layer: _last_states(m, p, layer).mean(0)),
+                wrong=lambda m, p, layer: last_states_at(m, p, layer).mean(0)),
         Mistake("that is the vector of the first prompt only (or of one prompt): average over all the prompts.",
                 "这只是第一个提示词（或某一个提示词）的向量：要对所有提示词求平均。",
-                matches=lambda got, m, p, layer: any(same(got, v) for v in _last_states(m, p, layer + 1))),
+                matches=lambda got, m, p, layer: any(same(got, v) for v in last_states_at(m, p, layer + 1))),
         Mistake("you averaged over every position: the task vector is read at the last token (the query's “:”).",
                 "你对所有位置求了平均：任务向量只在最后一个词元（查询的“:”）上读取。",
                 matches=lambda got, m, p, layer: same(got, _all_positions(m, p, layer))),
@@ -95,7 +95,7 @@ def _patch_cases(models) -> tuple[Case, ...]:
 def check_patched_logits(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 15: ``fn(model, word, layer, vector)`` is the model's scores [V] for the next token after the
     zero-shot prompt "word:", with the output of layer ``layer`` at the last token replaced by ``vector`` (patching)."""
-    cases = list(_patch_cases(_models()))
+    cases = list(_patch_cases(default_models()))
     same = lambda g, e: close(g, e, atol=1e-2, rtol=1e-3)  # noqa: E731
     mistakes = (
         Mistake("you added the vector to the last token's output: patching replaces it (h[:, -1] = vector).",
@@ -141,9 +141,9 @@ def _real_cases() -> tuple:
     """On each default model: the last-token outputs of one layer for requests of the two kinds of Chapter 15
     (read as plain text), and the difference of their means, the recipe of the refusal direction."""
     out = []
-    for m in _models():
+    for m in default_models():
         layer, n = m.n_layers // 2, len(_DECLINED)
-        x = _last_states(m, list(_DECLINED + _ANSWERED), layer + 1)  # [6, d], one batched pass
+        x = last_states_at(m, list(_DECLINED + _ANSWERED), layer + 1)  # [6, d], one batched pass
         out.append((m.name, layer, x, (x[:n].mean(0) - x[n:].mean(0)).float()))
     return tuple(out)
 
@@ -151,7 +151,7 @@ def _real_cases() -> tuple:
 def check_remove_direction(fn, *, solution: bool = False) -> Verdict | None:
     """Chapter 15: ``fn(x, direction)`` removes from vectors x ([d] or [N, d]) their component along ``direction``
     (any length): x − (x · u) u with u = direction / |direction| (what anatomy.ablate_direction does to each write)."""
-    g = _seeded(5)
+    g = seeded_generator(5)
     x, d = torch.randn(4, 16, generator=g), 3 * torch.randn(16, generator=g)
     cases = [Case((x, d), "random x [4, 16] and a direction of length about 12", "随机的 x [4, 16] 和长度约 12 的方向",
                   _remove(x, d)),

@@ -175,18 +175,18 @@ def _show(verdict: Verdict) -> Verdict | None:
     return None
 
 
-def _models():
+def default_models():
     """The book's default models (loaded once per process)."""
     from ..loading import DEFAULT_MODELS, load
 
     return tuple(load(name) for name in DEFAULT_MODELS)
 
 
-def _seeded(seed: int) -> torch.Generator:
+def seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _as_int(got) -> int | None:
+def as_int(got) -> int | None:
     try:
         return int(got)
     except (TypeError, ValueError, RuntimeError):
@@ -195,12 +195,12 @@ def _as_int(got) -> int | None:
 
 # --- readings of the models that several chapters' checkers share ---------------------------------
 
-_PROMPTS = ("The capital of France is", "One, two, three,")
+PROMPTS = ("The capital of France is", "One, two, three,")
 
 
 @functools.lru_cache(maxsize=32)
 @torch.no_grad()
-def _scores(model, prompt: str) -> torch.Tensor:
+def prompt_scores(model, prompt: str) -> torch.Tensor:
     """The model's scores (logits) at every position of the prompt, [T, V] (kept: a checker asks several times)."""
     b = run.batch(model, [prompt])
     return model.hf(input_ids=b.ids, attention_mask=b.mask).logits[0].float()
@@ -208,13 +208,13 @@ def _scores(model, prompt: str) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=32)
 @torch.no_grad()
-def _all_last_states(model, prompts: tuple) -> torch.Tensor:
+def all_last_states(model, prompts: tuple) -> torch.Tensor:
     """Every row of the hidden states at each prompt's last token, [L + 1, N, d] (kept: a checker asks several times)."""
     b = run.batch(model, list(prompts))
     out = model.hf(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
     return torch.stack([run.last(h.float(), b) for h in out.hidden_states])
 
 
-def _last_states(model, prompts, stage: int) -> torch.Tensor:
+def last_states_at(model, prompts, stage: int) -> torch.Tensor:
     """Row ``stage`` of the hidden states (0 the embedding, ℓ + 1 the output of layer ℓ) at each prompt's last token."""
-    return _all_last_states(model, tuple(prompts))[stage]  # [N, d]
+    return all_last_states(model, tuple(prompts))[stage]  # [N, d]
