@@ -81,6 +81,28 @@ def describe(fig: Figure, *, en: str, zh: str) -> Figure:
     return fig
 
 
+def titled(draw, *, en: str, zh: str, title: str | None = None) -> Figure:
+    """The figure ``draw()`` makes in the book's style, ``title`` (if any) on top and after its description (en, zh)."""
+    with book_style():
+        fig = draw()
+        suptitle(fig, title)
+    return describe(fig, en=f"{en} {title or ''}", zh=f"{zh}{title or ''}")
+
+
+def panel_row(items: list, draw_one, size: tuple[float, float], *, en: str, zh: str, title: str | None = None,
+              ylabel: str | None = None) -> Figure:
+    """One panel per item side by side, each ``size`` = (width, height) inches, drawn by ``draw_one(ax, item)``;
+    ``ylabel`` (if any) on the leftmost panel; titled and described as by ``titled``."""
+    def draw():
+        fig, axes = plt.subplots(1, len(items), figsize=(size[0] * len(items), size[1]), squeeze=False)
+        for ax, item in zip(axes[0], items):
+            draw_one(ax, item)
+        if ylabel:
+            axes[0, 0].set_ylabel(ylabel)
+        return fig
+    return titled(draw, en=en, zh=zh, title=title)
+
+
 STAGE_AXIS_LABEL = "output of layer ℓ (emb = the embedding that enters layer 0)"
 
 
