@@ -619,18 +619,7 @@ def neuron_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) 
     ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)
     batch = run.batch(model, [*a, *b])
     places = [f"layers.{i}.mlp.neurons" for i in range(model.n_layers)]
-    acts: dict[str, torch.Tensor] = {}
-
-    def keep(p):
-        def fn(x):
-            acts[p] = x
-            return x
-        return fn
-
-    with torch.enable_grad(), contextlib.ExitStack() as stack:
-        stack.enter_context(hooks.edit(model, "embedding", lambda x: x.detach().requires_grad_(True)))
-        for p in places:
-            stack.enter_context(hooks.edit(model, p, keep(p)))
+    with hooks.graph(model, *places) as acts:
         h = run.last(run.run_to(model, batch, "final_norm"), batch)  # [N, d] final-norm vector at each last token
         logits = run.head(model, h.float(), [ia, ib])  # [N, 2]: the LM head's two rows only
         d = logits[:, 0] - logits[:, 1]  # [N]

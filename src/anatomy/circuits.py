@@ -231,19 +231,7 @@ def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrup
     with torch.no_grad(), hooks.capture(model, *places) as clean_seen:
         clean_logits = model.hf(input_ids=a_ids, logits_to_keep=1).logits[0, -1].float()
 
-    kept: dict[str, torch.Tensor] = {}
-
-    def keep(name):
-        def fn(h):
-            if name == "embedding":  # start the graph here: the weights' gradients are not needed
-                h = h.detach().requires_grad_(True)
-            kept[name] = h
-            return h
-        return fn
-
-    with torch.enable_grad(), contextlib.ExitStack() as stack:
-        for name in places:
-            stack.enter_context(hooks.edit(model, name, keep(name)))
+    with hooks.graph(model, *places) as kept:
         logits = model.hf(input_ids=b_ids, logits_to_keep=1).logits[0, -1].float()  # [V]
         diff = _difference(logits, *ans)
         grads = torch.autograd.grad(diff, [kept[n] for n in places])
@@ -636,23 +624,11 @@ def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, posi
         with torch.no_grad(), hooks.capture(model, *places) as seen:
             h = model.decoder(input_ids=a_ids).last_hidden_state[:, -1]
             la = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
-        kept: dict[str, torch.Tensor] = {}
-
-        def keep(name):
-            def fn(x):
-                kept[name] = x
-                return x
-            return fn
-
-        with torch.enable_grad(), contextlib.ExitStack() as stack:
-            emb = stack.enter_context(_grad_from_embedding(model))
-            for name in places:
-                stack.enter_context(hooks.edit(model, name, keep(name)))
+        with hooks.graph(model, *places) as kept:
             h = model.decoder(input_ids=_ids_of(model, pair.corrupted)).last_hidden_state[:, -1]
             lb = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
             d = lb[0] - lb[1]
             grads = torch.autograd.grad(d, [kept[p] for p in places])
-        del emb
         d = d.detach()
         clean[n], corrupted[n] = float(la[0] - la[1]), float(d)
         with torch.no_grad():
@@ -663,15 +639,6 @@ def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, posi
                     den[n, k, l, gi] = float(d) + float(est[list(_group(pair, pos))].sum())
     return ComponentPatching(model.name, language, pairs, tuple(range(L)), tuple(positions), clean, corrupted, den,
                              torch.full_like(den, float("nan")), time.perf_counter() - t0)
-
-
-@contextlib.contextmanager
-def _grad_from_embedding(model):
-    """Inside the block the graph starts at the embedding's output: the weights' gradients are not needed."""
-    def start(x):
-        return x.detach().requires_grad_(True)
-    with hooks.edit(model, "embedding", start):
-        yield True
 
 
 @dataclass(frozen=True)

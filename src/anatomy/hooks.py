@@ -181,3 +181,29 @@ def edit(model, place: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> Itera
         yield
     finally:
         handle.remove()
+
+
+@contextlib.contextmanager
+def graph(model, *place_names: str) -> Iterator[dict[str, torch.Tensor]]:
+    """Keep what flows through the named places *in* the autograd graph, for ``torch.autograd.grad`` (Chapters 14, 17).
+
+    Inside the block gradients are on, and the graph starts at the embedding's output (the weights'
+    gradients are never needed); ``kept[place]`` is the value itself, not a detached copy as in
+    ``capture``. "embedding" may be one of the places: its value is where the graph starts.
+    """
+    kept: dict[str, torch.Tensor] = {}
+
+    def start(x):
+        return x.detach().requires_grad_(True)
+
+    def keep(name):
+        def fn(x):
+            kept[name] = x
+            return x
+        return fn
+
+    with torch.enable_grad(), contextlib.ExitStack() as stack:
+        stack.enter_context(edit(model, "embedding", start))
+        for name in place_names:
+            stack.enter_context(edit(model, name, keep(name)))
+        yield kept

@@ -222,11 +222,13 @@ def window_of(cfg, i: int) -> int | None:
     return None
 
 
-def separate_qkv(cfg, *, rotary_dim: int, scale: float | None = None, **extra) -> SelfAttention:
-    """``self_attn`` with q_proj, k_proj, v_proj and o_proj (Llama and most families since)."""
+def separate_qkv(cfg, *, scale: float | None = None, layer_type: str | None = None, **extra) -> SelfAttention:
+    """``self_attn`` with q_proj, k_proj, v_proj and o_proj (Llama and most families since), RoPE as the
+    configuration says (for layers of ``layer_type`` when the rotary module has one base per type)."""
     H, kv, hd = sizes(cfg)
     return SelfAttention("self_attn", Proj("q_proj"), Proj("k_proj"), Proj("v_proj"), Proj("o_proj"), H, kv, hd,
-                     hd**-0.5 if scale is None else scale, rotary_dim=rotary_dim, **extra)
+                     hd**-0.5 if scale is None else scale, rotary_dim=rotary_dim(cfg, hd, layer_type),
+                     rope_layer_type=layer_type, **extra)
 
 
 def gated_mlp(cfg, act: str) -> FFN:

@@ -6,17 +6,16 @@
     logits = lm_head(norm(x))
 """
 
-from .base import Arch, Layer, Norm, gated_mlp, rotary_dim, separate_qkv, sizes
+from .base import Arch, Layer, Norm, gated_mlp, separate_qkv
 
 MODEL_TYPES = ("gemma",)
 
 
 def describe(cfg, multimodal: bool = False) -> Arch:
     eps = cfg.rms_norm_eps
-    _, _, hd = sizes(cfg)
     act = getattr(cfg, "hidden_activation", None) or cfg.hidden_act
     blocks = tuple(
-        Layer(separate_qkv(cfg, rotary_dim=rotary_dim(cfg, hd)), gated_mlp(cfg, act),
+        Layer(separate_qkv(cfg), gated_mlp(cfg, act),
               attn_norm=Norm("input_layernorm", "rms_1p", eps), ffn_norm=Norm("post_attention_layernorm", "rms_1p", eps))
         for _ in range(cfg.num_hidden_layers)
     )

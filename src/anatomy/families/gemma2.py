@@ -10,17 +10,16 @@ Every norm is RMSNorm with gain (1 + w). Layers marked "sliding_attention" see t
 ``sliding_window`` tokens only; the others see everything before them.
 """
 
-from .base import Arch, Layer, Norm, gated_mlp, rotary_dim, separate_qkv, sizes, window_of
+from .base import Arch, Layer, Norm, gated_mlp, separate_qkv, window_of
 
 MODEL_TYPES = ("gemma2",)
 
 
 def describe(cfg, multimodal: bool = False) -> Arch:
     eps = cfg.rms_norm_eps
-    _, _, hd = sizes(cfg)
     n = lambda path: Norm(path, "rms_1p", eps)  # noqa: E731
     blocks = tuple(
-        Layer(separate_qkv(cfg, rotary_dim=rotary_dim(cfg, hd), scale=cfg.query_pre_attn_scalar**-0.5,
+        Layer(separate_qkv(cfg, scale=cfg.query_pre_attn_scalar**-0.5,
                            softcap=cfg.attn_logit_softcapping, window=window_of(cfg, i)),
               gated_mlp(cfg, cfg.hidden_activation),
               attn_norm=n("input_layernorm"), ffn_norm=n("pre_feedforward_layernorm"),

@@ -12,21 +12,19 @@ takes the layer type. The multimodal model keeps this text model under ``model.l
 next to a vision tower.
 """
 
-from .base import Arch, Layer, Norm, gated_mlp, rotary_dim, separate_qkv, sizes, window_of
+from .base import Arch, Layer, Norm, gated_mlp, separate_qkv, window_of
 
 MODEL_TYPES = ("gemma3_text", "gemma3")
 
 
 def describe(cfg, multimodal: bool = False) -> Arch:
     eps = cfg.rms_norm_eps
-    _, _, hd = sizes(cfg)
     n = lambda path: Norm(path, "rms_1p", eps)  # noqa: E731
     blocks = []
     for i in range(cfg.num_hidden_layers):
         kind = cfg.layer_types[i]
-        attn = separate_qkv(cfg, rotary_dim=rotary_dim(cfg, hd, kind), scale=cfg.query_pre_attn_scalar**-0.5,
-                            softcap=cfg.attn_logit_softcapping, window=window_of(cfg, i), rope_layer_type=kind,
-                            q_norm=n("q_norm"), k_norm=n("k_norm"))
+        attn = separate_qkv(cfg, scale=cfg.query_pre_attn_scalar**-0.5, layer_type=kind, softcap=cfg.attn_logit_softcapping,
+                            window=window_of(cfg, i), q_norm=n("q_norm"), k_norm=n("k_norm"))
         blocks.append(Layer(attn, gated_mlp(cfg, cfg.hidden_activation),
                             attn_norm=n("input_layernorm"), ffn_norm=n("pre_feedforward_layernorm"),
                             post_attn_norm=n("post_attention_layernorm"), post_ffn_norm=n("post_feedforward_layernorm")))

@@ -9,7 +9,7 @@ Llama 3.x stretches RoPE's long wavelengths (rope_type "llama3"); the model's ow
 computes those angles, and the by-hand attention reads them from it.
 """
 
-from .base import Arch, Layer, Norm, gated_mlp, rotary_dim, separate_qkv, sizes, window_of
+from .base import Arch, Layer, Norm, gated_mlp, separate_qkv, window_of
 
 MODEL_TYPES = ("llama",)
 
@@ -17,9 +17,8 @@ MODEL_TYPES = ("llama",)
 def block(cfg, i: int, *, q_norm=None, window=None) -> Layer:
     """One Llama-style block; Mistral, Qwen2 and Qwen3 reuse it with their one difference."""
     eps = cfg.rms_norm_eps
-    _, _, hd = sizes(cfg)
     qk = dict(q_norm=Norm("q_norm", "rms", eps), k_norm=Norm("k_norm", "rms", eps)) if q_norm else {}
-    attn = separate_qkv(cfg, rotary_dim=rotary_dim(cfg, hd), window=window, **qk)
+    attn = separate_qkv(cfg, window=window, **qk)
     return Layer(attn, gated_mlp(cfg, cfg.hidden_act), attn_norm=Norm("input_layernorm", "rms", eps),
                  ffn_norm=Norm("post_attention_layernorm", "rms", eps))
 

@@ -6,16 +6,14 @@
     logits = lm_head(norm(x))
 """
 
-from .base import Arch, Layer, Norm, gated_mlp, rotary_dim, separate_qkv, sizes
+from .base import Arch, Layer, Norm, gated_mlp, separate_qkv
 
 MODEL_TYPES = ("olmo2",)
 
 
 def describe(cfg, multimodal: bool = False) -> Arch:
     eps = cfg.rms_norm_eps
-    _, _, hd = sizes(cfg)
-    attn = separate_qkv(cfg, rotary_dim=rotary_dim(cfg, hd), q_norm=Norm("q_norm", "rms", eps),
-                        k_norm=Norm("k_norm", "rms", eps), qk_norm_per_head=False)
+    attn = separate_qkv(cfg, q_norm=Norm("q_norm", "rms", eps), k_norm=Norm("k_norm", "rms", eps), qk_norm_per_head=False)
     layer = Layer(attn, gated_mlp(cfg, cfg.hidden_act), attn_norm=None, ffn_norm=None,
                   post_attn_norm=Norm("post_attention_layernorm", "rms", eps),
                   post_ffn_norm=Norm("post_feedforward_layernorm", "rms", eps))

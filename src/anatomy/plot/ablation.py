@@ -8,10 +8,18 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import font_families
+from .style import font_families, panel_row
 from .style import book_style as _style
 
 __all__ = ["ablation_gaps", "dose_response", "head_drops", "neuron_histograms", "neuron_scaling"]
+
+
+def _results(results, attr: str, function: str) -> list:
+    """One result of anatomy.<function> (it has ``attr``) or several, as a list of at least one."""
+    results = [results] if hasattr(results, attr) else list(results)
+    if not results:
+        raise AnatomyError(f"Give at least one result of anatomy.{function} to draw.")
+    return results
 
 
 def neuron_histograms(separation, neurons, *, labels: tuple[str, str] = ("A", "B")) -> Figure:
@@ -49,9 +57,7 @@ def ablation_gaps(results) -> Figure:
     the gap kept (1 = untouched); right, the rise of the loss on ordinary text in nats. The random
     sets are dots, their mean a bar.
     """
-    results = [results] if hasattr(results, "baseline") else list(results)
-    if not results:
-        raise AnatomyError("Give at least one result of anatomy.neuron_ablation to draw.")
+    results = _results(results, "baseline", "neuron_ablation")
     colors = {"zero": "#c44e52", "mean": "#dd8452", "resample": "#55a868"}
     with _style():
         fig, axes = plt.subplots(len(results), 2, figsize=(8.4, 2.6 * len(results)), squeeze=False)
@@ -87,35 +93,31 @@ def ablation_gaps(results) -> Figure:
 
 def dose_response(results) -> Figure:
     """The gap kept against k: the top k neurons as a line, the random sets of each size as dots (Chapter 14)."""
-    results = [results] if hasattr(results, "ks") else list(results)
-    if not results:
-        raise AnatomyError("Give at least one result of anatomy.dose_response to draw.")
-    with _style():
-        fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.2), squeeze=False)
-        for ax, r in zip(axes[0], results):
-            xs = list(range(len(r.ks)))
-            for x, row in zip(xs, r.random_gaps):
-                jitter = torch.linspace(-0.12, 0.12, len(row))
-                ax.scatter((x + jitter).numpy(), (row / r.baseline).numpy(), color="#4c72b0", s=9, alpha=0.7,
-                           label="random sets" if x == 0 else None)
-            ax.plot(xs, [c.kept for c in r.chosen], color="#c44e52", marker="o", label="top k (chosen on training nouns)")
-            ax.axhline(1, color="#999999", lw=0.8, ls="--")
-            ax.set_xticks(xs, [str(k) for k in r.ks])
-            ax.set_xlabel(f"neurons removed ({r.how} ablation)")
-            ax.set_title(f"{r.model_name}, layer {r.layer}", fontsize=9)
-            ax.legend(frameon=False, fontsize=7, prop={"family": font_families()})
-        axes[0, 0].set_ylabel("gap kept on held-out nouns")
+    results = _results(results, "ks", "dose_response")
+
+    def draw(ax, r):
+        xs = list(range(len(r.ks)))
+        for x, row in zip(xs, r.random_gaps):
+            jitter = torch.linspace(-0.12, 0.12, len(row))
+            ax.scatter((x + jitter).numpy(), (row / r.baseline).numpy(), color="#4c72b0", s=9, alpha=0.7,
+                       label="random sets" if x == 0 else None)
+        ax.plot(xs, [c.kept for c in r.chosen], color="#c44e52", marker="o", label="top k (chosen on training nouns)")
+        ax.axhline(1, color="#999999", lw=0.8, ls="--")
+        ax.set_xticks(xs, [str(k) for k in r.ks])
+        ax.set_xlabel(f"neurons removed ({r.how} ablation)")
+        ax.set_title(f"{r.model_name}, layer {r.layer}", fontsize=9)
+        ax.legend(frameon=False, fontsize=7, prop={"family": font_families()})
+
     names = ", ".join(f"{r.model_name} layer {r.layer}" for r in results)
-    return _describe(fig, en=f"The share of the agreement gap kept on held-out nouns when the top k neurons or random sets of k neurons are "
-                             f"removed, for k = {', '.join(map(str, results[0].ks))}: {names}.",
+    return panel_row(results, draw, (4.4, 3.2), ylabel="gap kept on held-out nouns",
+                     en=f"The share of the agreement gap kept on held-out nouns when the top k neurons or random sets of k neurons are "
+                        f"removed, for k = {', '.join(map(str, results[0].ks))}: {names}.",
                      zh=f"拿掉前 k 个神经元或 k 个随机神经元后，留出名词上一致差距保留的比例，k = {', '.join(map(str, results[0].ks))}：{names}。")
 
 
 def neuron_scaling(results) -> Figure:
     """The gap kept against the factor one neuron is multiplied by, one line per model (Chapter 14)."""
-    results = [results] if hasattr(results, "factors") else list(results)
-    if not results:
-        raise AnatomyError("Give at least one result of anatomy.neuron_scaling to draw.")
+    results = _results(results, "factors", "neuron_scaling")
     with _style():
         fig, ax = plt.subplots(figsize=(5.2, 3.2))
         for r in results:
@@ -135,20 +137,19 @@ def neuron_scaling(results) -> Figure:
 
 def head_drops(ablations) -> Figure:
     """Heat map of the drop in the answer's log-probability when each head is removed, one panel per model (Chapter 14)."""
-    ablations = [ablations] if hasattr(ablations, "logprobs") else list(ablations)
-    if not ablations:
-        raise AnatomyError("Give at least one result of anatomy.head_ablation to draw.")
-    with _style():
-        fig, axes = plt.subplots(1, len(ablations), figsize=(3.2 * len(ablations), 5.2), squeeze=False)
-        for ax, r in zip(axes[0], ablations):
-            d = r.drops  # [L, H]
-            lim = max(float(d.abs().max()), 1e-6)
-            im = ax.imshow(d.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-            ax.set_xlabel("head")
-            ax.set_ylabel("layer (0-based)")
-            ax.set_xticks(range(d.shape[1]))
-            ax.set_title(f"{r.model_name}\nanswer {r.answer!r}", fontsize=9, fontfamily=font_families())
-            fig.colorbar(im, ax=ax, shrink=0.7, label="drop in log-probability")
+    ablations = _results(ablations, "logprobs", "head_ablation")
+
+    def draw(ax, r):
+        d = r.drops  # [L, H]
+        lim = max(float(d.abs().max()), 1e-6)
+        im = ax.imshow(d.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer (0-based)")
+        ax.set_xticks(range(d.shape[1]))
+        ax.set_title(f"{r.model_name}\nanswer {r.answer!r}", fontsize=9, fontfamily=font_families())
+        ax.figure.colorbar(im, ax=ax, shrink=0.7, label="drop in log-probability")
+
     names = ", ".join(r.model_name for r in ablations)
-    return _describe(fig, en=f"How much removing each attention head (zero ablation) lowers the log-probability of the answer {ablations[0].answer!r}, every layer and head of {names}; prompt: {ablations[0].prompt!r}.",
+    return panel_row(ablations, draw, (3.2, 5.2),
+                     en=f"How much removing each attention head (zero ablation) lowers the log-probability of the answer {ablations[0].answer!r}, every layer and head of {names}; prompt: {ablations[0].prompt!r}.",
                      zh=f"逐个拿掉每个注意力头（置零消融）后，答案 {ablations[0].answer!r} 的对数概率下降多少；{names} 的每一层每个头；提示：{ablations[0].prompt!r}。")

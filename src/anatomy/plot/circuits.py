@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from .style import describe as _describe
-from .style import font_families, suptitle
+from .style import font_families, panel_row, titled
 from .style import book_style as _style
 
 __all__ = ["attribution_scatter", "back_patching", "component_split", "handover_histogram", "knockout", "patching_grid"]
@@ -47,7 +47,8 @@ def patching_grid(results, *, title: str | None = None) -> Figure:
     answer comes back (1 = all of its lead), blue = the patch pushes further towards the corrupted one.
     """
     results = _list(results, "recovered", "activation_patching")
-    with _style():
+
+    def draw():
         fig, axes = plt.subplots(len(results), 2, figsize=(10.5, 4.6 * len(results)), squeeze=False,
                                  gridspec_kw={"width_ratios": [1.6, 1]})
         for k, r in enumerate(results):
@@ -72,12 +73,14 @@ def patching_grid(results, *, title: str | None = None) -> Figure:
             right.set_ylabel("layer")
             right.set_title(f"{r.model_name}: one head, all positions\nlogit({r.answers[0]}) − logit({r.answers[1]})", fontsize=9,
                             fontfamily=font_families())
-        suptitle(fig, title)
+        return fig
+
     names = ", ".join(f"{r.model_name} (“{r.clean_prompt}” → “{r.corrupted_prompt}”, {r.method})" for r in results)
-    return _describe(
-        fig,
-        en=f"Heat maps of the recovered fraction of the logit difference when one part of the clean run is patched into the corrupted run: embedding and layer outputs by position (left), attention heads by layer (right), for {names}. {title or ''}",
-        zh=f"热力图：把干净运行的一个部件补入被破坏的运行后，logit 差值恢复的比例；左为嵌入和各层输出（按位置），右为各层的注意力头；{names}。{title or ''}",
+    return titled(
+        draw,
+        en=f"Heat maps of the recovered fraction of the logit difference when one part of the clean run is patched into the corrupted run: embedding and layer outputs by position (left), attention heads by layer (right), for {names}.",
+        zh=f"热力图：把干净运行的一个部件补入被破坏的运行后，logit 差值恢复的比例；左为嵌入和各层输出（按位置），右为各层的注意力头；{names}。",
+        title=title,
     )
 
 
@@ -90,53 +93,54 @@ def attribution_scatter(pairs, *, title: str | None = None) -> Figure:
     pairs = list(pairs)
     if not pairs:
         raise AnatomyError("Nothing to draw: pass a list of (exact, attribution) pairs from activation_patching and attribution_patching.")
-    with _style():
-        fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.4), squeeze=False)
-        for ax, (ex, at) in zip(axes[0], pairs):
-            x, y = ex.recovered.flatten(), at.recovered.flatten()
-            hx, hy = ex.recovered_heads.flatten(), at.recovered_heads.flatten()
-            r_res = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
-            r_heads = float(torch.corrcoef(torch.stack([hx, hy]))[0, 1])
-            ax.scatter(x, y, s=10, alpha=0.6, label=f"layer × position (r = {r_res:.2f})")
-            ax.scatter(hx, hy, s=16, marker="^", alpha=0.7, label=f"heads (r = {r_heads:.2f})")
-            lo = float(min(x.min(), y.min(), hx.min(), hy.min())) - 0.05
-            hi = float(max(x.max(), y.max(), hx.max(), hy.max())) + 0.05
-            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-            ax.set_xlabel(f"exact patching ({ex.seconds:.1f} s)")
-            ax.set_ylabel(f"attribution patching ({at.seconds:.1f} s)")
-            ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=font_families())
-            ax.legend(frameon=False, fontsize=8, loc="upper left")
-        suptitle(fig, title)
+
+    def draw(ax, pair):
+        ex, at = pair
+        x, y = ex.recovered.flatten(), at.recovered.flatten()
+        hx, hy = ex.recovered_heads.flatten(), at.recovered_heads.flatten()
+        r_res = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+        r_heads = float(torch.corrcoef(torch.stack([hx, hy]))[0, 1])
+        ax.scatter(x, y, s=10, alpha=0.6, label=f"layer × position (r = {r_res:.2f})")
+        ax.scatter(hx, hy, s=16, marker="^", alpha=0.7, label=f"heads (r = {r_heads:.2f})")
+        lo = float(min(x.min(), y.min(), hx.min(), hy.min())) - 0.05
+        hi = float(max(x.max(), y.max(), hx.max(), hy.max())) + 0.05
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"exact patching ({ex.seconds:.1f} s)")
+        ax.set_ylabel(f"attribution patching ({at.seconds:.1f} s)")
+        ax.set_title(f"{ex.model_name}: recovered fraction", fontsize=10, fontfamily=font_families())
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+
     names = ", ".join(ex.model_name for ex, _ in pairs)
-    return _describe(
-        fig,
-        en=f"Scatter of the recovered fraction estimated by attribution patching against exact activation patching, for layer × position cells and for heads, on {names}; “{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”. {title or ''}",
-        zh=f"散点图：归因修补估计的恢复比例与精确激活修补的对比（层 × 位置的格子与注意力头），模型：{names}；“{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”。{title or ''}",
+    return panel_row(
+        pairs, draw, (4.6, 4.4),
+        en=f"Scatter of the recovered fraction estimated by attribution patching against exact activation patching, for layer × position cells and for heads, on {names}; “{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”.",
+        zh=f"散点图：归因修补估计的恢复比例与精确激活修补的对比（层 × 位置的格子与注意力头），模型：{names}；“{pairs[0][0].clean_prompt}” → “{pairs[0][0].corrupted_prompt}”。",
+        title=title,
     )
 
 
 def back_patching(results, *, title: str | None = None) -> Figure:
     """The answer's probability after back-patching, source layer × target layer, one panel per prompt (Chapter 17)."""
     results = _list(results, "prob", "back_patching")
-    with _style():
-        fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 4.2), squeeze=False)
-        for ax, r in zip(axes[0], results):
-            im = ax.imshow(r.prob.numpy(), origin="lower", cmap="Blues", vmin=0, vmax=max(0.05, float(r.prob.nan_to_num(0).max())))
-            s, t = torch.nonzero(r.answered, as_tuple=True)
-            ax.scatter(t, s, marker="x", color="red", s=14, label=f"{r.answer} is the top token")
-            ax.set_xlabel("target layer t (replaced)")
-            ax.set_ylabel("source layer s (its vector)")
-            ax.set_title(f"{r.model_name}: p({r.answer}), unpatched {r.base_prob:.2f} (top: {r.base_top})\n“{r.prompt}”",
-                         fontsize=8, fontfamily=font_families())
-            if len(s):
-                ax.legend(frameon=False, fontsize=7, loc="lower right")
-            fig.colorbar(im, ax=ax, shrink=0.8)
-        suptitle(fig, title)
+
+    def draw(ax, r):
+        im = ax.imshow(r.prob.numpy(), origin="lower", cmap="Blues", vmin=0, vmax=max(0.05, float(r.prob.nan_to_num(0).max())))
+        s, t = torch.nonzero(r.answered, as_tuple=True)
+        ax.scatter(t, s, marker="x", color="red", s=14, label=f"{r.answer} is the top token")
+        ax.set_xlabel("target layer t (replaced)")
+        ax.set_ylabel("source layer s (its vector)")
+        ax.set_title(f"{r.model_name}: p({r.answer}), unpatched {r.base_prob:.2f} (top: {r.base_top})\n“{r.prompt}”",
+                     fontsize=8, fontfamily=font_families())
+        if len(s):
+            ax.legend(frameon=False, fontsize=7, loc="lower right")
+        ax.figure.colorbar(im, ax=ax, shrink=0.8)
+
     names = "; ".join(f"{r.model_name}: “{r.prompt}” → {r.answer}" for r in results)
-    return _describe(
-        fig,
-        en=f"Heat maps of the answer's probability when the last-position vector of a later layer (source) replaces that of an earlier layer (target) of the same two-hop prompt: {names}. {title or ''}",
-        zh=f"热力图：把同一个两跳问题中较晚一层（源）在最后位置的向量放回较早一层（目标）之后，答案的概率；{names}。{title or ''}",
+    return panel_row(
+        results, draw, (4.4, 4.2),
+        en=f"Heat maps of the answer's probability when the last-position vector of a later layer (source) replaces that of an earlier layer (target) of the same two-hop prompt: {names}.",
+        zh=f"热力图：把同一个两跳问题中较晚一层（源）在最后位置的向量放回较早一层（目标）之后，答案的概率；{names}。",
+        title=title,
     )
 
 
@@ -149,7 +153,8 @@ def component_split(results, *, title: str | None = None) -> Figure:
     results = _list(results, "denoised", "component_patching", empty_ok=True)
     if not results:
         return _nothing(title or "Attention and MLP outputs")
-    with _style():
+
+    def draw():
         fig, axes = plt.subplots(2, 2 * len(results), figsize=(4.0 * 2 * len(results), 6.4), squeeze=False, sharey=True)
         for k, r in enumerate(results):
             layers = list(r.layers)
@@ -166,13 +171,19 @@ def component_split(results, *, title: str | None = None) -> Figure:
                                  fontsize=8)
                     ax.set_xlabel("layer")
         axes[0, 0].legend(frameon=False, fontsize=7)
-        suptitle(fig, title)
-    names = ", ".join(f"{r.model_name} ({r.language}, {len(r.pairs)} pairs)" for r in results)
-    return _describe(
-        fig,
-        en=f"Line plots of the mean share of the logit difference recovered (denoising) or destroyed (noising) by patching each layer's output, attention output and MLP output, at the subject's positions and at the last position, for {names}. {title or ''}",
-        zh=f"折线图：在主语位置和最后位置修补每层的输出、注意力输出和 MLP 输出时，logit 差恢复（去噪）或被破坏（加噪）的平均比例；{names}。{title or ''}",
+        return fig
+
+    return titled(
+        draw,
+        en=f"Line plots of the mean share of the logit difference recovered (denoising) or destroyed (noising) by patching each layer's output, attention output and MLP output, at the subject's positions and at the last position, for {_counted(results)}.",
+        zh=f"折线图：在主语位置和最后位置修补每层的输出、注意力输出和 MLP 输出时，logit 差恢复（去噪）或被破坏（加噪）的平均比例；{_counted(results)}。",
+        title=title,
     )
+
+
+def _counted(results) -> str:
+    """The models of results of component_patching, with their language and number of fact pairs."""
+    return ", ".join(f"{r.model_name} ({r.language}, {len(r.pairs)} pairs)" for r in results)
 
 
 def handover_histogram(results, *, title: str | None = None) -> Figure:
@@ -180,23 +191,22 @@ def handover_histogram(results, *, title: str | None = None) -> Figure:
     results = _list(results, "handover", "component_patching", empty_ok=True)
     if not results:
         return _nothing(title or "Hand-over layers")
-    with _style():
-        fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.0), squeeze=False)
-        for ax, r in zip(axes[0], results):
-            L = r.denoised.shape[2]
-            h = r.handover
-            counts = torch.bincount(h[h >= 0], minlength=L) if len(h) else torch.zeros(L, dtype=torch.long)
-            ax.bar(range(L), counts.numpy(), color="tab:red")
-            ax.set_xlabel("hand-over layer")
-            ax.set_ylabel("pairs")
-            ax.set_xlim(-0.5, L - 0.5)
-            ax.set_title(f"{r.model_name} ({r.language}), {len(r.pairs)} pairs", fontsize=8)
-        suptitle(fig, title)
-    names = ", ".join(f"{r.model_name} ({r.language}, {len(r.pairs)} pairs)" for r in results)
-    return _describe(
-        fig,
-        en=f"Bar charts of the number of fact pairs whose hand-over layer (the first layer whose output at the last position brings back more than half of the answer) is each layer, for {names}. {title or ''}",
-        zh=f"柱状图：每一层作为交接层（最后位置的输出能恢复一半以上答案的第一层）的事实对数目；{names}。{title or ''}",
+
+    def draw(ax, r):
+        L = r.denoised.shape[2]
+        h = r.handover
+        counts = torch.bincount(h[h >= 0], minlength=L) if len(h) else torch.zeros(L, dtype=torch.long)
+        ax.bar(range(L), counts.numpy(), color="tab:red")
+        ax.set_xlabel("hand-over layer")
+        ax.set_ylabel("pairs")
+        ax.set_xlim(-0.5, L - 0.5)
+        ax.set_title(f"{r.model_name} ({r.language}), {len(r.pairs)} pairs", fontsize=8)
+
+    return panel_row(
+        results, draw, (3.6, 3.0),
+        en=f"Bar charts of the number of fact pairs whose hand-over layer (the first layer whose output at the last position brings back more than half of the answer) is each layer, for {_counted(results)}.",
+        zh=f"柱状图：每一层作为交接层（最后位置的输出能恢复一半以上答案的第一层）的事实对数目；{_counted(results)}。",
+        title=title,
     )
 
 
@@ -204,21 +214,22 @@ def knockout(results, handovers, *, title: str | None = None) -> Figure:
     """The answer's probability (share of unblocked) when attention from the last position to the subject is
     blocked from layer ℓ on, one thin line per pair, ℓ counted from each pair's hand-over layer (Chapter 17)."""
     results = _list(results, "kept", "attention_knockout")
-    with _style():
-        fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.2), squeeze=False)
-        for ax, r, hs in zip(axes[0], results, handovers):
-            L = r.prob.shape[1] - 1
-            for kept, h in zip(r.kept, hs.tolist()):
-                ax.plot([l - h for l in range(L)], kept[:L].numpy(), color="tab:purple", alpha=0.5, lw=0.9)
-            ax.axvline(0, color="0.5", lw=0.8, linestyle="--")
-            ax.axhline(0.5, color="0.8", lw=0.6)
-            ax.set_xlabel("ℓ − hand-over layer (blocked from ℓ on)")
-            ax.set_ylabel("p(answer), share of unblocked")
-            ax.set_title(f"{r.model_name}, {len(r.pairs)} pairs", fontsize=8)
-        suptitle(fig, title)
+
+    def draw(ax, item):
+        r, hs = item
+        L = r.prob.shape[1] - 1
+        for kept, h in zip(r.kept, hs.tolist()):
+            ax.plot([l - h for l in range(L)], kept[:L].numpy(), color="tab:purple", alpha=0.5, lw=0.9)
+        ax.axvline(0, color="0.5", lw=0.8, linestyle="--")
+        ax.axhline(0.5, color="0.8", lw=0.6)
+        ax.set_xlabel("ℓ − hand-over layer (blocked from ℓ on)")
+        ax.set_ylabel("p(answer), share of unblocked")
+        ax.set_title(f"{r.model_name}, {len(r.pairs)} pairs", fontsize=8)
+
     names = ", ".join(f"{r.model_name} ({len(r.pairs)} pairs)" for r in results)
-    return _describe(
-        fig,
-        en=f"Line plots, one line per fact pair, of the answer's probability as a share of the unblocked one when attention from the last position to the subject is blocked from layer ℓ on, with ℓ counted from the pair's hand-over layer, for {names}. {title or ''}",
-        zh=f"折线图（每个事实对一条线）：从第 ℓ 层起阻断最后位置对主语的注意力后，答案概率占未阻断时的比例，ℓ 以该事实对的交接层为零点；{names}。{title or ''}",
+    return panel_row(
+        list(zip(results, handovers)), draw, (4.2, 3.2),
+        en=f"Line plots, one line per fact pair, of the answer's probability as a share of the unblocked one when attention from the last position to the subject is blocked from layer ℓ on, with ℓ counted from the pair's hand-over layer, for {names}.",
+        zh=f"折线图（每个事实对一条线）：从第 ℓ 层起阻断最后位置对主语的注意力后，答案概率占未阻断时的比例，ℓ 以该事实对的交接层为零点；{names}。",
+        title=title,
     )

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from ..lens import LanguageCurves, LogitLens, ResidualStream
-from .style import font_families, suptitle
+from .style import font_families, panel_row
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
@@ -16,6 +16,14 @@ from .style import stage_x as _stage_x
 __all__ = ["language_curves", "logit_lens", "residual_stream"]
 
 _COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
+
+
+def _all_of(kind: type, given, message: str) -> list:
+    """One ``kind`` or several, as a list of at least one (else AnatomyError(message))."""
+    items = [given] if isinstance(given, kind) else list(given)
+    if not items or not all(isinstance(x, kind) for x in items):
+        raise AnatomyError(message)
+    return items
 
 
 def _short(text: str, n: int = 9) -> str:
@@ -62,28 +70,27 @@ def language_curves(curves, *, title: str | None = None) -> Figure:
     Thin lines are single prompts, thick lines their average. The x axis is the stage: "emb" the
     embedding, ℓ the output of layer ℓ.
     """
-    curves = [curves] if isinstance(curves, LanguageCurves) else list(curves)
-    if not curves or not all(isinstance(c, LanguageCurves) for c in curves):
-        raise AnatomyError("language_curves draws LanguageCurves: pass anatomy.language_curves(model, prompts, answers) for one or more models.")
-    with _style():
-        fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 3.4), squeeze=False)
-        for ax, c in zip(axes[0], curves):
-            x = _stage_x(c.n_layers)
-            for g, lang in enumerate(c.languages):
-                colour = _COLOURS[g % len(_COLOURS)]
-                for n in range(c.probs.shape[0]):
-                    ax.plot(x, c.probs[n, :, g].numpy(), color=colour, lw=0.6, alpha=0.35)
-                ax.plot(x, c.mean[:, g].numpy(), color=colour, lw=2.2, label=f"{lang} (mean of {c.probs.shape[0]})")
-            _stage_axis(ax, c.n_layers)
-            ax.set_ylabel("probability of the answer's first token")
-            ax.set_ylim(0, max(float(c.probs.max()) * 1.1, 0.05))
-            ax.set_title(c.model_name, fontsize=10)
-            ax.legend(prop={"family": font_families(), "size": 8}, loc="upper left")
-        suptitle(fig, title)
-    return _describe(
-        fig,
-        en="Probability of the answer's first token in each language, layer by layer (from the embedding to the last layer's output), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + f". {title or ''}",
-        zh="逐层（从嵌入到最后一层的输出）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + f"。{title or ''}",
+    curves = _all_of(LanguageCurves, curves,
+                     "language_curves draws LanguageCurves: pass anatomy.language_curves(model, prompts, answers) for one or more models.")
+
+    def draw(ax, c):
+        x = _stage_x(c.n_layers)
+        for g, lang in enumerate(c.languages):
+            colour = _COLOURS[g % len(_COLOURS)]
+            for n in range(c.probs.shape[0]):
+                ax.plot(x, c.probs[n, :, g].numpy(), color=colour, lw=0.6, alpha=0.35)
+            ax.plot(x, c.mean[:, g].numpy(), color=colour, lw=2.2, label=f"{lang} (mean of {c.probs.shape[0]})")
+        _stage_axis(ax, c.n_layers)
+        ax.set_ylabel("probability of the answer's first token")
+        ax.set_ylim(0, max(float(c.probs.max()) * 1.1, 0.05))
+        ax.set_title(c.model_name, fontsize=10)
+        ax.legend(prop={"family": font_families(), "size": 8}, loc="upper left")
+
+    return panel_row(
+        curves, draw, (5.2, 3.4),
+        en="Probability of the answer's first token in each language, layer by layer (from the embedding to the last layer's output), thin lines single prompts and thick lines their mean, for " + ", ".join(c.model_name for c in curves) + ".",
+        zh="逐层（从嵌入到最后一层的输出）读出的答案首个词元在各语言中的概率，细线为单个提示，粗线为平均；模型：" + "、".join(c.model_name for c in curves) + "。",
+        title=title,
     )
 
 
@@ -92,27 +99,26 @@ def residual_stream(streams, *, position: int = -1, title: str | None = None) ->
 
     Log scale: the stream grows by orders of magnitude from the embedding to the last layer.
     """
-    streams = [streams] if isinstance(streams, ResidualStream) else list(streams)
-    if not streams or not all(isinstance(s, ResidualStream) for s in streams):
-        raise AnatomyError("residual_stream draws ResidualStream results: pass anatomy.residual_stream(model, prompt) for one or more models.")
-    with _style():
-        fig, axes = plt.subplots(1, len(streams), figsize=(5.2 * len(streams), 3.4), squeeze=False)
-        for ax, rs in zip(axes[0], streams):
-            n = rs.norms(position).numpy()  # [L+1, 3]
-            x = range(n.shape[0])  # x = i: the input of layer i (the output of layer i - 1; 0 = the embedding)
-            ax.plot(x, n[:, 0], color=_COLOURS[0], lw=2.2, marker="o", ms=3, label="|stream| (input of layer i)")
-            ax.plot(x[:-1], n[:-1, 1], color=_COLOURS[1], lw=1.2, label="|attention write| of layer i")
-            ax.plot(x[:-1], n[:-1, 2], color=_COLOURS[2], lw=1.2, label="|FFN write| of layer i")
-            ax.set_yscale("log")
-            ax.set_xlabel(f"layer i, reading its input (i = {rs.n_layers}: the last layer's output, before the final norm)")
-            ax.set_ylabel("length (L2 norm)")
-            ax.xaxis.get_major_locator().set_params(integer=True)
-            p = position % len(rs.tokens)
-            ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=font_families())
-            ax.legend(prop={"size": 8}, loc="upper left")
-        suptitle(fig, title)
-    return _describe(
-        fig,
-        en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + f". {title or ''}",
-        zh="残差流在每一层输入处的长度（对数刻度），以及每层注意力和 FFN 加进去的向量的长度；词元：" + "；".join(f"{rs.model_name} 中的“{rs.tokens[position % len(rs.tokens)].text}”" for rs in streams) + f"。{title or ''}",
+    streams = _all_of(ResidualStream, streams,
+                      "residual_stream draws ResidualStream results: pass anatomy.residual_stream(model, prompt) for one or more models.")
+
+    def draw(ax, rs):
+        n = rs.norms(position).numpy()  # [L+1, 3]
+        x = range(n.shape[0])  # x = i: the input of layer i (the output of layer i - 1; 0 = the embedding)
+        ax.plot(x, n[:, 0], color=_COLOURS[0], lw=2.2, marker="o", ms=3, label="|stream| (input of layer i)")
+        ax.plot(x[:-1], n[:-1, 1], color=_COLOURS[1], lw=1.2, label="|attention write| of layer i")
+        ax.plot(x[:-1], n[:-1, 2], color=_COLOURS[2], lw=1.2, label="|FFN write| of layer i")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"layer i, reading its input (i = {rs.n_layers}: the last layer's output, before the final norm)")
+        ax.set_ylabel("length (L2 norm)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        p = position % len(rs.tokens)
+        ax.set_title(f"{rs.model_name}, position {p} ({rs.tokens[p].text})", fontsize=10, fontfamily=font_families())
+        ax.legend(prop={"size": 8}, loc="upper left")
+
+    return panel_row(
+        streams, draw, (5.2, 3.4),
+        en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + ".",
+        zh="残差流在每一层输入处的长度（对数刻度），以及每层注意力和 FFN 加进去的向量的长度；词元：" + "；".join(f"{rs.model_name} 中的“{rs.tokens[position % len(rs.tokens)].text}”" for rs in streams) + "。",
+        title=title,
     )

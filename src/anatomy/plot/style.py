@@ -81,6 +81,49 @@ def describe(fig: Figure, *, en: str, zh: str) -> Figure:
     return fig
 
 
+def titled(draw, *, en: str, zh: str, title: str | None = None) -> Figure:
+    """The figure ``draw()`` makes in the book's style, ``title`` (if any) on top and after its description (en, zh)."""
+    with book_style():
+        fig = draw()
+        suptitle(fig, title)
+    return describe(fig, en=f"{en} {title or ''}", zh=f"{zh}{title or ''}")
+
+
+def panel_row(items: list, draw_one, size: tuple[float, float], *, en: str, zh: str, title: str | None = None,
+              ylabel: str | None = None) -> Figure:
+    """One panel per item side by side, each ``size`` = (width, height) inches, drawn by ``draw_one(ax, item)``;
+    ``ylabel`` (if any) on the leftmost panel; titled and described as by ``titled``."""
+    def draw():
+        fig, axes = plt.subplots(1, len(items), figsize=(size[0] * len(items), size[1]), squeeze=False)
+        for ax, item in zip(axes[0], items):
+            draw_one(ax, item)
+        if ylabel:
+            axes[0, 0].set_ylabel(ylabel)
+        return fig
+    return titled(draw, en=en, zh=zh, title=title)
+
+
+def model_panels(results: list, draw_one, size: tuple[float, float], legend_width: float, *, xlabel: str, ylabel: str,
+                 en: str, zh: str, subtitle: str | None = None) -> Figure:
+    """One panel per model of a share in [0, 1] against the layer: the y axis shared, the legend right of the last.
+
+    ``results`` are grouped by ``model_name`` in order; ``draw_one(ax, name, its results)`` draws the lines of
+    each panel of ``size`` = (width, height) inches, titled with the model's name (and ``subtitle``).
+    The description (en, zh) is followed by the models' names.
+    """
+    names = list(dict.fromkeys(r.model_name for r in results))
+    with book_style():
+        fig, axes = plt.subplots(1, len(names), figsize=(size[0] * len(names) + legend_width, size[1]), squeeze=False, sharey=True)
+        for ax, name in zip(axes[0], names):
+            draw_one(ax, name, [r for r in results if r.model_name == name])
+            ax.set_title(f"{name}: {subtitle}" if subtitle else name, fontsize=9, fontfamily=font_families())
+            ax.set_xlabel(xlabel)
+            ax.set_ylim(-0.03, 1.03)
+        axes[0, 0].set_ylabel(ylabel)
+        axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), prop={"family": font_families(), "size": 7})
+    return describe(fig, en=f"{en} for " + ", ".join(names) + ".", zh=f"{zh}模型：" + "、".join(names) + "。")
+
+
 STAGE_AXIS_LABEL = "output of layer ℓ (emb = the embedding that enters layer 0)"
 
 
