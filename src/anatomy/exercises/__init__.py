@@ -22,6 +22,9 @@ from ._ch07_logit_lens import check_logit_lens
 from ._ch09_attention import check_causal_attention
 from ._ch10_multi_head import check_kv_head
 from ._ch11_ffn import check_swiglu_neuron
+from ._ch16_sparse_autoencoders import check_fve, check_sae_loss, check_topk_encode
+from ._ch17_circuits import check_logit_difference, check_patch_one, check_recovered
+from ._ch18_relations import check_faithfulness, check_map_answers, check_relation_prompt
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [
@@ -30,11 +33,20 @@ __all__ = [
     "check_causal_attention",
     "check_country_split",
     "check_difference_of_means",
+    "check_faithfulness",
+    "check_fve",
     "check_greedy_next_token",
     "check_kv_head",
+    "check_logit_difference",
     "check_logit_lens",
+    "check_map_answers",
     "check_nearest_tokens",
+    "check_patch_one",
+    "check_recovered",
+    "check_relation_prompt",
     "check_rms_norm",
+    "check_sae_loss",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
+    "check_topk_encode",
 ]
