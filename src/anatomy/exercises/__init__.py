@@ -26,6 +26,9 @@ from ._ch12_brains import check_kv_cache, check_nudge, check_schedule
 from ._ch13_dissection import check_find_heads, check_parameters_by_role, check_sink_share
 from ._ch14_ablation import check_ffn_mean_ablation, check_next_token_loss, check_position_means
 from ._ch15_function_vectors import check_patched_logits, check_remove_direction, check_task_vector
+from ._ch16_sparse_autoencoders import check_fve, check_sae_loss, check_topk_encode
+from ._ch17_circuits import check_logit_difference, check_patch_one, check_recovered
+from ._ch18_relations import check_faithfulness, check_map_answers, check_relation_prompt
 from ._judge import ExerciseFailed, Verdict
 
 __all__ = [
@@ -39,32 +42,41 @@ __all__ = [
     "check_country_split",
     "check_difference_of_means",
     "check_embedding_step",
+    "check_faithfulness",
     "check_ffn_mean_ablation",
     "check_ffn_share",
     "check_find_heads",
+    "check_fve",
     "check_gqa_weights",
     "check_greedy_continuation",
     "check_greedy_next_token",
     "check_head_share",
     "check_kv_cache",
     "check_kv_head",
+    "check_logit_difference",
     "check_logit_lens",
     "check_logits_by_hand",
+    "check_map_answers",
     "check_nearest_tokens",
     "check_next_token_loss",
     "check_normalized_similarity",
     "check_nudge",
     "check_parameters_by_role",
+    "check_patch_one",
     "check_patched_logits",
     "check_position_differences",
     "check_position_means",
+    "check_recovered",
+    "check_relation_prompt",
     "check_remove_direction",
     "check_rms_norm",
     "check_rope",
+    "check_sae_loss",
     "check_schedule",
     "check_sink_share",
     "check_softmax_with_temperature",
     "check_swiglu_neuron",
     "check_task_vector",
+    "check_topk_encode",
     "check_value_neuron",
 ]
