@@ -128,7 +128,7 @@ def check_faithfulness(fn, *, solution: bool = False) -> Verdict | None:
             test = list(range(2, 12))
             cases.append(Case((lre, reading, test), f"a seeded map and reading of {m.name}'s width (seed {seed})",
                               f"按 {m.name} 的宽度用种子 {seed} 生成的映射和读数",
-                              relation_faithfulness(m, lre, reading, test, [0, 1]).lre))
+                              relation_faithfulness(m, lre, reading, test=test, train=[0, 1]).lre))
 
     def share(lre, reading, idx, li, against):
         return float((lre.predict(reading.vectors[idx, li]) == against[idx]).float().mean())
