@@ -16,9 +16,10 @@ from ._ch01_function_and_tokens import check_greedy_next_token
 from ._ch02_embedding_table import check_nearest_tokens
 from ._ch03_layers import check_rms_norm
 from ._ch04_lm_head import check_softmax_with_temperature
-from ._ch05_probing import check_country_split
-from ._ch06_steering import check_difference_of_means
-from ._ch07_logit_lens import check_logit_lens
+from ._ch05_probing import check_control_r2, check_country_split, check_ridge_probe
+from ._ch06_steering import check_difference_of_means, check_loss_rise, check_steered_probs
+from ._ch07_logit_lens import check_first_top1_layer, check_lens_grid, check_logit_lens
+from ._ch08_patchscopes import check_patched_probs, check_placeholder_position, check_repeating_layers
 from ._ch09_attention import check_causal_attention
 from ._ch10_multi_head import check_kv_head
 from ._ch11_ffn import check_swiglu_neuron
@@ -28,13 +29,22 @@ __all__ = [
     "ExerciseFailed",
     "Verdict",
     "check_causal_attention",
+    "check_control_r2",
     "check_country_split",
     "check_difference_of_means",
+    "check_first_top1_layer",
     "check_greedy_next_token",
     "check_kv_head",
+    "check_lens_grid",
     "check_logit_lens",
+    "check_loss_rise",
     "check_nearest_tokens",
+    "check_patched_probs",
+    "check_placeholder_position",
+    "check_repeating_layers",
+    "check_ridge_probe",
     "check_rms_norm",
     "check_softmax_with_temperature",
+    "check_steered_probs",
     "check_swiglu_neuron",
 ]
