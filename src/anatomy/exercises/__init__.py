@@ -16,9 +16,10 @@ from ._ch01_function_and_tokens import check_count_tokens, check_greedy_continua
 from ._ch02_embedding_table import check_analogy_rank, check_embedding_step, check_nearest_tokens
 from ._ch03_layers import check_normalized_similarity, check_position_differences, check_rms_norm
 from ._ch04_lm_head import check_continuation_logprob, check_logits_by_hand, check_softmax_with_temperature
-from ._ch05_probing import check_country_split
-from ._ch06_steering import check_difference_of_means
-from ._ch07_logit_lens import check_logit_lens
+from ._ch05_probing import check_control_r2, check_country_split, check_ridge_probe
+from ._ch06_steering import check_difference_of_means, check_loss_rise, check_steered_probs
+from ._ch07_logit_lens import check_first_top1_layer, check_lens_grid, check_logit_lens
+from ._ch08_patchscopes import check_patched_probs, check_placeholder_position, check_repeating_layers
 from ._ch09_attention import check_after_attention, check_causal_attention, check_rope
 from ._ch10_multi_head import check_gqa_weights, check_head_share, check_kv_head
 from ._ch11_ffn import check_ffn_share, check_swiglu_neuron, check_value_neuron
@@ -38,6 +39,7 @@ __all__ = [
     "check_analogy_rank",
     "check_causal_attention",
     "check_continuation_logprob",
+    "check_control_r2",
     "check_count_tokens",
     "check_country_split",
     "check_difference_of_means",
@@ -46,6 +48,7 @@ __all__ = [
     "check_ffn_mean_ablation",
     "check_ffn_share",
     "check_find_heads",
+    "check_first_top1_layer",
     "check_fve",
     "check_gqa_weights",
     "check_greedy_continuation",
@@ -53,9 +56,11 @@ __all__ = [
     "check_head_share",
     "check_kv_cache",
     "check_kv_head",
+    "check_lens_grid",
     "check_logit_difference",
     "check_logit_lens",
     "check_logits_by_hand",
+    "check_loss_rise",
     "check_map_answers",
     "check_nearest_tokens",
     "check_next_token_loss",
@@ -64,17 +69,22 @@ __all__ = [
     "check_parameters_by_role",
     "check_patch_one",
     "check_patched_logits",
+    "check_patched_probs",
+    "check_placeholder_position",
     "check_position_differences",
     "check_position_means",
     "check_recovered",
     "check_relation_prompt",
     "check_remove_direction",
+    "check_repeating_layers",
+    "check_ridge_probe",
     "check_rms_norm",
     "check_rope",
     "check_sae_loss",
     "check_schedule",
     "check_sink_share",
     "check_softmax_with_temperature",
+    "check_steered_probs",
     "check_swiglu_neuron",
     "check_task_vector",
     "check_topk_encode",
