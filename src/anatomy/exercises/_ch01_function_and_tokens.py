@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import PROMPTS, Case, Mistake, Verdict, as_int, default_models, prompt_scores, judge
+from ._judge import PROMPTS, Case, Mistake, Verdict, as_int, default_models, judge, prompt_scores
 
 
 def check_greedy_next_token(fn, *, solution: bool = False) -> Verdict | None:

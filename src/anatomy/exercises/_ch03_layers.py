@@ -7,7 +7,7 @@ import functools
 import torch
 
 from .. import hidden
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, judge
+from ._judge import Case, Mistake, Verdict, default_models, judge, seeded_generator
 
 
 def _rms(x, w, eps, one_plus):

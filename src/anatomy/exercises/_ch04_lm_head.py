@@ -7,7 +7,7 @@ import functools
 import torch
 
 from .. import hidden
-from ._judge import PROMPTS, Case, Mistake, Verdict, default_models, prompt_scores, seeded_generator, close, judge
+from ._judge import PROMPTS, Case, Mistake, Verdict, close, default_models, judge, prompt_scores, seeded_generator
 
 
 def check_softmax_with_temperature(fn, *, solution: bool = False) -> Verdict | None:

@@ -8,7 +8,7 @@ import torch
 
 from .. import run
 from ..probe import cities, fit_probe, group_split, r2_score
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 
 def check_country_split(fn, *, solution: bool = False) -> Verdict | None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
-from ._judge import Case, Mistake, Verdict, last_states_at, default_models, close, judge
-=======
 import functools
 
 import torch
 
 from .. import run
-from ._judge import Case, Mistake, Verdict, last_states_at, default_models, close, judge
->>>>>>> ex-b
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, last_states_at
 
 _HAPPY = ("I love this wonderful day.", "What a great and happy surprise!", "This is the best news ever.")
 _SAD = ("I hate this terrible day.", "What an awful and sad surprise.", "This is the worst news ever.")

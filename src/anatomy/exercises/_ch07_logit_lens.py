@@ -8,16 +8,7 @@ import math
 import torch
 
 from .. import run
-from ._judge import (
-    PROMPTS,
-    Case,
-    Mistake,
-    Verdict,
-    last_states_at,
-    default_models,
-    close,
-    judge,
-)
+from ._judge import PROMPTS, Case, Mistake, Verdict, close, default_models, judge, last_states_at
 
 
 @torch.no_grad()

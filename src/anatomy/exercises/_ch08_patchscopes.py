@@ -7,7 +7,7 @@ import functools
 import torch
 
 from .. import run
-from ._judge import Case, Mistake, Verdict, as_int, default_models, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, close, default_models, judge
 
 _DESCRIBE = "Syria: Country in the Middle East, Leonardo DiCaprio: American actor, X"
 _IDENTITY = "cat → cat; 1135 → 1135; hello → hello; ? →"

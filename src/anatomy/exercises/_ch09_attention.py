@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 
 def _weights(q, k, mask=True, scale=True, dim=-1):

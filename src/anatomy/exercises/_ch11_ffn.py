@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, as_int, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, close, default_models, judge, seeded_generator
 
 
 @torch.no_grad()

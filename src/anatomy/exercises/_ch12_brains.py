@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, as_int, default_models, close, judge
+from ._judge import Case, Mistake, Verdict, as_int, close, default_models, judge
 
 _PROMPT = "Two green apples and one red apple are on the table."
 

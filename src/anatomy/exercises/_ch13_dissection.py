@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 _ROLES = ("embedding table", "attention", "feed-forward", "norms")
 _PROMPT = "the apple is green. what color is the apple?"

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, default_models, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge
 
 _TEXT = "The cat sat on the warm mat because the sun was shining on it."
 _REFERENCE = ("The dog is", "A river runs through the old town.")

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, last_states_at, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, last_states_at, seeded_generator
 
 _PAIRS = (("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("happy", "sad"),
           ("long", "short"), ("rich", "poor"), ("early", "late"), ("full", "empty"), ("strong", "weak"))

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 # two short texts: the first plays the training vectors (its mean is the baseline), the second the held-out ones
 _TEXTS = ("The capital of France is Paris, and the capital of Japan is Tokyo; both are large and old cities.",

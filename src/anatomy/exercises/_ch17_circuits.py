@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from ._judge import Case, Mistake, Verdict, default_models, prompt_scores, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, prompt_scores
 
 # the chapter's first pair: the same number of tokens in both default models
 _CLEAN, _CORRUPTED = "The Eiffel Tower is in the city of", "The Colosseum is in the city of"

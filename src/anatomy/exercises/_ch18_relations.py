@@ -7,7 +7,7 @@ import functools
 import torch
 
 from .. import run
-from ._judge import Case, Mistake, Verdict, default_models, seeded_generator, close, judge
+from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 _CAPITALS = (("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Germany", "Berlin"), ("Spain", "Madrid"),
              ("Egypt", "Cairo"), ("Greece", "Athens"), ("Kenya", "Nairobi"), ("Peru", "Lima"), ("Norway", "Oslo"))
