@@ -399,12 +399,18 @@ def facts(language: str = "en") -> tuple[tuple[str, str, str, str], ...]:
 
 @torch.no_grad()
 def _top_tokens(model, prompts: Sequence[str], batch_size: int = 32) -> list[int]:
+    """The model's top next token after each prompt (kept for the last few lists asked for: fact_pairs with another seed reads them again)."""
+    return list(_top_tokens_of(model, tuple(prompts), batch_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _top_tokens_of(model, prompts: tuple[str, ...], batch_size: int) -> tuple[int, ...]:
     out = [0] * len(prompts)
     for idx, b in run.batches(model, prompts, batch_size):
         h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
         for i, t in zip(idx, run.head(model, h).argmax(-1).tolist()):
             out[i] = int(t)
-    return out
+    return tuple(out)
 
 
 def fact_pairs(model, language: str = "en", *, n: int = 24, dev: int = 8, seed: int = 0) -> FactPairs:

@@ -41,9 +41,9 @@ def check_count_tokens(fn, *, solution: bool = False) -> Verdict | None:
         Mistake("you counted the UTF-8 bytes; the tokenizer merges bytes into tokens: count the IDs it returns.",
                 "你数的是 UTF-8 字节；分词器会把字节合并成词元：数它返回的 ID。",
                 wrong=lambda m, t: len(t.encode("utf-8"))),
-        Mistake("you counted the special token the tokenizer puts in front (Gemma's <bos>); leave it out "
+        Mistake("you counted the special token the tokenizer puts in front (a <bos> token); leave it out "
                 "(add_special_tokens=False).",
-                "你把分词器加在前面的特殊词元（Gemma 的 <bos>）也数进去了；不要数它（add_special_tokens=False）。",
+                "你把分词器加在前面的特殊词元（比如 <bos>）也数进去了；不要数它（add_special_tokens=False）。",
                 wrong=lambda m, t: _count(m, t, special=True)),
     )
     return judge("count_tokens", fn, cases, mistakes, solution=solution, same=lambda a, b: as_int(a) == b)

@@ -59,16 +59,16 @@ def check_embedding_step(fn, *, solution: bool = False) -> Verdict | None:
             cases.append(Case((m, p), f"{m.name} with {p!r}", f"{m.name} 和 {p!r}", expected))
     mistakes = (
         Mistake("you returned the plain rows of the table; this model multiplies each row by a fixed scale "
-                "before layer 0 (√d for Gemma): multiply by model.embed_scale.",
-                "你返回的是嵌入表里原样的行；这个模型在第 0 层之前会把每一行乘上一个固定系数（Gemma 是 √d）："
+                "before layer 0 (√d in some families): multiply by model.embed_scale.",
+                "你返回的是嵌入表里原样的行；这个模型在第 0 层之前会把每一行乘上一个固定系数（有的模型族是 √d）："
                 "乘上 model.embed_scale。",
                 wrong=lambda m, p: _rows(m, p)),
         Mistake("you multiplied by √d on a model that does not scale its rows; use model.embed_scale "
-                "(1 for SmolLM2, √d for Gemma).",
-                "你在一个不缩放的模型上也乘了 √d；用 model.embed_scale（SmolLM2 是 1，Gemma 是 √d）。",
+                "(1 in some families, √d in others).",
+                "你在一个不缩放的模型上也乘了 √d；用 model.embed_scale（有的模型族是 1，有的是 √d）。",
                 wrong=lambda m, p: _rows(m, p) * m.d_model ** 0.5),
-        Mistake("you left out the special token the tokenizer puts in front (Gemma's <bos>); the model reads it too.",
-                "你漏掉了分词器加在最前面的特殊词元（Gemma 的 <bos>）；模型也会读它。",
+        Mistake("you left out the special token the tokenizer puts in front (a <bos> token); the model reads it too.",
+                "你漏掉了分词器加在最前面的特殊词元（比如 <bos>）；模型也会读它。",
                 wrong=lambda m, p: _rows(m, p, special=False) * m.embed_scale),
     )
     return judge("embedding_step", fn, cases, mistakes, solution=solution)

@@ -58,8 +58,8 @@ def check_logits_by_hand(fn, *, solution: bool = False) -> Verdict | None:
                 "你跳过了最终归一化；LM Head 读的是 model.final_norm(h)，不是这一层的原始输出。",
                 wrong=lambda m, h: _head(m, h, norm=False)),
         Mistake("you multiplied the rows by the embedding scale; the LM head uses the rows as stored "
-                "(Gemma's √d is applied at the input only).",
-                "你把行乘上了嵌入的缩放系数；LM Head 用的是原样存储的行（Gemma 的 √d 只在输入端用）。",
+                "(a √d scale, where a family has one, is applied at the input only).",
+                "你把行乘上了嵌入的缩放系数；LM Head 用的是原样存储的行（有 √d 缩放的模型族只在输入端用它）。",
                 wrong=lambda m, h: _head(m, h, scale=m.embed_scale)),
         Mistake("you returned probabilities; logits are the scores before softmax.",
                 "你返回的是概率；Logit 是 softmax 之前的分数。",

@@ -139,11 +139,11 @@ def check_after_attention(fn, *, solution: bool = False) -> Verdict | None:
                 "这个家族在把注意力输出加回去之前先做归一化（model.arch.blocks[layer] 里的 post_attn_norm）；"
                 "先对 attn_out 用这个归一化。",
                 wrong=lambda m, layer, x, a: x + a),
-        Mistake("in Llama-style models post_attention_layernorm is the norm in front of the FFN, despite its name: "
-                "the attention output is added as it is.",
-                "在 Llama 这类模型里，post_attention_layernorm 虽然叫这个名字，却是前馈网络前面的归一化："
-                "注意力输出原样加回去。",
-                wrong=lambda m, layer, x, a: x + _module(m, layer, "post_attention_layernorm")(a)),
+        Mistake("you applied the norm in front of the FFN (model.arch.blocks[layer].ffn_norm; in some families its "
+                "module is named post_attention_layernorm, despite what it does): the attention output is added as it is.",
+                "你用了前馈网络前面的归一化（model.arch.blocks[layer].ffn_norm；有些模型族里它的模块叫 "
+                "post_attention_layernorm，名不副实）：注意力输出原样加回去。",
+                wrong=lambda m, layer, x, a: x + _module(m, layer, m.arch.blocks[layer].ffn_norm.path)(a)),
         Mistake("you forgot the residual connection: add the layer's input x to the (normalized) attention output.",
                 "你忘了残差连接：要把层的输入 x 加到（归一化后的）注意力输出上。",
                 matches=lambda got, m, layer, x, a: isinstance(got, torch.Tensor) and got.shape == x.shape

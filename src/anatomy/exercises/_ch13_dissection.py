@@ -55,9 +55,9 @@ def check_parameters_by_role(fn, *, solution: bool = False) -> Verdict | None:
                 "(state_dict() lists it under two names).",
                 "绑定的 LM Head 被数了两次：它就是嵌入表，named_parameters() 只列一次（state_dict() 用两个名字列了两次）。",
                 matches=lambda got, m: int(got["embedding table"]) == 2 * m.embedding_table.numel()),
-        Mistake("norms inside attention (Gemma's q_norm and k_norm) went to attention: a norm counts as a norm "
+        Mistake("norms inside attention (q_norm and k_norm, in some families) went to attention: a norm counts as a norm "
                 "wherever it sits — test for \"norm\" in the name first.",
-                "注意力内部的归一化（Gemma 的 q_norm 和 k_norm）被算进了注意力：归一化不论在哪里都算归一化——先检查名字里有没有 \"norm\"。",
+                "注意力内部的归一化（有些模型族里的 q_norm 和 k_norm）被算进了注意力：归一化不论在哪里都算归一化——先检查名字里有没有 \"norm\"。",
                 matches=lambda got, m: (lambda g, e: g["attention"] > e["attention"] and g["norms"] < e["norms"]
                                         and g["attention"] - e["attention"] == e["norms"] - g["norms"])(
                     _int_dict(got), {r: parameter_breakdown(m).totals[r] for r in _ROLES})),
