@@ -37,7 +37,7 @@
         for (var p = 0; p < T; p++) {
           var top = d.vocab[d.top[r][p][0]], prob = d.probs[r][p][0];
           var c = A.el("div", "anatomy-live-cell", A.tok(top));
-          c.style.background = "color-mix(in srgb, var(--md-primary-fg-color) " + Math.round(6 + 34 * prob) + "%, transparent)";
+          c.style.background = "color-mix(in srgb, var(--md-primary-fg-color, #4051b5) " + Math.round(6 + 34 * prob) + "%, transparent)";
           c.setAttribute("data-row", r);
           c.setAttribute("data-pos", p);
           c.addEventListener("mouseenter", pick(r, p));

@@ -46,10 +46,12 @@
       slider.setAttribute("aria-valuetext", "T = " + A.fmt(d.temps[i]));
       panel.textContent = "";
       var title = A.el("p", "anatomy-live-panel-title");
-      title.appendChild(document.createTextNode(d.name + " · “" + A.tok(d.prompt) + "” → · " + A.t(L.entropy) + " "));
-      title.appendChild(A.el("span", "anatomy-live-entropy", A.fmt(d.entropy[i])));
-      title.appendChild(document.createTextNode(" " + A.t(L.bits)));
+      title.textContent = d.name + " · “" + A.tok(d.prompt) + "” →";
       panel.appendChild(title);
+      var spread = A.el("p", "anatomy-live-hint", A.t(L.entropy) + ": ");
+      spread.appendChild(A.el("span", "anatomy-live-entropy", A.fmt(d.entropy[i])));
+      spread.appendChild(document.createTextNode(" " + A.t(L.bits)));
+      panel.appendChild(spread);
       var bars = A.el("div", "anatomy-live-bars");
       d.tokens.forEach(function (tk, j) {
         var p = d.probs[i][j];

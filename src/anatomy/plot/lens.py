@@ -149,7 +149,7 @@ def live_lens(lenses, k: int = 5) -> LiveFigure:
         "title": pair("Logit lens: the top token at every layer and position",
                       "Logit Lens：每一层、每个位置上排第一的词元"),
         "hint": pair("Hover a cell, or focus the grid and use the arrow keys: below it, the top tokens the LM head reads there.",
-                     "把指针移到一个格子上，或者聚焦网格后用方向键移动：下方显示 LM 头在那里读出的前几名词元。"),
+                     "把指针移到一个格子上，或者聚焦网格后用方向键移动：下方显示 LM Head 在那里读出的前几名词元。"),
         "grid": pair("Grid of layers (rows) and positions (columns)", "层（行）与位置（列）的网格"),
         "model": pair("Model", "模型"), "layer": pair("layer", "层"), "position": pair("position", "位置"),
         "top": pair("top {k}", "前 {k} 名"),
