@@ -56,8 +56,8 @@
 
     function show() {
       var d = models[m], k = d.top[row][pos].length;
-      cells.forEach(function (line) { line.forEach(function (c) { c.setAttribute("aria-selected", "false"); }); });
-      cells[row][pos].setAttribute("aria-selected", "true");
+      cells.forEach(function (line) { line.forEach(function (c) { c.classList.remove("anatomy-live-selected"); }); });
+      cells[row][pos].classList.add("anatomy-live-selected");
       panel.textContent = "";
       var title = A.el("p", "anatomy-live-panel-title");
       title.setAttribute("data-row", row);

@@ -48,7 +48,7 @@
       var title = A.el("p", "anatomy-live-panel-title");
       title.textContent = d.name + " · “" + A.tok(d.prompt) + "” →";
       panel.appendChild(title);
-      var spread = A.el("p", "anatomy-live-hint", A.t(L.entropy) + ": ");
+      var spread = A.el("p", "anatomy-live-note", A.t(L.entropy) + ": ");
       spread.appendChild(A.el("span", "anatomy-live-entropy", A.fmt(d.entropy[i])));
       spread.appendChild(document.createTextNode(" " + A.t(L.bits)));
       panel.appendChild(spread);
