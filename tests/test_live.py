@@ -326,3 +326,76 @@ def test_live_temperature_data_reads_the_records():
         live_temperature([])
     with pytest.raises(AnatomyError, match="live_lens draws LogitLens"):
         live_lens(["x"])
+
+
+# ---- the figures of live-more: attention (Chapters 9, 10), patching (Chapter 17), SAE features (Chapter 16) ----
+
+def _hostile_attention(tokens: tuple[str, ...]) -> dict:
+    """An attention_weights record (3 layers, 2 heads) and an attention_by_hand-like one over hostile tokens."""
+    import torch
+
+    from anatomy.dissect import Attention
+    from anatomy.tokens import Token
+
+    T = min(len(tokens), 6)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 2, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    toks = tuple(Token(i, s, s, False) for i, s in enumerate(tokens[:T]))
+    return anatomy.plot.live_attention(Attention(tokens[0], tokens[1], toks, w), start={tokens[0]: (1, 1, T - 1)}).data
+
+
+HOSTILE_DATA["attention"] = _hostile_attention
+
+# Attention: the token strips show the data's row and column of the selected token; a hover, ↓ (next
+# head) and PageDown (next layer) change them; the readout names the largest weight of the row.
+FIGURE_CHECKS["attention"] = """async (el, data) => {
+    const out = [], buttons = [...el.querySelectorAll('.anatomy-live-choices .anatomy-live-choice')];
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    const shown = row => [...el.querySelectorAll(row + ' .al-value')].map(s => s.textContent).join('|');
+    for (let m = 0; m < data.models.length; m++) {
+        if (buttons.length) buttons[m].click();
+        const d = data.models[m], T = d.tokens.length, per = T * (T + 1) / 2;
+        const w = (l, h, i, j) => d.w[l][h * per + i * (i + 1) / 2 + j] / data.scale;
+        const row = (l, h, q) => [...Array(T).keys()].map(j => j <= q ? w(l, h, q, j).toFixed(3) : '·').join('|');
+        const col = (l, h, q) => [...Array(T).keys()].map(i => i >= q ? w(l, h, i, q).toFixed(3) : '·').join('|');
+        let [l, h, q] = d.start;
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        const before = shown('.al-to') + shown('.al-from');
+        q = q > 0 ? q - 1 : T - 1;
+        el.querySelectorAll('.al-to .al-token')[q].dispatchEvent(new MouseEvent('mouseenter'));
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        out.push([String(before !== shown('.al-to') + shown('.al-from')), 'true']);
+        el.focus();
+        key('ArrowDown'); h = (h + 1) % d.heads;
+        out.push([shown('.al-to'), row(l, h, q)]);
+        key('PageDown'); l = (l + 1) % d.layers.length;
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        let best = 0;
+        for (let j = 0; j <= q; j++) if (w(l, h, q, j) > w(l, h, q, best)) best = j;
+        const readout = el.querySelector('.al-readout');
+        out.push([readout.dataset.query + ',' + readout.dataset.key, q + ',' + best]);
+        out.push([readout.textContent.split(' ').pop(), w(l, h, q, best).toFixed(3)]);
+    }
+    return out;
+}"""
+
+
+def test_live_attention_data_is_the_records_weights_in_thousandths():
+    import torch
+
+    from anatomy.dissect import Attention
+    from anatomy.tokens import Token
+
+    data = _hostile_attention(HOSTILE)
+    m = data["models"][0]
+    assert m["tokens"] == list(HOSTILE[:6]) and m["layers"] == [0, 1, 2] and m["heads"] == 2 and m["start"] == [1, 1, 5]
+    T, g = 6, torch.Generator().manual_seed(0)
+    w = torch.randn(3, 2, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    per = T * (T + 1) // 2
+    for layer, head, i, j in ((0, 0, 0, 0), (1, 1, 5, 2), (2, 0, 3, 3), (2, 1, 5, 0)):
+        assert m["w"][layer][head * per + i * (i + 1) // 2 + j] == round(1000 * float(w[layer, head, i, j]))
+    toks = tuple(Token(i, s, s, False) for i, s in enumerate(HOSTILE[:T]))
+    with pytest.raises(AnatomyError, match="outside its 3 layers"):
+        anatomy.plot.live_attention(Attention("m", "p", toks, w), start={"m": (3, 0, 0)})
+    with pytest.raises(AnatomyError, match="live_attention takes records"):
+        anatomy.plot.live_attention(w)
