@@ -399,3 +399,54 @@ def test_live_attention_data_is_the_records_weights_in_thousandths():
         anatomy.plot.live_attention(Attention("m", "p", toks, w), start={"m": (3, 0, 0)})
     with pytest.raises(AnatomyError, match="live_attention takes records"):
         anatomy.plot.live_attention(w)
+
+# -- live-more: patching (Chapter 17)
+
+def _hostile_patching(tokens: tuple[str, ...]) -> dict:
+    import torch
+
+    from anatomy.circuits import ComponentPatching, FactPair
+
+    pairs = tuple(FactPair(tokens[i], tokens[i + 1], tokens[i + 2], (tokens[i + 3], tokens[i + 4]), (1, 2), (1,), 4, "test")
+                  for i in range(2))
+    g = torch.Generator().manual_seed(0)
+    grid = lambda: torch.randn(2, 3, 4, 2, generator=g)  # noqa: E731  [N, kinds, L, positions]
+    r = ComponentPatching(tokens[5], tokens[6], pairs, (0, 2), ("subject", "last"), torch.tensor([3.0, 2.0]),
+                          torch.tensor([-1.0, -2.0]), grid(), grid(), 0.1)
+    return anatomy.plot.live_patching([r]).data
+
+
+HOSTILE_DATA["patching"] = _hostile_patching
+
+# Patching: hovering a cell shows the data's clean, corrupted and patched logit differences and the
+# share they give; ↓ moves to the next layer, Enter switches to noising.
+FIGURE_CHECKS["patching"] = """async (el, data) => {
+    const out = [], sets = [...el.querySelectorAll('.al-sets .anatomy-live-choice')];
+    const readout = el.querySelector('.al-readout');
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    for (let s = 0; s < data.sets.length; s++) {
+        if (sets.length) sets[s].click();
+        const d = data.sets[s], P = d.positions.length, cols = data.kinds.length * P, pair = d.pairs[0];
+        const value = (dir, r, c) => pair[dir][Math.floor(c / P)][r][c % P];
+        const r = Math.floor(d.layers.length / 2), c = cols - 1;
+        const cell = el.querySelector(`.al-cell[data-row="${r}"][data-col="${c}"]`);
+        const before = readout.textContent;
+        cell.dispatchEvent(new MouseEvent('mouseenter'));
+        const v = value('denoise', r, c), gap = pair.clean_d - pair.corrupted_d;
+        out.push([readout.dataset.clean + ',' + readout.dataset.corrupted + ',' + readout.dataset.patched,
+                  pair.clean_d + ',' + pair.corrupted_d + ',' + v]);
+        out.push([cell.textContent, ((v - pair.corrupted_d) / gap).toFixed(2)]);
+        out.push([String(readout.textContent.includes(' ' + v + ';')), 'true']);
+        out.push([String(before !== readout.textContent), 'true']);
+        el.focus();
+        const r2 = (r + 1) % d.layers.length;
+        key('ArrowDown');
+        out.push([readout.dataset.patched, String(value('denoise', r2, c))]);
+        key('Enter');
+        out.push([readout.dataset.patched, String(value('noise', r2, c))]);
+        const below = el.querySelector(`.al-cell[data-row="${r2}"][data-col="${c}"]`);
+        out.push([below.textContent, ((pair.clean_d - value('noise', r2, c)) / gap).toFixed(2)]);
+        key('Enter');
+    }
+    return out;
+}"""
