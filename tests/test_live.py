@@ -450,3 +450,64 @@ FIGURE_CHECKS["patching"] = """async (el, data) => {
     }
     return out;
 }"""
+
+
+# -- live-more: SAE features (Chapter 16)
+
+def _hostile_sae(tokens: tuple[str, ...]) -> dict:
+    from anatomy.sae import FeatureGallery, FeaturePage
+
+    pages = tuple(FeaturePage(tokens[j], 6, 100 + j, 0.0123, tuple((tokens[i], tokens[i + 1], 3.0 - i) for i in range(3)),
+                              tokens[:4], tuple(tuple((tokens[(i + n) % len(tokens)], 0.5 * n) for n in range(4)) for i in range(3)))
+                  for j in range(2))
+    return anatomy.plot.live_sae(FeatureGallery(pages)).data
+
+
+
+HOSTILE_DATA["sae"] = _hostile_sae
+
+# SAE: the first latent's promoted tokens and per-token activations as the data holds them; a hover
+# shows one token's activation; ↓ picks the next latent.
+FIGURE_CHECKS["sae"] = """async (el, data) => {
+    const A = window.AnatomyLive, out = [], readout = el.querySelector('.al-readout');
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    for (let k = 0; k < Math.min(2, data.latents.length); k++) {
+        const f = data.latents[k];
+        out.push([[...el.querySelectorAll('.al-chip')].map(s => s.textContent).join('|'), f.promoted.map(A.tok).join('|')]);
+        out.push([[...el.querySelectorAll('.al-context')].map(c => [...c.querySelectorAll('.al-token')].map(s => s.textContent).join('')).join('|'),
+                  f.top.map(c => c.tokens.map(p => A.tok(p[0])).join('')).join('|')]);
+        const c = f.top[0], last = c.tokens.length - 1;
+        const before = readout.textContent;
+        el.querySelector(`.al-token[data-context="0"][data-index="${last}"]`).dispatchEvent(new MouseEvent('mouseenter'));
+        out.push([readout.dataset.value, String(c.tokens[last][1])]);
+        out.push([String(readout.textContent.endsWith(' ' + c.tokens[last][1])), 'true']);
+        out.push([String(before !== readout.textContent), 'true']);
+        el.focus();
+        key('ArrowRight');
+        const next = f.top.length > 1 ? f.top[1].tokens[0] : c.tokens[0];
+        out.push([readout.dataset.value, String(next[1])]);
+        key('ArrowDown');
+    }
+    return out;
+}"""
+
+
+def test_live_patching_and_sae_data_read_the_records():
+    p = _hostile_patching(HOSTILE)["sets"][0]
+    assert p["name"] == HOSTILE[5] and p["layers"] == [0, 2] and p["positions"] == ["subject", "last"]
+    assert p["pairs"][1]["clean"] == HOSTILE[2] and p["pairs"][1]["answers"] == [HOSTILE[4], HOSTILE[5]]
+    assert p["pairs"][0]["clean_d"] == 3.0 and p["pairs"][1]["corrupted_d"] == -2.0
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    den, noi = torch.randn(2, 3, 4, 2, generator=g), torch.randn(2, 3, 4, 2, generator=g)
+    assert p["pairs"][1]["denoise"][2][1][0] == sig(float(den[1, 2, 2, 0]))  # pair 1, MLP, layer 2, subject
+    assert p["pairs"][0]["noise"][0][0][1] == sig(float(noi[0, 0, 0, 1]))
+    s = _hostile_sae(HOSTILE)["latents"]
+    assert [f["latent"] for f in s] == [100, 101] and s[0]["promoted"] == list(HOSTILE[:4])
+    assert s[1]["top"][2] == {"token": HOSTILE[2], "activation": 1.0, "context": HOSTILE[3],
+                              "tokens": [[HOSTILE[(2 + n) % len(HOSTILE)], 0.5 * n] for n in range(4)]}
+    with pytest.raises(AnatomyError, match="live_sae takes"):
+        anatomy.plot.live_sae(())
+    with pytest.raises(AnatomyError, match="component_patching"):
+        anatomy.plot.live_patching([])

@@ -265,8 +265,8 @@ def live_patching(results):
         "patched": {"en": "patched", "zh": "修补后"},
         "share": {"en": "share of the lead", "zh": "领先优势的比例"},
         "diff": {"en": "logit difference", "zh": "logit 差"},
-        "help": {"en": "Hover or tap a cell; keys: arrows move the cell, Enter switches direction.",
-                 "zh": "把指针移到格子上或点按它；按键：方向键移动格子，Enter 切换方向。"},
+        "help": {"en": "Hover or tap a cell; keys: arrows move the cell, Enter switches direction, PageUp/PageDown the pair.",
+                 "zh": "把指针移到格子上或点按它；按键：方向键移动格子，Enter 切换方向，PageUp/PageDown 换事实对。"},
     }
     names = ", ".join(f"{s['name']} ({s['language']})" for s in sets)
     return live_figure(
