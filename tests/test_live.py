@@ -326,3 +326,188 @@ def test_live_temperature_data_reads_the_records():
         live_temperature([])
     with pytest.raises(AnatomyError, match="live_lens draws LogitLens"):
         live_lens(["x"])
+
+
+# ---- the figures of live-more: attention (Chapters 9, 10), patching (Chapter 17), SAE features (Chapter 16) ----
+
+def _hostile_attention(tokens: tuple[str, ...]) -> dict:
+    """An attention_weights record (3 layers, 2 heads) and an attention_by_hand-like one over hostile tokens."""
+    import torch
+
+    from anatomy.dissect import Attention
+    from anatomy.tokens import Token
+
+    T = min(len(tokens), 6)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 2, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    toks = tuple(Token(i, s, s, False) for i, s in enumerate(tokens[:T]))
+    return anatomy.plot.live_attention(Attention(tokens[0], tokens[1], toks, w), start={tokens[0]: (1, 1, T - 1)}).data
+
+
+HOSTILE_DATA["attention"] = _hostile_attention
+
+# Attention: the token strips show the data's row and column of the selected token; a hover, ↓ (next
+# head) and PageDown (next layer) change them; the readout names the largest weight of the row.
+FIGURE_CHECKS["attention"] = """async (el, data) => {
+    const out = [], buttons = [...el.querySelectorAll('.anatomy-live-choices .anatomy-live-choice')];
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    const shown = row => [...el.querySelectorAll(row + ' .al-value')].map(s => s.textContent).join('|');
+    for (let m = 0; m < data.models.length; m++) {
+        if (buttons.length) buttons[m].click();
+        const d = data.models[m], T = d.tokens.length, per = T * (T + 1) / 2;
+        const w = (l, h, i, j) => d.w[l][h * per + i * (i + 1) / 2 + j] / data.scale;
+        const row = (l, h, q) => [...Array(T).keys()].map(j => j <= q ? w(l, h, q, j).toFixed(3) : '·').join('|');
+        const col = (l, h, q) => [...Array(T).keys()].map(i => i >= q ? w(l, h, i, q).toFixed(3) : '·').join('|');
+        let [l, h, q] = d.start;
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        const before = shown('.al-to') + shown('.al-from');
+        q = q > 0 ? q - 1 : T - 1;
+        el.querySelectorAll('.al-to .al-token')[q].dispatchEvent(new MouseEvent('mouseenter'));
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        out.push([String(before !== shown('.al-to') + shown('.al-from')), 'true']);
+        el.focus();
+        key('ArrowDown'); h = (h + 1) % d.heads;
+        out.push([shown('.al-to'), row(l, h, q)]);
+        key('PageDown'); l = (l + 1) % d.layers.length;
+        out.push([shown('.al-to'), row(l, h, q)], [shown('.al-from'), col(l, h, q)]);
+        let best = 0;
+        for (let j = 0; j <= q; j++) if (w(l, h, q, j) > w(l, h, q, best)) best = j;
+        const readout = el.querySelector('.al-readout');
+        out.push([readout.dataset.query + ',' + readout.dataset.key, q + ',' + best]);
+        out.push([readout.textContent.split(' ').pop(), w(l, h, q, best).toFixed(3)]);
+    }
+    return out;
+}"""
+
+
+def test_live_attention_data_is_the_records_weights_in_thousandths():
+    import torch
+
+    from anatomy.dissect import Attention
+    from anatomy.tokens import Token
+
+    data = _hostile_attention(HOSTILE)
+    m = data["models"][0]
+    assert m["tokens"] == list(HOSTILE[:6]) and m["layers"] == [0, 1, 2] and m["heads"] == 2 and m["start"] == [1, 1, 5]
+    T, g = 6, torch.Generator().manual_seed(0)
+    w = torch.randn(3, 2, T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    per = T * (T + 1) // 2
+    for layer, head, i, j in ((0, 0, 0, 0), (1, 1, 5, 2), (2, 0, 3, 3), (2, 1, 5, 0)):
+        assert m["w"][layer][head * per + i * (i + 1) // 2 + j] == round(1000 * float(w[layer, head, i, j]))
+    toks = tuple(Token(i, s, s, False) for i, s in enumerate(HOSTILE[:T]))
+    with pytest.raises(AnatomyError, match="outside its 3 layers"):
+        anatomy.plot.live_attention(Attention("m", "p", toks, w), start={"m": (3, 0, 0)})
+    with pytest.raises(AnatomyError, match="live_attention takes records"):
+        anatomy.plot.live_attention(w)
+
+# -- live-more: patching (Chapter 17)
+
+def _hostile_patching(tokens: tuple[str, ...]) -> dict:
+    import torch
+
+    from anatomy.circuits import ComponentPatching, FactPair
+
+    pairs = tuple(FactPair(tokens[i], tokens[i + 1], tokens[i + 2], (tokens[i + 3], tokens[i + 4]), (1, 2), (1,), 4, "test")
+                  for i in range(2))
+    g = torch.Generator().manual_seed(0)
+    grid = lambda: torch.randn(2, 3, 4, 2, generator=g)  # noqa: E731  [N, kinds, L, positions]
+    r = ComponentPatching(tokens[5], tokens[6], pairs, (0, 2), ("subject", "last"), torch.tensor([3.0, 2.0]),
+                          torch.tensor([-1.0, -2.0]), grid(), grid(), 0.1)
+    return anatomy.plot.live_patching([r]).data
+
+
+HOSTILE_DATA["patching"] = _hostile_patching
+
+# Patching: hovering a cell shows the data's clean, corrupted and patched logit differences and the
+# share they give; ↓ moves to the next layer, Enter switches to noising.
+FIGURE_CHECKS["patching"] = """async (el, data) => {
+    const out = [], sets = [...el.querySelectorAll('.al-sets .anatomy-live-choice')];
+    const readout = el.querySelector('.al-readout');
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    for (let s = 0; s < data.sets.length; s++) {
+        if (sets.length) sets[s].click();
+        const d = data.sets[s], P = d.positions.length, cols = data.kinds.length * P, pair = d.pairs[0];
+        const value = (dir, r, c) => pair[dir][Math.floor(c / P)][r][c % P];
+        const r = Math.floor(d.layers.length / 2), c = cols - 1;
+        const cell = el.querySelector(`.al-cell[data-row="${r}"][data-col="${c}"]`);
+        const before = readout.textContent;
+        cell.dispatchEvent(new MouseEvent('mouseenter'));
+        const v = value('denoise', r, c), gap = pair.clean_d - pair.corrupted_d;
+        out.push([readout.dataset.clean + ',' + readout.dataset.corrupted + ',' + readout.dataset.patched,
+                  pair.clean_d + ',' + pair.corrupted_d + ',' + v]);
+        out.push([cell.textContent, ((v - pair.corrupted_d) / gap).toFixed(2)]);
+        out.push([String(readout.textContent.includes(' ' + v + ';')), 'true']);
+        out.push([String(before !== readout.textContent), 'true']);
+        el.focus();
+        const r2 = (r + 1) % d.layers.length;
+        key('ArrowDown');
+        out.push([readout.dataset.patched, String(value('denoise', r2, c))]);
+        key('Enter');
+        out.push([readout.dataset.patched, String(value('noise', r2, c))]);
+        const below = el.querySelector(`.al-cell[data-row="${r2}"][data-col="${c}"]`);
+        out.push([below.textContent, ((pair.clean_d - value('noise', r2, c)) / gap).toFixed(2)]);
+        key('Enter');
+    }
+    return out;
+}"""
+
+
+# -- live-more: SAE features (Chapter 16)
+
+def _hostile_sae(tokens: tuple[str, ...]) -> dict:
+    from anatomy.sae import FeatureGallery, FeaturePage
+
+    pages = tuple(FeaturePage(tokens[j], 6, 100 + j, 0.0123, tuple((tokens[i], tokens[i + 1], 3.0 - i) for i in range(3)),
+                              tokens[:4], tuple(tuple((tokens[(i + n) % len(tokens)], 0.5 * n) for n in range(4)) for i in range(3)))
+                  for j in range(2))
+    return anatomy.plot.live_sae(FeatureGallery(pages)).data
+
+
+
+HOSTILE_DATA["sae"] = _hostile_sae
+
+# SAE: the first latent's promoted tokens and per-token activations as the data holds them; a hover
+# shows one token's activation; ↓ picks the next latent.
+FIGURE_CHECKS["sae"] = """async (el, data) => {
+    const A = window.AnatomyLive, out = [], readout = el.querySelector('.al-readout');
+    const key = k => el.dispatchEvent(new KeyboardEvent('keydown', {key: k, bubbles: true}));
+    for (let k = 0; k < Math.min(2, data.latents.length); k++) {
+        const f = data.latents[k];
+        out.push([[...el.querySelectorAll('.al-chip')].map(s => s.textContent).join('|'), f.promoted.map(A.tok).join('|')]);
+        out.push([[...el.querySelectorAll('.al-context')].map(c => [...c.querySelectorAll('.al-token')].map(s => s.textContent).join('')).join('|'),
+                  f.top.map(c => c.tokens.map(p => A.tok(p[0])).join('')).join('|')]);
+        const c = f.top[0], last = c.tokens.length - 1;
+        const before = readout.textContent;
+        el.querySelector(`.al-token[data-context="0"][data-index="${last}"]`).dispatchEvent(new MouseEvent('mouseenter'));
+        out.push([readout.dataset.value, String(c.tokens[last][1])]);
+        out.push([String(readout.textContent.endsWith(' ' + c.tokens[last][1])), 'true']);
+        out.push([String(before !== readout.textContent), 'true']);
+        el.focus();
+        key('ArrowRight');
+        const next = f.top.length > 1 ? f.top[1].tokens[0] : c.tokens[0];
+        out.push([readout.dataset.value, String(next[1])]);
+        key('ArrowDown');
+    }
+    return out;
+}"""
+
+
+def test_live_patching_and_sae_data_read_the_records():
+    p = _hostile_patching(HOSTILE)["sets"][0]
+    assert p["name"] == HOSTILE[5] and p["layers"] == [0, 2] and p["positions"] == ["subject", "last"]
+    assert p["pairs"][1]["clean"] == HOSTILE[2] and p["pairs"][1]["answers"] == [HOSTILE[4], HOSTILE[5]]
+    assert p["pairs"][0]["clean_d"] == 3.0 and p["pairs"][1]["corrupted_d"] == -2.0
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    den, noi = torch.randn(2, 3, 4, 2, generator=g), torch.randn(2, 3, 4, 2, generator=g)
+    assert p["pairs"][1]["denoise"][2][1][0] == sig(float(den[1, 2, 2, 0]))  # pair 1, MLP, layer 2, subject
+    assert p["pairs"][0]["noise"][0][0][1] == sig(float(noi[0, 0, 0, 1]))
+    s = _hostile_sae(HOSTILE)["latents"]
+    assert [f["latent"] for f in s] == [100, 101] and s[0]["promoted"] == list(HOSTILE[:4])
+    assert s[1]["top"][2] == {"token": HOSTILE[2], "activation": 1.0, "context": HOSTILE[3],
+                              "tokens": [[HOSTILE[(2 + n) % len(HOSTILE)], 0.5 * n] for n in range(4)]}
+    with pytest.raises(AnatomyError, match="live_sae takes"):
+        anatomy.plot.live_sae(())
+    with pytest.raises(AnatomyError, match="component_patching"):
+        anatomy.plot.live_patching([])
