@@ -15,13 +15,55 @@ import html as htmllib
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "docs" / "assets" / "live"
 
-_FIGURE = re.compile(r'<div class="anatomy-live" data-kind="([a-z][a-z0-9-]*)" role="group" aria-label="([^"]*)" '
-                     r'data-alt-zh="([^"]*)"><script type="application/json" class="anatomy-live-data">(.*?)</script></div>',
-                     re.S)
+# A figure as live.py writes it; the notebook renderer re-serializes the output (its attributes come
+# back in alphabetical order, quotes and entities may change), so the attributes are read in any order.
+_TAG = r"""((?:[^>"']|"[^"]*"|'[^']*')*)"""
+_FIGURE = re.compile(r"<div\s" + _TAG + r">\s*<script\s" + _TAG + r">(.*?)</script>\s*</div>", re.S)
+_ATTR = re.compile(r"""([^\s=/>]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?""")
+
+
+class Figure(NamedTuple):
+    """One interactive figure of a page: where it is, its kind, aria-label, Chinese description and JSON text."""
+
+    start: int
+    end: int
+    kind: str
+    label: str
+    alt_zh: str
+    text: str
+
+
+def _attrs(text: str) -> dict[str, str]:
+    return {m.group(1).lower(): htmllib.unescape(next((g for g in m.groups()[1:] if g is not None), ""))
+            for m in _ATTR.finditer(text)}
+
+
+def figures(page: str) -> list[Figure]:
+    """The interactive figures of a page, in order, whatever order their attributes come in."""
+    found = []
+    for m in _FIGURE.finditer(page):
+        div, holder = _attrs(m.group(1)), _attrs(m.group(2))
+        if "anatomy-live" not in div.get("class", "").split() or "anatomy-live-data" not in holder.get("class", "").split():
+            continue
+        kind = div.get("data-kind", "")
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", kind):
+            continue
+        found.append(Figure(m.start(), m.end(), kind, div.get("aria-label", ""), div.get("data-alt-zh", ""), m.group(3)))
+    return found
+
+
+def _element(kind: str, label: str, alt_zh: str, text: str) -> str:
+    """A figure written as src/anatomy/plot/live.py writes it (``text``: its JSON, escaped already)."""
+    label, alt_zh = (htmllib.escape(a, quote=True) for a in (label, alt_zh))
+    return (f'<div class="anatomy-live" data-kind="{kind}" role="group" aria-label="{label}" data-alt-zh="{alt_zh}">'
+            f'<script type="application/json" class="anatomy-live-data">{text}</script></div>')
+
+
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
@@ -42,26 +84,25 @@ def _convert_pairs(data, convert):
 
 
 def localize(page: str, lang: str, convert=None) -> str:
-    """Each figure of the page in its language: the Chinese description as label on zh pages;
-    on zh-TW pages (``convert`` given: Simplified to Traditional) the description and labels converted."""
-    if lang == "en":
-        return page
-
-    def one(m: re.Match) -> str:
-        kind, alt_zh, text = m.group(1), htmllib.unescape(m.group(3)), m.group(4)
-        if convert is not None:
-            alt_zh = convert(alt_zh)
-            text = _to_json(_convert_pairs(json.loads(text), convert))
-        alt = htmllib.escape(alt_zh, quote=True)
-        return (f'<div class="anatomy-live" data-kind="{kind}" role="group" aria-label="{alt}" data-alt-zh="{alt}">'
-                f'<script type="application/json" class="anatomy-live-data">{text}</script></div>')
-
-    return _FIGURE.sub(one, page)
+    """Each figure of the page in its language, written out again as live.py writes it: the Chinese
+    description as label on zh pages; on zh-TW pages (``convert`` given: Simplified to Traditional)
+    the description and labels converted."""
+    out, at = [], 0
+    for f in figures(page):
+        label, alt_zh, text = f.label, f.alt_zh, f.text
+        if lang != "en":
+            if convert is not None:
+                alt_zh = convert(alt_zh)
+                text = _to_json(_convert_pairs(json.loads(text), convert))
+            label = alt_zh
+        out += [page[at:f.start], _element(f.kind, label, alt_zh, text)]
+        at = f.end
+    return "".join(out) + page[at:]
 
 
 def kinds(page: str) -> list[str]:
     """The kinds of interactive figure on a page, in order of first appearance."""
-    return list(dict.fromkeys(m.group(1) for m in _FIGURE.finditer(page)))
+    return list(dict.fromkeys(f.kind for f in figures(page)))
 
 
 def add_scripts(page: str) -> str:
