@@ -220,6 +220,19 @@ def test_every_live_figure_responds_and_shows_the_pythons_values(site, site_dir,
             problems += [f"{path}: {kind} figure {i} shows {shown!r}, the data says {expected!r}"
                          for shown, expected in pairs if shown != expected]
             assert data  # the embedded data parses in Python as well
+            # labels in the page's language: the Chinese description on zh and zh-TW pages, and the
+            # figure's text holds its labels in that language (those of the other language only where they agree)
+            lang = "zh" if path.startswith("zh") else "en"
+            pairs_ = [v for v in data.get("labels", {}).values() if isinstance(v, dict) and set(v) == {"en", "zh"}]
+            text = node.evaluate("e => e.textContent")
+            shown_labels = [p[lang] for p in pairs_ if p[lang].split("{")[0].strip() and p[lang].split("{")[0].strip() in text]
+            if not shown_labels:
+                problems.append(f"{path}: the {kind} figure shows none of its {lang} labels")
+            other = "en" if lang == "zh" else "zh"
+            problems += [f"{path}: the {kind} figure shows the {other} label {p[other]!r}" for p in pairs_
+                         if p[other] != p[lang] and len(p[other]) > 3 and p[other] in text and p[lang] not in text]
+            if lang == "zh" and node.get_attribute("aria-label") != node.get_attribute("data-alt-zh"):
+                problems.append(f"{path}: the {kind} figure is not described in Chinese")
         wide = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         if wide > 1:
             problems.append(f"{path}: the page scrolls sideways by {wide} px at 390 px")
@@ -521,7 +534,7 @@ FIGURE_CHECKS["sae"] = """async (el, data) => {
 
 def test_live_patching_and_sae_data_read_the_records():
     p = _hostile_patching(HOSTILE)["sets"][0]
-    assert p["name"] == HOSTILE[5] and p["layers"] == [0, 2] and p["positions"] == ["subject", "last"]
+    assert p["name"] == HOSTILE[5] and p["language"] == HOSTILE[6] and p["layers"] == [0, 2] and p["positions"] == ["subject", "last"]
     assert p["pairs"][1]["clean"] == HOSTILE[2] and p["pairs"][1]["answers"] == [HOSTILE[4], HOSTILE[5]]
     assert p["pairs"][0]["clean_d"] == 3.0 and p["pairs"][1]["corrupted_d"] == -2.0
     import torch
@@ -538,3 +551,20 @@ def test_live_patching_and_sae_data_read_the_records():
         anatomy.plot.live_sae(())
     with pytest.raises(AnatomyError, match="component_patching"):
         anatomy.plot.live_patching([])
+
+
+def test_live_patching_names_the_language_of_bare_pairs():
+    """component_patching of a plain list of pairs has no language: the figure reads it from the prompts."""
+    import torch
+
+    from anatomy.circuits import ComponentPatching, FactPair
+
+    def result(clean, corrupted):
+        pair = FactPair("capital", clean, corrupted, ("a", "b"), (1, 2), (1,), 4, "test")
+        return ComponentPatching("m", "", (pair,), (0,), ("subject", "last"), torch.tensor([1.0]), torch.tensor([-1.0]),
+                                 torch.zeros(1, 3, 1, 2), torch.zeros(1, 3, 1, 2), 0.1)
+
+    fig = anatomy.plot.live_patching([result("The capital of France is", "The capital of Italy is"),
+                                      result("法国的首都是", "意大利的首都是")])
+    assert [s["language"] for s in fig.data["sets"]] == ["en", "zh"]
+    assert "m (en), m (zh)" in fig.alt_en

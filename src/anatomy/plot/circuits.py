@@ -248,7 +248,9 @@ def live_patching(results):
         layers = list(r.layers)
         cells = lambda x, n: [[[_sig(x[n, k, l, g]) for g in range(len(r.positions))]  # noqa: E731
                                for l in layers] for k in range(len(KINDS))]  # [kinds][layers][positions]
-        sets.append({"name": r.model_name, "language": r.language, "layers": layers, "positions": list(r.positions),
+        # a list of pairs (not a FactPairs) carries no language: the prompts tell (the book's facts are English or Chinese)
+        language = r.language or ("zh" if any("\u3400" <= ch <= "\u9fff" for ch in r.pairs[0].clean) else "en")
+        sets.append({"name": r.model_name, "language": language, "layers": layers, "positions": list(r.positions),
                      "pairs": [{"clean": p.clean, "corrupted": p.corrupted, "answers": list(p.answers),
                                 "clean_d": _sig(r.clean[n]), "corrupted_d": _sig(r.corrupted[n]),
                                 "denoise": cells(r.denoised, n), "noise": cells(r.noised, n)}
