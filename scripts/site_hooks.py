@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if str(ROOT) not in sys.path:  # mkdocs loads this file by its path; its helpers are the package scripts/
     sys.path.insert(0, str(ROOT))
-from scripts import accessible, executor, figures, page_css, pdf, results, traditional  # noqa: E402
+from scripts import accessible, executor, figures, live, page_css, pdf, results, traditional  # noqa: E402
 from scripts.jupyter_patch import Patch  # noqa: E402
 
 LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
@@ -356,6 +356,7 @@ def on_page_content(html, page, config, files):
     html = pdf.link_for_language(html, lang)
     if lang == traditional.TARGET:  # checked claims carry the Simplified sentence of the shared execution
         html = traditional.convert_claims(html, Path(page.file.abs_src_path).read_text(encoding="utf-8"))
+    html = live.localize(html, lang, traditional.convert_text if lang == traditional.TARGET else None)  # interactive figures
     html = chapter_links(html, page, files)  # after the conversion, so a claim's Traditional words are linked
     html = glossary_links(html, page, files)
     html = results.fold_solutions(html, lang)  # exercises: the reference solutions folded below their stubs
@@ -378,4 +379,5 @@ def on_post_page(output, page, config):
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(take_home_notebook(page.file.abs_src_path), str(target))
         output = page_css.prune(output)  # JupyterLab's inlined stylesheet, down to the rules this page can use
+        output = live.add_scripts(output)  # a page with interactive figures loads their scripts (docs/assets/live)
     return output

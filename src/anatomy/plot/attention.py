@@ -13,11 +13,12 @@ from matplotlib.figure import Figure
 from ..attention import Rotary, Timing
 from ..errors import AnatomyError
 from ..tokens import Token
+from .live import live_figure
 from .style import font_families
 from .style import describe as _describe
 from .style import book_style as _style
 
-__all__ = ["attention_bar", "attention_heads", "rope", "timing", "window"]
+__all__ = ["attention_bar", "attention_heads", "live_attention", "rope", "timing", "window"]
 
 
 def _labels(tokens: Sequence[Token]) -> list[str]:
@@ -176,3 +177,54 @@ def window(rows: Mapping[str, torch.Tensor], window: int | None = None) -> Figur
         en=f"Attention weight of the last token on every key position (log scale), one line per layer: {', '.join(rows)}" + (f"; the dashed line marks {window} tokens back." if window else "."),
         zh=f"最后一个词元在每个位置上的注意力权重（对数刻度），每层一条线：{'、'.join(rows)}" + (f"；虚线标出往回 {window} 个词元处。" if window else "。"),
     )
+
+
+def _attention_record(r) -> tuple[str, tuple[int, ...], torch.Tensor, Sequence[Token]]:
+    """(model name, layer numbers, weights [layers, H, T, T], tokens) of an ``attention_weights`` or ``attention_by_hand`` record."""
+    w = getattr(r, "weights", None)
+    tokens = getattr(r, "tokens", None)
+    if not isinstance(w, torch.Tensor) or tokens is None or not hasattr(r, "model_name"):
+        raise AnatomyError(f"live_attention takes records of attention_weights or attention_by_hand, got {type(r).__name__}.")
+    if w.ndim == 3:  # one layer, by hand: [H, T, T]
+        _check(w, tokens)
+        return r.model_name, (int(r.layer),), w[None], tokens
+    if w.ndim != 4:
+        raise AnatomyError(f"Expected attention weights [layers, heads, T, T] or [heads, T, T], got shape {tuple(w.shape)}.")
+    _check(w[0], tokens)
+    return r.model_name, tuple(range(w.shape[0])), w, tokens
+
+
+def live_attention(*records, start: Mapping[str, tuple[int, int, int]] | None = None):
+    """An interactive attention view (Chapters 9 and 10): pick model, layer and head; hover or arrow-key a token.
+
+    Each record is what ``attention_weights`` (every layer) or ``attention_by_hand`` (one layer)
+    returned, one per model. ``start`` maps a model name to the (layer, head, query position) shown
+    first. Weights are stored in thousandths (0-1000), the lower triangle of each [T, T] matrix, row by row.
+    """
+    if not records:
+        raise AnatomyError("live_attention needs at least one record of attention_weights or attention_by_hand.")
+    start = dict(start or {})
+    models = []
+    for r in records:
+        name, layers, w, tokens = _attention_record(r)
+        T = len(tokens)
+        rows = torch.tril_indices(T, T)  # [2, T(T+1)/2]: (query, key), row by row
+        milli = (w.detach().float().cpu()[:, :, rows[0], rows[1]] * 1000).round().int()  # [layers, H, T(T+1)/2]
+        layer, head, query = start.get(name, (layers[0], 0, T - 1))
+        if layer not in layers or not 0 <= head < w.shape[1] or not -T <= query < T:
+            raise AnatomyError(f"start={layer, head, query} for {name} is outside its {len(layers)} layers {layers[0]}-{layers[-1]}, "
+                               f"{w.shape[1]} heads and {T} tokens.")
+        models.append({"name": name, "tokens": [t.text for t in tokens], "layers": list(layers), "heads": int(w.shape[1]),
+                       "w": milli.reshape(len(layers), -1).tolist(), "start": [layers.index(layer), head, query % T]})
+    labels = {"model": {"en": "model", "zh": "模型"}, "layer": {"en": "layer", "zh": "层"},
+              "head": {"en": "head", "zh": "头"},
+              "to": {"en": "attends to (row of the selected token)", "zh": "它关注的词元（所选词元的那一行）"},
+              "from": {"en": "attended by (column of the selected token)", "zh": "关注它的词元（所选词元的那一列）"},
+              "weight": {"en": "weight", "zh": "权重"},
+              "help": {"en": "Hover or tap a token; keys: ← → token, ↑ ↓ head, PageUp/PageDown layer.",
+                       "zh": "把指针移到词元上或点按它；按键：← → 换词元，↑ ↓ 换头，PageUp/PageDown 换层。"}}
+    names = ", ".join(m["name"] for m in models)
+    return live_figure(
+        "attention", {"scale": 1000, "models": models, "labels": labels},
+        alt_en=f"Interactive attention weights of {names}: choose layer and head, select a token to see what it attends to and what attends to it.",
+        alt_zh=f"可交互的注意力权重（{names}）：选择层和头，选中一个词元，看它关注哪些词元、哪些词元关注它。")

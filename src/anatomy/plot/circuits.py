@@ -7,12 +7,14 @@ import torch
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from ..circuits import KINDS
 from ..errors import AnatomyError
+from .live import live_figure, sig
 from .style import describe as _describe
 from .style import font_families, panel_row, titled
 from .style import book_style as _style
 
-__all__ = ["attribution_scatter", "back_patching", "component_split", "handover_histogram", "knockout", "patching_grid"]
+__all__ = ["attribution_scatter", "back_patching", "component_split", "handover_histogram", "knockout", "live_patching", "patching_grid"]
 
 
 def _list(x, attr: str, what: str, empty_ok: bool = False) -> list:
@@ -233,3 +235,56 @@ def knockout(results, handovers, *, title: str | None = None) -> Figure:
         zh=f"折线图（每个事实对一条线）：从第 ℓ 层起阻断最后位置对主语的注意力后，答案概率占未阻断时的比例，ℓ 以该事实对的交接层为零点；{names}。",
         title=title,
     )
+
+
+def _sig(x) -> float | None:
+    """A number rounded to 4 significant digits for a live figure's data; None where nothing was run (NaN)."""
+    x = float(x)
+    return None if x != x else sig(x)
+
+
+def live_patching(results):
+    """An interactive patching grid (Chapter 17): layers × (part, positions) per fact pair; hover a cell
+    for the clean, corrupted and patched logit differences.
+
+    Takes what ``component_patching`` returned (one or a list, e.g. one per model and language);
+    only the layers it patched are shown. ``denoise`` writes the clean run's part into the corrupted
+    run, ``noise`` the corrupted run's part into the clean run.
+    """
+    results = [r for r in _list(results, "denoised", "component_patching") if len(r.pairs)]
+    if not results:
+        raise AnatomyError("live_patching has nothing to show: every result passed has no fact pairs.")
+    sets = []
+    for r in results:
+        layers = list(r.layers)
+        cells = lambda x, n: [[[_sig(x[n, k, l, g]) for g in range(len(r.positions))]  # noqa: E731
+                               for l in layers] for k in range(len(KINDS))]  # [kinds][layers][positions]
+        # a list of pairs (not a FactPairs) carries no language: the prompts tell (the book's facts are English or Chinese)
+        language = r.language or ("zh" if any("\u3400" <= ch <= "\u9fff" for ch in r.pairs[0].clean) else "en")
+        sets.append({"name": r.model_name, "language": language, "layers": layers, "positions": list(r.positions),
+                     "pairs": [{"clean": p.clean, "corrupted": p.corrupted, "answers": list(p.answers),
+                                "clean_d": _sig(r.clean[n]), "corrupted_d": _sig(r.corrupted[n]),
+                                "denoise": cells(r.denoised, n), "noise": cells(r.noised, n)}
+                               for n, p in enumerate(r.pairs)]})
+    labels = {
+        "set": {"en": "model", "zh": "模型"}, "pair": {"en": "pair", "zh": "事实对"},
+        "direction": {"en": "direction", "zh": "方向"},
+        "denoise": {"en": "denoising: clean part into the corrupted run", "zh": "去噪：把干净运行的部件补入被破坏的运行"},
+        "noise": {"en": "noising: corrupted part into the clean run", "zh": "加噪：把被破坏运行的部件补入干净运行"},
+        "layer": {"en": "layer output", "zh": "层输出"}, "attn": {"en": "attention", "zh": "注意力"},
+        "mlp": {"en": "MLP", "zh": "MLP"}, "subject": {"en": "subject", "zh": "主语"}, "last": {"en": "last", "zh": "最后"},
+        "layers": {"en": "layer", "zh": "层"},
+        "clean": {"en": "clean", "zh": "干净"}, "corrupted": {"en": "corrupted", "zh": "被破坏"},
+        "patched": {"en": "patched", "zh": "修补后"},
+        "share": {"en": "share of the lead", "zh": "领先优势的比例"},
+        "diff": {"en": "logit difference", "zh": "logit 差"},
+        "help": {"en": "Hover or tap a cell; keys: arrows move the cell, Enter switches direction, PageUp/PageDown the pair.",
+                 "zh": "把指针移到格子上或点按它；按键：方向键移动格子，Enter 切换方向，PageUp/PageDown 换事实对。"},
+    }
+    names = ", ".join(f"{s['name']} ({s['language']})" for s in sets)
+    return live_figure(
+        "patching", {"kinds": list(KINDS), "sets": sets, "labels": labels},
+        alt_en=f"Interactive patching grid for {names}: each cell is one layer's output, attention output or MLP output "
+               "patched at the subject or the last position; hovering shows the clean, corrupted and patched logit differences.",
+        alt_zh=f"可交互的修补网格（{names}）：每个格子是在主语位置或最后位置修补某一层的输出、注意力输出或 MLP 输出；"
+               "指向格子即显示干净、被破坏和修补后的 logit 差。")

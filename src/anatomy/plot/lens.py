@@ -7,13 +7,14 @@ from matplotlib.figure import Figure
 
 from ..errors import AnatomyError
 from ..lens import LanguageCurves, LogitLens, ResidualStream
+from .live import LiveFigure, live_figure, pair, sig
 from .style import font_families, panel_row
 from .style import describe as _describe
 from .style import book_style as _style
 from .style import stage_axis as _stage_axis
 from .style import stage_x as _stage_x
 
-__all__ = ["language_curves", "logit_lens", "residual_stream"]
+__all__ = ["language_curves", "live_lens", "logit_lens", "residual_stream"]
 
 _COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52")
 
@@ -121,4 +122,47 @@ def residual_stream(streams, *, position: int = -1, title: str | None = None) ->
         en="Length of the residual stream at each layer's input (log scale), with the lengths of what each layer's attention and FFN add to it, at the token " + "; ".join(f"“{rs.tokens[position % len(rs.tokens)].text}” in {rs.model_name}" for rs in streams) + ".",
         zh="残差流在每一层输入处的长度（对数刻度），以及每层注意力和 FFN 加进去的向量的长度；词元：" + "；".join(f"{rs.model_name} 中的“{rs.tokens[position % len(rs.tokens)].text}”" for rs in streams) + "。",
         title=title,
+    )
+
+
+def live_lens(lenses, k: int = 5) -> LiveFigure:
+    """The logit lens as an interactive figure (Chapter 7): a layers x positions grid of top tokens;
+    hovering a cell (or moving to it with the arrow keys) shows its top ``k`` tokens and their
+    probabilities. ``lenses``: one LogitLens or several (one per model: a choice of model).
+
+    The data is the records' own top tokens (``logit_lens(..., k=...)`` with at least ``k``),
+    probabilities rounded to 4 significant digits; nothing is computed again.
+    """
+    lenses = [lenses] if isinstance(lenses, LogitLens) else list(lenses)
+    if not lenses or not all(isinstance(x, LogitLens) for x in lenses):
+        raise AnatomyError("live_lens draws LogitLens records: pass the result of anatomy.logit_lens(model, prompt), or a list of them.")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise AnatomyError(f"k={k!r} is not allowed: show a positive number of top tokens, e.g. 5.")
+    short = [x for x in lenses if x.top_ids.shape[-1] < k]
+    if short:
+        raise AnatomyError(f"The lens of {short[0].model_name} kept the top {short[0].top_ids.shape[-1]} tokens, fewer than k={k}: "
+                           f"call logit_lens(..., k={k}).")
+    models = []
+    for x in lenses:
+        vocab: dict[str, int] = {}
+        top = [[[vocab.setdefault(s, len(vocab)) for s in cell[:k]] for cell in row] for row in x.top_text]
+        models.append({
+            "name": x.model_name, "prompt": x.prompt, "tokens": [t.text for t in x.tokens],
+            "stages": [pair("emb", "嵌入"), *x.stages[1:]], "vocab": list(vocab), "top": top,
+            "probs": sig(x.top_probs[..., :k].tolist()),
+        })
+    labels = {
+        "title": pair("Logit lens: the top token at every layer and position",
+                      "Logit Lens：每一层、每个位置上排第一的词元"),
+        "hint": pair("Hover a cell, or focus the grid and use the arrow keys: below it, the top tokens the LM head reads there.",
+                     "把指针移到一个格子上，或者聚焦网格后用方向键移动：下方显示 LM Head 在那里读出的前几名词元。"),
+        "grid": pair("Grid of layers (rows) and positions (columns)", "层（行）与位置（列）的网格"),
+        "model": pair("Model", "模型"), "layer": pair("layer", "层"), "position": pair("position", "位置"),
+        "top": pair("top {k}", "前 {k} 名"),
+    }
+    names = ", ".join(x.model_name for x in lenses)
+    return live_figure(
+        "lens", {"labels": labels, "models": models},
+        alt_en=f"Interactive logit lens of {names}: the top {k} tokens at every layer and position of “{lenses[0].prompt}”.",
+        alt_zh=f"{'、'.join(x.model_name for x in lenses)} 的交互式 Logit Lens：“{lenses[0].prompt}”每一层、每个位置的前 {k} 名词元。",
     )

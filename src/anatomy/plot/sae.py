@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from ..sae import SAEFrontier, SAEMetrics, SplicedLosses
+from ..errors import AnatomyError
+from ..sae import FeatureGallery, FeaturePage, SAEFrontier, SAEMetrics, SplicedLosses
+from .live import live_figure, sig
 from .style import describe as _describe
 from .style import book_style as _style
 
-__all__ = ["sae_frontier", "sae_report"]
+__all__ = ["live_sae", "sae_frontier", "sae_report"]
 
 
 def sae_report(metrics: SAEMetrics, losses: SplicedLosses) -> Figure:
@@ -87,3 +90,35 @@ def sae_frontier(frontier: SAEFrontier, chosen: str = "") -> Figure:
         zh=f"{frontier.model_name} 第 {frontier.layer} 层：{len(frontier.points)} 个稀疏自编码器在未训练过的文本上的稀疏度与保真度前沿，"
            f"横轴为平均 L0（对数刻度），纵轴为方差解释比例（左）和损失恢复比例（右）。{rows}。",
     )
+
+
+def live_sae(gallery: FeatureGallery | FeaturePage | Sequence[FeaturePage]):
+    """An interactive feature browser (Chapter 16): pick a latent, read its top contexts with each token
+    shaded by its activation, and the tokens its decoder direction promotes.
+
+    Takes what ``feature_gallery`` (or ``feature_page``) returned. Activations are rounded to 4
+    significant digits.
+    """
+    pages = (gallery.pages if isinstance(gallery, FeatureGallery) else (gallery,) if isinstance(gallery, FeaturePage)
+             else tuple(gallery))
+    if not pages or not all(isinstance(p, FeaturePage) for p in pages):
+        raise AnatomyError("live_sae takes what feature_gallery or feature_page returned, with at least one latent.")
+    latents = [{"latent": p.latent, "model": p.model_name, "layer": p.layer, "frequency": sig(p.frequency),
+                "promoted": list(p.promoted),
+                "top": [{"token": tok, "activation": sig(a), "context": context,
+                         "tokens": [[t, sig(v)] for t, v in row]}
+                        for (tok, context, a), row in zip(p.top, p.highlights or ((),) * len(p.top))]}
+               for p in pages]
+    labels = {"latent": {"en": "latent", "zh": "潜变量"}, "layer": {"en": "layer", "zh": "层"},
+              "frequency": {"en": "active on", "zh": "激活的词元比例"},
+              "promoted": {"en": "promotes", "zh": "提升的词元"},
+              "contexts": {"en": "top contexts (each token shaded by the latent's activation)",
+                           "zh": "激活最强的上下文（每个词元按潜变量的激活值着色）"},
+              "activation": {"en": "activation", "zh": "激活值"},
+              "help": {"en": "Pick a latent (↑ ↓); hover or tap a token to read its activation (← → move along the context).",
+                       "zh": "选一个潜变量（↑ ↓）；把指针移到词元上或点按它，读出它的激活值（← → 沿上下文移动）。"}}
+    names = ", ".join(sorted({p.model_name for p in pages}))
+    return live_figure(
+        "sae", {"latents": latents, "labels": labels},
+        alt_en=f"Interactive feature pages of {len(pages)} SAE latents of {names}: top contexts with per-token activations and promoted tokens.",
+        alt_zh=f"可交互的 SAE 特征页（{names} 的 {len(pages)} 个潜变量）：激活最强的上下文、每个词元的激活值和提升的词元。")
