@@ -85,8 +85,7 @@
         var v = values[j];
         c.classList.toggle("al-selected", j === state.q);
         c.classList.toggle("al-none", v === null);
-        c.style.background = v === null ? "" : "rgba(" + rgb + "," + Math.min(0.9, v).toFixed(3) + ")";
-        c.style.color = v !== null && v > 0.5 ? "#000" : "";
+        A.shade(c, rgb, v === null ? null : Math.min(0.9, v));
         c.lastChild.textContent = v === null ? "·" : v.toFixed(3);
       });
     }
@@ -99,8 +98,8 @@
       }
       layerStep.set(String(m.layers[state.l]));
       headStep.set(String(state.h));
-      paint(toRow, to, "255,140,0");
-      paint(fromRow, from, "66,133,244");
+      paint(toRow, to, [255, 140, 0]);
+      paint(fromRow, from, [66, 133, 244]);
       readout.textContent = t("layer") + " " + m.layers[state.l] + ", " + t("head") + " " + state.h + ": “" +
         A.tok(m.tokens[q]) + "” (" + q + ") → “" + A.tok(m.tokens[best]) + "” (" + best + "), " + t("weight") + " " +
         weight(q, best).toFixed(3);

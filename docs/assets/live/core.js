@@ -122,8 +122,21 @@
     return box;
   }
 
+  /* Shade an element by a value: background = colour rgb ([r, g, b]) at strength a (0..1) over white,
+     opaque; the text black or white, whichever contrasts more (at least 4.5:1 whatever the colour,
+     in the light and the dark scheme alike). a = null: no shade, the theme's colours. */
+  function shade(e, rgb, a) {
+    if (a == null) { e.style.background = ""; e.style.color = ""; return; }
+    a = Math.max(0, Math.min(1, a));
+    var c = rgb.map(function (v) { return Math.round(255 - a * (255 - v)); });
+    var lin = c.map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    var L = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+    e.style.background = "rgb(" + c.join(",") + ")";
+    e.style.color = (L + 0.05) / 0.05 >= 1.05 / (L + 0.05) ? "#000" : "#fff";
+  }
+
   window.AnatomyLive = {register: register, lang: lang, t: t, fmt: fmt, pct: pct, tok: tok, el: el,
-                        arrows: arrows, choices: choices};
+                        arrows: arrows, choices: choices, shade: shade};
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () { drawAll(); });
   }

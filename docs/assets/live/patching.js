@@ -101,9 +101,7 @@
       Array.prototype.forEach.call(grid.querySelectorAll(".al-cell"), function (b) {
         var row = Number(b.getAttribute("data-row")), col = Number(b.getAttribute("data-col")), v = cell(row, col).share;
         b.textContent = v === null ? "" : v.toFixed(2);
-        b.style.background = v === null ? "" : (v >= 0 ? "rgba(214,39,40," : "rgba(31,119,180,") +
-          Math.min(0.9, Math.abs(v)).toFixed(3) + ")";
-        b.style.color = v !== null && Math.abs(v) > 0.5 ? "#fff" : "";
+        A.shade(b, v !== null && v < 0 ? [31, 119, 180] : [214, 39, 40], v === null ? null : Math.min(0.9, Math.abs(v)));
         b.classList.toggle("al-selected", row === state.row && col === state.col);
       });
       var c = cell(state.row, state.col);

@@ -53,8 +53,7 @@
           s.setAttribute("data-context", String(ci));
           s.setAttribute("data-index", String(ti));
           var a = Math.max(0, Math.min(1, pair[1] / peak));
-          s.style.background = "rgba(255,140,0," + (0.9 * a).toFixed(3) + ")";
-          if (a > 0.5) s.style.color = "#000";
+          A.shade(s, [255, 140, 0], a > 0 ? 0.9 * a : null);
           s.addEventListener("mouseenter", function () { state.tok = mine; draw(); });
           s.addEventListener("click", function () { state.tok = mine; draw(); });
           line.appendChild(s);
