@@ -20,6 +20,12 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # before anything imports pyplot
+# One torch thread in this process. The library's tests share the two cores with work running beside
+# them (the site build, Chromium, the kernels of tests/test_any_model.py); with torch's default of one
+# thread per core, its threads wait for each other whenever those run: a test that takes 0.4 s alone
+# took 66 s in CI. Kernels that execute chapters set their own counts (scripts/executor.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 from markdown_it import MarkdownIt  # noqa: E402
 from pytest_markdown_docs._runners import DefaultRunner, register_runner  # noqa: E402

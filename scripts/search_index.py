@@ -97,7 +97,7 @@ def on_config(config):
     return config
 
 
-GLOSSARY_BOOST = 2  # a term every chapter uses ("Layer", "Logit") still lists its definition among the first results
+GLOSSARY_BOOST = 4  # a term every chapter uses ("Layer", "Logit") still lists its definition among the first results
 
 
 API_BOOST = 0.5  # the API reference uses the book's words everywhere ("layer"); it ranks below the book's pages
