@@ -251,9 +251,9 @@ def live_patching(results):
     only the layers it patched are shown. ``denoise`` writes the clean run's part into the corrupted
     run, ``noise`` the corrupted run's part into the clean run.
     """
-    results = [r for r in _list(results, "denoised", "component_patching") if len(r.pairs)]
-    if not results:
-        raise AnatomyError("live_patching has nothing to show: every result passed has no fact pairs.")
+    results = [r for r in _list(results, "denoised", "component_patching", empty_ok=True) if len(r.pairs)]
+    if not results:  # models that answered none of the facts (a chapter run on other weights): say so, as the static figures do
+        return _nothing("Activation patching, pair by pair")
     sets = []
     for r in results:
         layers = list(r.layers)
