@@ -12,6 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def require_chromium(needed_for: str) -> None:
@@ -180,3 +181,21 @@ def pdf_texts(paths, chunk: int = 24) -> dict[str, list[str]]:
     for (path, _, _), part in zip(jobs, parts):
         texts[path] += part
     return texts
+
+
+_SERVING: dict[Path, str] = {}
+_SERVE_LOCK = threading.Lock()
+
+
+def serve(out: Path) -> str:
+    """The built site served on 127.0.0.1, once per session (a thread of its own); its base URL."""
+    import http.server
+
+    with _SERVE_LOCK:
+        if out not in _SERVING:
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+            handler.log_message = lambda *a, **k: None
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            _SERVING[out] = f"http://127.0.0.1:{server.server_address[1]}/"
+        return _SERVING[out]

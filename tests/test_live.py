@@ -22,7 +22,6 @@ from typing import Callable
 
 import pytest
 from sitetools import ROOT, script
-from test_site import browser, served, site, site_dir  # noqa: F401  the session's one site build, and Chromium
 
 import anatomy
 from anatomy.errors import AnatomyError

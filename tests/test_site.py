@@ -8,15 +8,12 @@ from the Simplified ones). Under CI (CI=true) these tests must run: a missing br
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from sitetools import CHROMIUM, ROOT, executor, in_background, mkdocs_config, nav, require_chromium, script, site_build, site_hooks
+from sitetools import CHROMIUM, CHROMIUM_ARGS, ROOT, executor, in_background, mkdocs_config, nav, require_chromium, script, serve, site_build, site_hooks
 
 SCREENSHOTS = ROOT / ".cache" / "screenshots"
 
@@ -29,58 +26,6 @@ def _url_of(chapter: str, lang: str) -> str:
     stem = chapter.removesuffix(".md")
     path = "" if stem == "index" else f"{stem}/"
     return ("" if lang == "en" else f"{lang}/") + path
-
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    require_chromium("the site cannot be opened in a browser")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="session")
-def site_dir() -> Path:
-    """The whole site, built once per test session (`mkdocs build --strict`, started early by the root conftest)."""
-    out, code, log = site_build()
-    assert code == 0, log
-    return out
-
-
-_SERVING: dict[Path, str] = {}
-
-
-def _serve(out: Path) -> str:
-    """The built site served on 127.0.0.1, once per session (a thread of its own); its base URL."""
-    with _LOCK:
-        if out not in _SERVING:
-            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
-            handler.log_message = lambda *a, **k: None
-            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            _SERVING[out] = f"http://127.0.0.1:{server.server_address[1]}/"
-        return _SERVING[out]
-
-
-_LOCK = threading.Lock()
-
-
-@pytest.fixture(scope="session")
-def served(site_dir):
-    """The built site served on 127.0.0.1; the base URL."""
-    return _serve(site_dir)
-
-
-@pytest.fixture(scope="session")
-def site(served, browser):
-    """The served site's base URL, with the browser the tests below drive."""
-    return served
 
 
 def _figures_in_chapter(chapter: str, lang: str) -> int:
@@ -208,7 +153,7 @@ def _visit_all() -> dict[tuple[str, str], list[str]] | None:
     out, code, _ = site_build()
     if code != 0 or not Path(CHROMIUM).exists():
         return None
-    site = _serve(out)
+    site = serve(out)
     import asyncio
 
     from playwright.async_api import async_playwright
