@@ -58,6 +58,12 @@ _CLIPPED = """() => {
     return bad;
 }"""
 
+# Code and printed output that a reader would have to scroll sideways to read (issue 22 §6): at 1280 px the
+# table of contents sits in the left navigation (mkdocs.yml, toc.integrate), so 100 characters of code fit.
+_CODE_SCROLLS = """() => [...document.querySelectorAll('article pre')]
+    .filter(p => p.scrollWidth > p.clientWidth + 1)
+    .map(p => p.innerText.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '').slice(0, 60))"""
+
 WIDE, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 # axe-core (tests/assets, vendored from npm, see its README): WCAG 2.0 and 2.1, levels A and AA.
@@ -125,6 +131,8 @@ async def _visit(browser, site: str, chapter: str, lang: str) -> list[str]:
         problems.append(f"language links do not lead to this chapter in {LANGS}: {links}")
     if clipped := await page.evaluate(_CLIPPED):
         problems.append(f"clipped at {WIDE['width']} px: {clipped}")
+    if scrolls := await page.evaluate(_CODE_SCROLLS):
+        problems.append(f"{len(scrolls)} code block(s) scroll sideways at {WIDE['width']} px, the longest lines: {scrolls[:3]}")
     if (scheme := await page.evaluate("document.body.dataset.mdColorScheme")) != SCHEMES[system]:
         problems.append(f"the page opens in the {scheme} scheme; the system prefers {system}")
     for scheme in sorted(SCHEMES, key=lambda s: s != system) if system == "dark" else ["light"]:  # then the other, by the toggle
@@ -204,8 +212,9 @@ def test_page_as_a_reader_meets_it(visits, chapter, lang):
     On a wide screen (1280 px): the page loads without a console error, every image is decoded,
     every figure the chapter's code draws is there, math is typeset, no error output is published,
     the language links lead to this same chapter in each language (each of those pages gets its own
-    visit here), and tables and figures fit their column or scroll inside a visible box. Then the
-    window becomes a phone's (390 px): nothing overflows sideways, and tables and figures still fit.
+    visit here), tables and figures fit their column or scroll inside a visible box, and no code
+    block or printed output scrolls sideways. Then the window becomes a phone's (390 px): nothing
+    overflows sideways, and tables and figures still fit.
     The page opens in the system's colour scheme, and axe-core (WCAG 2.0 and 2.1, A and AA) finds
     no serious or critical violation in it; on the pages of DARK_SYSTEM the system prefers dark,
     and after a click on the header's toggle the light scheme is checked too.
