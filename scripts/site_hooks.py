@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 if str(ROOT) not in sys.path:  # mkdocs loads this file by its path; its helpers are the package scripts/
     sys.path.insert(0, str(ROOT))
-from scripts import accessible, executor, figures, live, page_css, pdf, results, traditional  # noqa: E402
+from scripts import accessible, executor, figures, live, page_css, pdf, results, traditional, typeset  # noqa: E402
 from scripts.jupyter_patch import Patch  # noqa: E402
 
 LANGS = ("en", "zh", traditional.TARGET)  # language folders of docs/; en is the default (site root)
@@ -193,6 +193,12 @@ def on_post_build(config):
             pdf.build(top if lang == "en" else top / lang, lang, nav, config["site_name"], top, traditional.convert_text)
         except pdf.PdfFailed as err:
             raise PluginError(f"The {lang} PDF of the book: {err}") from None
+        # The math typeset now, so that a reader's browser does not run MathJax (scripts/typeset.py)
+        root = top if lang == "en" else top / lang
+        try:
+            typeset.typeset_pages(root, top, pdf.chromium(), skip=tuple(top / other for other in others if root == top))
+        except RuntimeError as err:
+            raise PluginError(str(err)) from None
     if timings:
         executor.CACHE.mkdir(parents=True, exist_ok=True)
         (executor.CACHE / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")

@@ -8,7 +8,8 @@ window.MathJax = {
     displayMath: [["$$", "$$"], ["\\[", "\\]"]],
     processEscapes: true,
   },
-  options: { ignoreHtmlClass: "highlight" },
+  // the build typesets every page (scripts/typeset.py): a menu would leave a focus stop on each formula
+  options: { ignoreHtmlClass: "highlight", enableMenu: false },
 };
 
 (function () {
