@@ -8,7 +8,7 @@ import torch
 import anatomy
 from anatomy import hooks
 from anatomy.brains import greedy
-from anatomy.prediction import check_prompt
+from anatomy.run import check_prompt
 
 SOURCE = "Diana, Princess of Wales"
 TARGET = "Syria: Country in the Middle East, Leonardo DiCaprio: American actor, X"

@@ -126,6 +126,65 @@ def test_soft_cap(smollm2):
     assert float(run.soft_cap(Capped, torch.tensor(1e6))) <= 30.0
 
 
+@torch.no_grad()
+def test_forward_of_a_batch_gives_each_prompt_its_values_alone(model):
+    b = run.batch(model, PROMPTS)
+    out = run.forward(model, b, hidden_states=True)  # [B, T, V], L + 1 hidden states [B, T, d]
+    assert out.logits.shape == (3, b.ids.shape[1], model.vocab_size) and len(out.hidden_states) == model.n_layers + 1
+    for k, p in enumerate(PROMPTS):
+        alone = anatomy.next_token(model, p).logits
+        torch.testing.assert_close(run.last(out.logits, b)[k].float().cpu(), alone, rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(run.last(out.hidden_states[3], b)[k].float().cpu(), _alone(model, p, 2), rtol=1e-4, atol=1e-4)
+    last = run.forward(model, b.ids[2:, :int(b.lengths[2])], logits="last").logits  # [1, 1, V]: the LM head on the last row only
+    assert last.shape == (1, 1, model.vocab_size)
+    torch.testing.assert_close(last[0, -1].float().cpu(), anatomy.next_token(model, PROMPTS[2]).logits, rtol=1e-4, atol=1e-3)
+    decoder = run.forward(model, b, logits=None)  # the decoder alone: final-norm vectors, no LM head
+    assert "logits" not in decoder
+    torch.testing.assert_close(decoder.last_hidden_state, run.run_to(model, b, "final_norm"))
+
+
+@torch.no_grad()
+def test_forward_continues_from_the_keys_and_values_it_kept(smollm2):
+    ids = run.check_prompt(smollm2, PROMPTS[0])  # [1, T]
+    first = run.forward(smollm2, ids[:, :-1], keep=True)
+    assert first.past_key_values is not None and run.forward(smollm2, ids).past_key_values is None  # kept only when asked
+    nxt = run.forward(smollm2, ids[:, -1:], past=first.past_key_values).logits[0, -1]  # one token, after the cache
+    torch.testing.assert_close(nxt, run.forward(smollm2, ids).logits[0, -1], rtol=1e-4, atol=1e-3)
+
+
+@torch.no_grad()
+def test_forward_keeps_attention_weights_with_the_eager_attention_and_switches_back(smollm2):
+    ids = run.check_prompt(smollm2, PROMPTS[1])  # [1, T]
+    smollm2.hf.set_attn_implementation("sdpa")
+    try:
+        out = run.forward(smollm2, ids, attentions=True)
+        assert smollm2.hf.config._attn_implementation == "sdpa"  # switched back after the call
+    finally:
+        smollm2.hf.set_attn_implementation("eager")
+    T = ids.shape[1]
+    assert len(out.attentions) == smollm2.n_layers and out.attentions[0].shape == (1, smollm2.n_heads, T, T)
+    torch.testing.assert_close(out.attentions[3].sum(-1), torch.ones(1, smollm2.n_heads, T))
+    assert torch.all(out.attentions[3][0].triu(diagonal=1) == 0)  # causal: no weight on later tokens
+
+
+@torch.no_grad()
+def test_generate_continues_every_prompt_as_if_alone(smollm2):
+    b = run.batch(smollm2, PROMPTS, left=True)
+    out = run.generate(smollm2, b, 4)
+    assert out.sequences.shape == (3, b.ids.shape[1] + 4) and len(out.logits) == 4
+    for k, p in enumerate(PROMPTS):
+        assert tuple(out.sequences[k, b.ids.shape[1]:].tolist()) == anatomy.greedy(smollm2, p, 4)
+
+
+def test_pad_puts_token_rows_in_one_batch(smollm2):
+    rows = [torch.tensor([5, 6, 7]), torch.tensor([8])]
+    b = run.pad(smollm2, rows)
+    assert b.ids[:, :1].tolist() == [[5], [8]] and b.ids[0].tolist() == [5, 6, 7] and b.lengths.tolist() == [3, 1]
+    assert b.mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+    left = run.pad(smollm2, rows, left=True)
+    assert left.left and left.ids[1, -1] == 8 and left.mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
 def test_bad_input_says_what_to_do(smollm2):
     with pytest.raises(anatomy.AnatomyError, match="non-empty list of prompts"):
         run.prompts("one prompt")
@@ -135,3 +194,9 @@ def test_bad_input_says_what_to_do(smollm2):
         run.run_to(smollm2, run.batch(smollm2, PROMPTS), "layers.2.nowhere")
     with pytest.raises(anatomy.AnatomyError, match="out of range"):
         run.pause(smollm2, run.batch(smollm2, PROMPTS), 99)
+    with pytest.raises(anatomy.AnatomyError, match="prompt is empty"):
+        run.check_prompt(smollm2, "  ")
+    with pytest.raises(anatomy.AnatomyError, match="logits="):
+        run.forward(smollm2, run.batch(smollm2, PROMPTS), logits="first")
+    with pytest.raises(anatomy.AnatomyError, match="left-padded"):
+        run.generate(smollm2, run.batch(smollm2, PROMPTS), 2)

@@ -83,3 +83,73 @@ def test_one_meaning_of_family(tiny):
     assert model.family == model.arch.family
     if name == "gemma3_text":
         assert model.family == "gemma3" and model.config.model_type == "gemma3_text"
+
+
+# --- who runs the model ------------------------------------------------------------------------------
+# The modules that own the Hugging Face model and may call it: anatomy.run runs it (a whole pass, part
+# of one, generation); model.py, loading.py and the family files load and describe it.
+OWNERS = {"run.py", "model.py", "loading.py", "families"}
+# Modules that still call the model themselves, to be routed through anatomy.run by their owners; the
+# lead empties this list after merging (then only OWNERS may call the model).
+NOT_YET_THROUGH_RUN = {"circuits.py", "ablation.py", "exercises"}
+
+
+def _owner(path: Path, allowed: set[str]) -> bool:
+    return path.relative_to(SRC).parts[0] in allowed
+
+
+def _calls_of_the_model(path: Path) -> list[str]:
+    """Every call of the model itself in one file: ``x.hf(...)``, ``x.decoder(...)``, ``x.hf.generate(...)``, ``x.hf.forward(...)``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        f = node.func
+        if f.attr in ("hf", "decoder") or (f.attr in ("generate", "forward") and isinstance(f.value, ast.Attribute) and f.value.attr == "hf"):
+            found.append(f"{path.relative_to(SRC)}:{node.lineno} calls {ast.unparse(f)}(...)")
+    return found
+
+
+def test_only_the_run_module_calls_the_model():
+    # every other module runs the model through anatomy.run (forward, generate, run_to, pause/resume, prefix/run_after)
+    found = [f for path in sorted(SRC.rglob("*.py")) if not _owner(path, OWNERS | NOT_YET_THROUGH_RUN)
+             for f in _calls_of_the_model(path)]
+    assert found == []
+
+
+def test_the_check_catches_a_call_of_the_model(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(model, ids):\n    model.hf(input_ids=ids)\n    model.decoder(input_ids=ids)\n"
+                   "    model.hf.generate(input_ids=ids)\n    model.hf.num_parameters()\n    '''model.hf(input_ids=ids)'''\n")
+    original = SRC
+    try:
+        globals()["SRC"] = tmp_path
+        assert _calls_of_the_model(bad) == ["bad.py:2 calls model.hf(...)", "bad.py:3 calls model.decoder(...)",
+                                            "bad.py:4 calls model.hf.generate(...)"]
+    finally:
+        globals()["SRC"] = original
+
+
+def _uses(tree: ast.Module) -> tuple[bool, bool]:
+    """(imports anatomy.run, reads or changes a pass: calls the model, run.*, or hooks' capture/edit)."""
+    imports_run = runs = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = {a.name for a in node.names}
+            imports_run |= (node.module is None and "run" in names) or node.module == "run"
+            runs |= node.module == "run" or (node.module == "hooks" and bool(names & {"capture", "edit"}))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            runs |= node.value.id == "run" or (node.value.id == "hooks" and node.attr in ("capture", "edit"))
+    return imports_run, runs
+
+
+def test_every_chapter_module_that_runs_the_model_imports_run():
+    chapters = [p for p in sorted(SRC.glob("*.py")) if p.name not in OWNERS | {"hooks.py", "__init__.py", "__main__.py"}]
+    running = {p.name: _uses(ast.parse(p.read_text(encoding="utf-8"))) for p in chapters}
+    running = {name: imports for name, (imports, runs) in running.items()
+               if runs or _calls_of_the_model(SRC / name)}
+    # the modules of the chapters that run a model (Chapters 1, 3-18) are all found
+    assert {"prediction.py", "hidden.py", "lm_head.py", "probe.py", "steering.py", "lens.py", "patchscopes.py",
+            "attention.py", "ffn.py", "brains.py", "dissect.py", "ablation.py", "function_vectors.py", "refusal.py",
+            "sae.py", "circuits.py", "relations.py"} <= set(running)
+    assert [name for name, imports in running.items() if not imports] == []

@@ -30,11 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .families.base import apply_norm, get, rope_parameters, weight
 from .lm_head import softmax_by_hand
-from .prediction import check_prompt
 from .tokens import Token, tokens_of
 
 __all__ = [
@@ -100,7 +99,7 @@ def _ids(model, prompt) -> torch.Tensor:
         if ids.shape[1] == 0:
             raise AnatomyError("The prompt is empty: give at least one token id.")
         return ids.to(model.device)
-    return check_prompt(model, prompt)
+    return run.check_prompt(model, prompt)
 
 
 def _tokens(model, ids: torch.Tensor) -> tuple[Token, ...]:
@@ -177,7 +176,7 @@ def attention_by_hand(model, prompt, layer: int) -> AttentionByHand:
     block = model.layers[layer]
     attn = get(block, a.path)
     ids = _ids(model, prompt)  # [1, T]
-    out = model.hf(input_ids=ids, output_hidden_states=True)
+    out = run.forward(model, ids, hidden_states=True)
     x = out.hidden_states[layer][0].float()  # [T, d] what enters the layer (embeddings for layer 0)
     T = x.shape[0]
     H, H_kv, hd = a.n_heads, a.n_kv_heads, a.head_dim
@@ -281,7 +280,7 @@ def time_by_length(model, lengths: Sequence[int] = (64, 128, 256, 512, 1024), re
     g = torch.Generator().manual_seed(seed)
     H, hd, L = model.n_heads, model.head_dim, model.n_layers
     forward, attention = [], []
-    model.hf(input_ids=torch.zeros(1, min(lengths), dtype=torch.long, device=model.device))  # warm-up, not timed
+    run.forward(model, torch.zeros(1, min(lengths), dtype=torch.long, device=model.device))  # warm-up, not timed
     for n in lengths:
         ids = torch.randint(0, model.vocab_size, (1, n), generator=g).to(model.device)
         q, k, v = (torch.randn(H, n, hd, generator=g).to(model.device, model.dtype) for _ in range(3))
@@ -289,7 +288,7 @@ def time_by_length(model, lengths: Sequence[int] = (64, 128, 256, 512, 1024), re
         best_f = best_a = math.inf
         for _ in range(repeats):
             t = time.perf_counter()
-            model.hf(input_ids=ids, logits_to_keep=1)  # logits for the last position only
+            run.forward(model, ids, logits="last")  # logits for the last position only
             best_f = min(best_f, time.perf_counter() - t)
             t = time.perf_counter()
             for _ in range(L):  # the same T×T work as every layer does

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .errors import AnatomyError
 from .hidden import stage_row
-from .prediction import check_prompt
 from .tokens import Token, tokens_of
 
 __all__ = ["Influence", "ReadWrite", "Schedule", "greedy", "influence", "reading_vs_writing", "schedule"]
@@ -112,7 +111,7 @@ def influence(model, prompt: str, layer: int, position: int, *, size: float = 10
     were computed from the layer below). Rows: 0 the embedding, ℓ + 1 the output of layer ℓ
     (before the final norm).
     """
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     T, L = ids.shape[1], model.n_layers
     if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -T <= position < T:
         raise AnatomyError(f"Position {position!r} is out of range: the prompt has {T} tokens (0 to {T - 1}).")
@@ -132,7 +131,7 @@ def influence(model, prompt: str, layer: int, position: int, *, size: float = 10
 
     def states() -> torch.Tensor:  # [L+1, T, d]
         with hooks.capture(model, *places) as seen:  # registered after the edit: sees the nudged value
-            model.hf(input_ids=ids, logits_to_keep=1)
+            run.forward(model, ids, logits="last")
         return torch.stack([seen[p][0] for p in places])
 
     base = states()
@@ -151,20 +150,19 @@ def greedy(model, prompt: str, max_new_tokens: int, *, cache: bool = True) -> tu
     earlier positions ("cache and repeat"); without it each step re-reads the whole text.
     """
     n_new = _positive("max_new_tokens", max_new_tokens)
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     new: list[int] = []
     if cache:
-        out = model.hf(input_ids=ids, use_cache=True, logits_to_keep=1)
+        out = run.forward(model, ids, logits="last", keep=True)
         for _ in range(n_new):
             nxt = int(out.logits[0, -1].argmax())
             new.append(nxt)
             if len(new) == n_new:
                 break
-            out = model.hf(input_ids=torch.tensor([[nxt]], device=model.device), past_key_values=out.past_key_values,
-                           use_cache=True, logits_to_keep=1)
+            out = run.forward(model, torch.tensor([[nxt]], device=model.device), logits="last", past=out.past_key_values, keep=True)
     else:
         for _ in range(n_new):
-            out = model.hf(input_ids=ids, use_cache=False, logits_to_keep=1)
+            out = run.forward(model, ids, logits="last")
             nxt = int(out.logits[0, -1].argmax())
             new.append(nxt)
             ids = torch.cat([ids, torch.tensor([[nxt]], device=model.device)], dim=1)
@@ -199,18 +197,18 @@ def reading_vs_writing(model, prompt: str, max_new_tokens: int = 16, *, repeats:
     machine). Numbers depend on the computer: only their ratio is the lesson.
     """
     n_new, repeats = _positive("max_new_tokens", max_new_tokens), _positive("repeats", repeats)
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     read, write = float("inf"), float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = model.hf(input_ids=ids, use_cache=True, logits_to_keep=1)  # reading: all T tokens at once
+        out = run.forward(model, ids, logits="last", keep=True)  # reading: all T tokens at once
         read = min(read, time.perf_counter() - t0)
         new = []
         t0 = time.perf_counter()
         for _ in range(n_new):  # writing: one token per pass, reusing the cache
             nxt = out.logits[0, -1].argmax().view(1, 1)
             new.append(int(nxt))
-            out = model.hf(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
+            out = run.forward(model, nxt, logits="last", past=out.past_key_values, keep=True)
         write = min(write, time.perf_counter() - t0)
     text = model.tokenizer.decode(new)
     return ReadWrite(model.name, ids.shape[1], n_new, read, write, text)

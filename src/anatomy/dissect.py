@@ -9,7 +9,6 @@ vision tower).
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
 from collections import defaultdict
@@ -17,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
+from . import run
 from .errors import AnatomyError
 from .families.base import get
 from .hooks import layer_index, module_at
-from .prediction import check_prompt
 from .show import Table
 from .tokens import Token, tokens_of
 
@@ -207,19 +206,6 @@ def layer_parameters(model, layer: int = 0) -> Table:
 # --- attention weights -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _eager(model):
-    """Attention weights exist only with the 'eager' implementation; switch to it for the block if needed."""
-    before = getattr(model.hf.config, "_attn_implementation", "eager")
-    if before != "eager":
-        model.hf.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if before != "eager":
-            model.hf.set_attn_implementation(before)
-
-
 @dataclass(frozen=True)
 class Attention:
     """Every attention weight of every layer and head for one prompt (Chapter 13).
@@ -269,9 +255,8 @@ class Attention:
 @torch.no_grad()
 def attention_weights(model, prompt: str) -> Attention:
     """Run the model once with ``output_attentions=True`` (eager attention) and keep every weight (Chapter 13)."""
-    ids = check_prompt(model, prompt)  # [1, T]
-    with _eager(model):
-        out = model.hf(input_ids=ids, output_attentions=True)
+    ids = run.check_prompt(model, prompt)  # [1, T]
+    out = run.forward(model, ids, attentions=True)  # with the eager attention (switched to for the call if needed)
     weights = torch.stack([a[0] for a in out.attentions]).float().cpu()  # [L, H, T, T]
     return Attention(model.name, prompt, tokens_of(model, ids[0]), weights)
 

@@ -26,7 +26,6 @@ from . import hooks, run
 from .errors import AnatomyError
 from .families.base import gain, get, weight
 from .lm_head import logits_from_hidden
-from .prediction import check_prompt
 from .tokens import Token, readable, single_token_id, tokens_of
 
 __all__ = [
@@ -174,10 +173,10 @@ class FFNRun:
 def ffn_run(model, prompt: str, layer: int) -> FFNRun:
     """Run the model once and capture one layer's FFN input, neurons and output (Chapter 11)."""
     i = hooks.layer_index(model, layer)
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     places = (f"layers.{i}.mlp.input", f"layers.{i}.mlp.neurons", f"layers.{i}.mlp")
     with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids)
+        run.forward(model, ids)
     x, neurons, out = (seen[p][0] for p in places)
     return FFNRun(model.name, i, prompt, tokens_of(model, ids[0]), x, neurons, out)
 
@@ -386,13 +385,13 @@ def neuron_logit_attribution(model, prompt: str, layer: int, token: str) -> Neur
     Returns `NeuronPushes` (activations [m], pushes [m]), which unpacks as a pair.
     """
     i = hooks.layer_index(model, layer)
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     tid = single_token_id(model, token)
     spec, arch = model.arch.blocks[i], model.arch
     last = f"layers.{model.n_layers - 1}"
     places = (f"layers.{i}.mlp.neurons", f"layers.{i}.mlp", last)
     with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids)
+        run.forward(model, ids)
     a = seen[places[0]][0, -1].float()  # [m] activations at the last position
     y = seen[places[1]][0, -1].float()  # [d] the FFN's output
     h = seen[places[2]][0, -1].float()  # [d] the last residual stream, before the final norm

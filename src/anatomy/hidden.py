@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from . import run
 from .errors import AnatomyError
 from .hooks import capture
-from .prediction import check_prompt
 from .tokens import Token, tokens_of
 
 __all__ = ["HiddenStates", "Stages", "hidden_states", "stage_labels", "stage_row"]
@@ -99,9 +99,9 @@ class HiddenStates(Stages):
 @torch.no_grad()
 def hidden_states(model, prompt: str) -> HiddenStates:
     """Run the model once and keep the embedding and every layer's raw output for every token (Chapter 3)."""
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     last = f"layers.{model.n_layers - 1}"
     with capture(model, last) as seen:  # the last layer's output before transformers applies the final norm
-        out = model.hf(input_ids=ids, output_hidden_states=True)
+        out = run.forward(model, ids, hidden_states=True)
     states = torch.stack([h[0].float().cpu() for h in (*out.hidden_states[:-1], seen[last])])  # [L+1, T, d], all raw (gathered from every device)
     return HiddenStates(model.name, prompt, tokens_of(model, ids[0]), states, out.hidden_states[-1][0].float().cpu(), out.logits[0].float().cpu())

@@ -128,7 +128,7 @@ def capture(model, *place_names: str) -> Iterator[dict[str, torch.Tensor]]:
     """Record what flows through the named places during the forward passes run inside the block.
 
     >>> with capture(model, "layers.3", "layers.3.mlp.neurons") as seen:
-    ...     model.hf(input_ids=ids)
+    ...     anatomy.run.forward(model, ids)
     >>> seen["layers.3"].shape          # [batch, tokens, d]
 
     A place visited several times (generation) keeps the last visit. Tensors are detached copies.

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
+from . import run
 from .hidden import HiddenStates, Stages, hidden_states
 from .errors import AnatomyError
 from .hooks import capture
-from .prediction import check_prompt
 from .lm_head import logits_from_hidden
 from .show import Table
 from .tokens import Token, answer_id, readable, tokenize, tokens_of
@@ -281,12 +281,12 @@ def residual_stream(model, prompt: str) -> ResidualStream:
     model's architecture description (``model.arch``), is applied here with the model's own module. Nothing else is computed by hand, so
     ``stream[i] + attn[i] + ffn[i] == stream[i + 1]`` is a check on this reading, not a definition.
     """
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     L = model.n_layers
     places = [f"layers.{i}{part}" for i in range(L) for part in ("", ".attn", ".mlp")]
     with capture(model, *places) as seen:
         # hidden_states[0] is what layer 0 reads: the embedding, plus learned positions in GPT-2
-        first = model.hf(input_ids=ids, output_hidden_states=True).hidden_states[0]
+        first = run.forward(model, ids, hidden_states=True).hidden_states[0]
     attn, ffn = [], []
     for i, block in enumerate(model.layers):
         a, f = seen[f"layers.{i}.attn"], seen[f"layers.{i}.mlp"]

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from . import hooks
+from . import hooks, run
 from .brains import greedy
 from .errors import AnatomyError
-from .prediction import check_prompt
 from .show import Table
 from .tokens import readable
 
@@ -38,11 +37,11 @@ def _position(ids: torch.Tensor, position, what: str) -> int:
 @torch.no_grad()
 def source_vectors(model, prompt: str, layers, position: int = -1) -> torch.Tensor:
     """The vectors that the given layers output at ``position`` of ``prompt``, from one forward pass (Chapter 8). Shape [len(layers), d]."""
-    ids = check_prompt(model, prompt)  # [1, T]
+    ids = run.check_prompt(model, prompt)  # [1, T]
     places = [f"layers.{hooks.layer_index(model, layer)}" for layer in layers]
     p = _position(ids, position, "source prompt")
     with hooks.capture(model, *places) as seen:
-        model.hf(input_ids=ids, logits_to_keep=1)  # only the hidden states matter here
+        run.forward(model, ids, logits="last")  # only the hidden states matter here
     return torch.stack([seen[place][0, p] for place in places])  # [len(layers), d]
 
 
@@ -55,7 +54,7 @@ def placeholder_position(model, prompt: str, placeholder: str = "X") -> int:
     """The position of the one token of ``prompt`` that reads as ``placeholder`` (spaces aside) (Chapter 8)."""
     if not isinstance(placeholder, str) or placeholder.strip() == "":
         raise AnatomyError("The placeholder is empty: pass the text of one token of the target prompt, such as 'X' or '?'.")
-    ids = check_prompt(model, prompt)[0]  # [T]
+    ids = run.check_prompt(model, prompt)[0]  # [T]
     texts = [model.tokenizer.decode([int(i)]) for i in ids]
     hits = [p for p, t in enumerate(texts) if t.strip() == placeholder.strip()]
     if not hits:
@@ -139,7 +138,7 @@ def patchscope(
     _check_new(max_new_tokens)
     s_layer = hooks.layer_index(model, source_layer)
     t_layer = s_layer if target_layer is None else hooks.layer_index(model, target_layer)
-    s_ids = check_prompt(model, source_prompt)
+    s_ids = run.check_prompt(model, source_prompt)
     s_pos = _position(s_ids, source_position, "source prompt")
     t_pos = placeholder_position(model, target_prompt, placeholder)
     vector = source_vector(model, source_prompt, s_layer, s_pos)  # [d]
@@ -160,7 +159,7 @@ def patchscope_sweep(
     layers = [hooks.layer_index(model, i) for i in (range(model.n_layers) if layers is None else layers)]
     if len(layers) == 0:
         raise AnatomyError("No layers to sweep: pass at least one layer index, e.g. range(0, model.n_layers, 3).")
-    s_ids = check_prompt(model, source_prompt)
+    s_ids = run.check_prompt(model, source_prompt)
     s_pos = _position(s_ids, source_position, "source prompt")
     s_token = readable(model.tokenizer, s_ids[0, s_pos])
     t_pos = placeholder_position(model, target_prompt, placeholder)

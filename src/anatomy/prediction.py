@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
+from . import run
 from .errors import AnatomyError
+from .run import check_prompt  # re-exported for circuits.py and ablation.py until they take it from run
 from .show import Table
 from .tokens import readable
 
@@ -43,24 +45,13 @@ class NextTokens:
         return self.probs.topk(len(self.labels)).indices
 
 
-def check_prompt(model, prompt: str) -> torch.Tensor:
-    """Tokenize a prompt the way the model will read it; reject empty or too long prompts. Shape [1, T]."""
-    if not isinstance(prompt, str) or prompt.strip() == "":
-        raise AnatomyError("The prompt is empty: give the model some text to continue, e.g. 'The capital of France is'.")
-    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
-    window = getattr(model.config, "max_position_embeddings", None)
-    if window is not None and ids.shape[1] > window:
-        raise AnatomyError(f"The prompt is {ids.shape[1]} tokens, longer than {model.name}'s window of {window}; shorten it.")
-    return ids.to(model.device)
-
-
 @torch.no_grad()
 def next_token(model, prompt: str, *, temperature: float = 1.0) -> NextTokens:
     """Run the model on ``prompt`` and return its distribution over the next token (Chapter 1)."""
     if not isinstance(temperature, (int, float)) or not temperature > 0:
         raise AnatomyError(f"temperature={temperature!r} is not allowed: use a positive number such as 0.7, 1 or 2.")
-    ids = check_prompt(model, prompt)
-    logits = model.hf(input_ids=ids).logits[0, -1].float()  # [V]
+    ids = run.check_prompt(model, prompt)  # [1, T]
+    logits = run.forward(model, ids).logits[0, -1].float()  # [V]
     probs = torch.softmax(logits / temperature, dim=-1)  # [V]
     labels = tuple(readable(model.tokenizer, i) for i in probs.topk(50).indices)
     return NextTokens(model.name, prompt, ids[0].cpu(), logits.cpu(), probs.cpu(), float(temperature), labels)

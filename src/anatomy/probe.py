@@ -87,7 +87,7 @@ def last_token_states(model, texts, *, batch_size: int = 64) -> torch.Tensor:
         # the layer stack without the LM head: we need no logits, and Gemma's head is 168M weights
         last = f"layers.{model.n_layers - 1}"
         with capture(model, last) as seen:  # the last layer's raw output (transformers norms its last entry)
-            res = model.decoder(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
+            res = run.forward(model, b, logits=None, hidden_states=True)
         states = torch.stack([*res.hidden_states[:-1], seen[last]], dim=1).float().cpu()  # [B, L+1, T, d]
         if out.numel() == 0:
             out = torch.empty(len(texts), *states.shape[1:2], states.shape[-1])  # [N, L+1, d]

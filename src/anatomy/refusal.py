@@ -104,12 +104,9 @@ def _generate(model, requests: list[str], max_new_tokens: int) -> _Generated:
     """Greedy answers to the requests (chat template, one left-padded batch, KV cache); hooks around apply."""
     tok = model.tokenizer
     b = run.batch(model, [chat(model, r) for r in requests], left=True, special_tokens=False)  # [B, T]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     width = b.ids.shape[1]
-    out = model.hf.generate(input_ids=b.ids, attention_mask=b.mask, do_sample=False, max_new_tokens=max_new_tokens,
-                            pad_token_id=pad, temperature=None, top_p=None, top_k=None,
-                            output_logits=True, return_dict_in_generate=True)
-    stops = {tok.eos_token_id, pad}
+    out = run.generate(model, b, max_new_tokens)
+    stops = {tok.eos_token_id, tok.pad_token_id}  # the end of the turn, or the padding after it
     texts, tokens = [], []
     for row in out.sequences[:, width:].tolist():  # [B, n_new]
         cut = next((j for j, t in enumerate(row) if t in stops), len(row))
@@ -411,14 +408,9 @@ def _answer_nll(model, requests: list[str], tokens: Sequence[Sequence[int]]) -> 
     An empty answer (the turn ended at once) gets +inf: nothing was answered.
     """
     prompts = [model.tokenizer(chat(model, r), add_special_tokens=False, return_tensors="pt")["input_ids"][0] for r in requests]
-    rows = [torch.cat([p, torch.tensor(t, dtype=torch.long)]) for p, t in zip(prompts, tokens)]
-    width = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for k, r in enumerate(rows):
-        ids[k, :len(r)], mask[k, :len(r)] = r, 1
-    logits = model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float().cpu()
-    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None])[..., 0]  # [B, T-1]
+    b = run.pad(model, [torch.cat([p, torch.tensor(t, dtype=torch.long)]) for p, t in zip(prompts, tokens)])  # [B, T], right-padded
+    logits = run.forward(model, b).logits.float().cpu()  # [B, T, V]
+    logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, b.ids[:, 1:, None].cpu())[..., 0]  # [B, T-1]
     out = []
     for k, (p, t) in enumerate(zip(prompts, tokens)):
         out.append(math.inf if not t else float(-logp[k, len(p) - 1:len(p) - 1 + len(t)].mean()))

@@ -1,7 +1,9 @@
-"""Run part of a model: a padded batch of prompts, up to a place, from a layer, last tokens, chosen LM-head rows.
+"""Run a model, or part of it: a padded batch of prompts, a whole pass, up to a place, from a layer, last tokens, chosen LM-head rows.
 
-Every chapter module runs the model through these few functions (Chapters 5-18):
+Every chapter module runs the model through these few functions (Chapters 1-18):
 
+    ids = check_prompt(model, prompt)                # one prompt as the model reads it, [1, T]; a clear error if empty or too long
+    out = forward(model, ids, hidden_states=True)    # one whole pass: transformers' own output (.logits, .hidden_states...)
     b = batch(model, prompts)                        # each prompt as the model reads it alone, padded on the right
     h = run_to(model, b, "layers.5")                 # the layers up to layer 5's output; nothing after it runs
     v = last(h, b)                                   # each prompt's vector at its last real token, [B, d]
@@ -10,6 +12,7 @@ Every chapter module runs the model through these few functions (Chapters 5-18):
     pre = prefix(model, "France: Paris\n")          # a shared beginning, read once (its keys and values) ...
     h = run_after(model, pre, ids, "layers.29")      # ... then only the tokens after it, in many rows
     logits = head(model, v, rows=[id_a, id_b])       # the LM head, only the rows asked for (soft-capped)
+    out = generate(model, batch(model, chats, left=True), 6)  # greedy continuations of a left-padded batch
 
 Nothing here replaces a module's ``forward``: every layer that a partial run passes through is
 called as a module, so a hook on it (``hooks.capture``, ``hooks.edit``) sees its true values, and a
@@ -18,6 +21,7 @@ layer the run does not reach is simply not called.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,10 +31,20 @@ import torch
 from . import hooks
 from .devices import weights_on
 from .errors import AnatomyError
-from .prediction import check_prompt
 
-__all__ = ["Batch", "Paused", "Prefix", "batch", "batches", "check_vector", "head", "last", "last_tokens", "pause",
-           "prefix", "prompts", "resume", "run_after", "run_to", "soft_cap"]
+__all__ = ["Batch", "Paused", "Prefix", "batch", "batches", "check_prompt", "check_vector", "forward", "generate", "head", "last",
+           "last_tokens", "pad", "pause", "prefix", "prompts", "resume", "run_after", "run_to", "soft_cap"]
+
+
+def check_prompt(model, prompt: str) -> torch.Tensor:
+    """Tokenize a prompt the way the model will read it; reject empty or too long prompts. Shape [1, T], on the model's device."""
+    if not isinstance(prompt, str) or prompt.strip() == "":
+        raise AnatomyError("The prompt is empty: give the model some text to continue, e.g. 'The capital of France is'.")
+    ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    window = getattr(model.config, "max_position_embeddings", None)
+    if window is not None and ids.shape[1] > window:
+        raise AnatomyError(f"The prompt is {ids.shape[1]} tokens, longer than {model.name}'s window of {window}; shorten it.")
+    return ids.to(model.device)
 
 
 def prompts(texts, what: str = "prompts") -> list[str]:
@@ -81,12 +95,16 @@ def _ids(model, text: str, max_tokens: int | None, special_tokens: bool = True) 
     return model.tokenizer(text, return_tensors="pt")["input_ids"][0, :max_tokens]  # [T <= max_tokens]
 
 
-def _pad(model, rows: list[torch.Tensor], left: bool = False) -> Batch:
+def _pad_id(model) -> int:
     tok = model.tokenizer
-    pad = next((p for p in (tok.pad_token_id, tok.eos_token_id) if p is not None), 0)
+    return next((p for p in (tok.pad_token_id, tok.eos_token_id) if p is not None), 0)
+
+
+def pad(model, rows: Sequence[torch.Tensor], *, left: bool = False) -> Batch:
+    """One batch of token-ID rows ([T_k] each, e.g. a prompt followed by an answer), padded on the right (or the left)."""
     lengths = torch.tensor([len(r) for r in rows])  # [B]
     width = int(lengths.max())
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)  # [B, T]
+    ids = torch.full((len(rows), width), _pad_id(model), dtype=torch.long)  # [B, T]
     mask = torch.zeros_like(ids)  # [B, T] 1 = real token
     for k, r in enumerate(rows):
         where = slice(width - len(r), width) if left else slice(0, len(r))
@@ -100,7 +118,7 @@ def batch(model, texts: Sequence[str], *, max_tokens: int | None = None, left: b
     Padding goes on the right, or with ``left=True`` on the left (to generate: every prompt then
     ends at the last column). ``special_tokens=False`` for texts that bring their own (a chat template).
     """
-    return _pad(model, [_ids(model, t, max_tokens, special_tokens) for t in texts], left)
+    return pad(model, [_ids(model, t, max_tokens, special_tokens) for t in texts], left=left)
 
 
 def batches(model, texts: Sequence[str], batch_size: int, *, max_tokens: int | None = None) -> Iterator[tuple[list[int], Batch]]:
@@ -114,7 +132,7 @@ def batches(model, texts: Sequence[str], batch_size: int, *, max_tokens: int | N
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        yield idx, _pad(model, [rows[i] for i in idx])
+        yield idx, pad(model, [rows[i] for i in idx])
 
 
 def last(h: torch.Tensor, b: Batch) -> torch.Tensor:
@@ -122,6 +140,68 @@ def last(h: torch.Tensor, b: Batch) -> torch.Tensor:
     if b.left:
         return h[:, -1]
     return h[torch.arange(h.shape[0], device=h.device), (b.lengths - 1).to(h.device)]
+
+
+# --- one whole pass --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _eager(model):
+    """Attention weights exist only with the 'eager' implementation; switch to it for the block if needed."""
+    before = getattr(model.hf.config, "_attn_implementation", "eager")
+    if before != "eager":
+        model.hf.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if before != "eager":
+            model.hf.set_attn_implementation(before)
+
+
+_LOGITS = {"all": 0, "last": 1}  # transformers' logits_to_keep: 0 = every position
+
+
+def forward(model, inputs, *, logits: str | None = "all", hidden_states: bool = False, attentions: bool = False,
+            past=None, keep: bool = False):
+    """One whole forward pass; transformers' own output: ``.logits``, ``.hidden_states``, ``.attentions``, ``.past_key_values``.
+
+    ``inputs`` is a :class:`Batch` (its padding masked) or token IDs [B, T] on the model's device
+    (every token real). ``logits``: at ``"all"`` positions [B, T, V], at the ``"last"`` one only
+    [B, 1, V] (the LM head reads one row per prompt), or ``None``: no LM head, the decoder alone
+    (``.last_hidden_state``, after the final norm). ``hidden_states=True`` keeps what enters every
+    layer (``hidden_states[i]`` enters layer i; the last entry is after the final norm);
+    ``attentions=True`` keeps every layer's attention weights [B, H, T, T] (with the eager
+    attention, switched to for the call if the model was loaded otherwise). ``keep=True`` returns
+    the keys and values (``.past_key_values``); passed back as ``past``, the next call's IDs
+    continue those tokens. Hooks the caller set see the pass's true values.
+    """
+    if logits is not None and logits not in _LOGITS:
+        raise AnatomyError(f"logits={logits!r} is not allowed: use 'all', 'last' or None (no LM head).")
+    kw = {"input_ids": inputs.ids, "attention_mask": inputs.mask} if isinstance(inputs, Batch) else {"input_ids": inputs}
+    if hidden_states:
+        kw["output_hidden_states"] = True
+    if attentions:
+        kw["output_attentions"] = True
+    if past is not None:
+        kw["past_key_values"] = past
+    kw["use_cache"] = keep or past is not None
+    if logits is not None:
+        kw["logits_to_keep"] = _LOGITS[logits]
+    whole = model.decoder if logits is None else model.hf
+    with _eager(model) if attentions else contextlib.nullcontext():
+        return whole(**kw)
+
+
+@torch.no_grad()
+def generate(model, b: Batch, max_new_tokens: int):
+    """Greedy continuations of a left-padded batch (``batch(..., left=True)``), with the KV cache; hooks around apply.
+
+    transformers' own output: ``.sequences`` [B, T + n] (the prompt columns, then the new tokens,
+    padded after an end of text) and ``.logits``, one [B, V] per new token.
+    """
+    if not b.left:
+        raise AnatomyError("generate needs a left-padded batch (batch(model, texts, left=True)): every prompt must end at the last column.")
+    return model.hf.generate(input_ids=b.ids, attention_mask=b.mask, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=_pad_id(model), temperature=None, top_p=None, top_k=None,
+                             output_logits=True, return_dict_in_generate=True)
 
 
 # --- running up to a place ---------------------------------------------------------------------------

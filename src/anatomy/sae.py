@@ -697,14 +697,14 @@ def ablate_latent(model, texts, sae: SparseAutoencoder, acts: Activations, laten
         n = len(remove)  # row 0: clean; row 1: the latent removed; rows 2..: the controls
         cache = None
         if t > 0:
-            cache = model.hf(input_ids=tokens[None, :t].to(model.device), use_cache=True).past_key_values
+            cache = run.forward(model, tokens[None, :t].to(model.device), keep=True).past_key_values
             cache.batch_repeat_interleave(n)
 
         def edit(h):  # h [n, 1, d]: the layer's output at position t, one row per edit
             return h - remove[:, None].to(h)
 
         with hooks.edit(model, f"layers.{acts.layer}", edit):
-            logits = model.hf(input_ids=tokens[t].repeat(n, 1).to(model.device), past_key_values=cache).logits[:, -1]
+            logits = run.forward(model, tokens[t].repeat(n, 1).to(model.device), past=cache).logits[:, -1]
         logp = torch.log_softmax(logits.float().cpu(), -1)[:, ids].mean(-1)  # [n]
         changes[r] = logp[1:] - logp[0]
     return LatentAblation(model.name, acts.layer, latent, tuple(readable(model.tokenizer, i) for i in ids), len(rows),
