@@ -455,37 +455,57 @@ def _ids_of(model, prompt: str) -> torch.Tensor:
 
 @torch.no_grad()
 def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_size: int = 64) -> torch.Tensor:
-    """Logit differences of ``ids`` [1, T] run once per job, each job patching some places.
+    """Logit differences of ``ids`` [1, T] run once per job, each job patching some places. Returns [len(jobs)].
 
     A job is a list of edits ``(place, positions, cols, value)``: at ``positions`` (absolute) of
     ``place``, columns ``cols`` (a slice, or None for all) get ``value`` [len(positions), width].
-    Positions before a job's first edited position are the same in every run: they run once, and
-    their keys and values are cached. Returns [len(jobs)].
     """
-    out = torch.empty(len(jobs))
-    starts: dict[int, list[int]] = {}
-    for j, edits in enumerate(jobs):
-        starts.setdefault(min(min(p) for _, p, _, _ in edits) if edits else ids.shape[1] - 1, []).append(j)
-    rows = list(answer_ids)
-    for s, members in starts.items():
+    return _differences_of(model, [(ids, answer_ids, jobs)], batch_size)[0]
+
+
+@torch.no_grad()
+def _differences_of(model, tasks: Sequence, batch_size: int = 64) -> list[torch.Tensor]:
+    """``_differences`` for many prompts at once: ``tasks`` = [(ids [1, T], answer_ids, jobs)], one [len(jobs)] per task.
+
+    Positions before a job's first edited position are the same in every run of its prompt: they
+    run once (their keys and values are cached) and only the rest of the prompt runs per job. Jobs
+    of every task whose prompts have the same length and whose first edit is at the same position
+    share their forward passes (``batch_size`` runs per pass), whichever prompt they patch.
+    """
+    out = [torch.empty(len(jobs)) for _, _, jobs in tasks]
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (T, first edited position) -> [(task, job)]
+    for i, (ids, _, jobs) in enumerate(tasks):
+        T = ids.shape[1]
+        for j, edits in enumerate(jobs):
+            groups.setdefault((T, min(min(p) for _, p, _, _ in edits) if edits else T - 1), []).append((i, j))
+    for (T, s), members in groups.items():
+        owners = sorted({i for i, _ in members})
+        row_of = {i: k for k, i in enumerate(owners)}
+        ids = torch.cat([tasks[i][0] for i in owners])  # [n, T] every prompt of this group
         prefix = model.decoder(input_ids=ids[:, :s], use_cache=True).past_key_values if s > 0 else None
         for c in range(0, len(members), batch_size):
             chunk = members[c:c + batch_size]
+            which = torch.tensor([row_of[i] for i, _ in chunk])  # [B] the prompt of each run
             by_place: dict[str, list] = {}  # one hook per place, however many heads' columns it writes
-            for r, j in enumerate(chunk):
-                for place, positions, cols, value in jobs[j]:
+            for r, (i, j) in enumerate(chunk):
+                for place, positions, cols, value in tasks[i][2][j]:
                     by_place.setdefault(place, []).append((r, [p - s for p in positions], cols, value))
             cache = None
             if prefix is not None:
                 cache = copy.deepcopy(prefix)
-                cache.batch_repeat_interleave(len(chunk))
+                cache.batch_select_indices(which.to(ids.device))
             with contextlib.ExitStack() as stack:
                 for place, items in by_place.items():
                     stack.enter_context(hooks.edit(model, place, _writer(items)))
-                h = model.decoder(input_ids=ids[:, s:].expand(len(chunk), -1), past_key_values=cache,
+                h = model.decoder(input_ids=ids[which.to(ids.device), s:], past_key_values=cache,
                                   use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
-            logits = run.head(model, h, rows=rows).float()  # [B, 2]
-            out[chunk] = (logits[:, 0] - logits[:, 1]).cpu()
+            rows = sorted({int(a) for i, _ in chunk for a in tasks[i][1]})  # the answers' LM-head rows only
+            col = {a: k for k, a in enumerate(rows)}
+            logits = run.head(model, h, rows=rows).float().cpu()  # [B, len(rows)]
+            a = torch.tensor([[col[int(tasks[i][1][0])], col[int(tasks[i][1][1])]] for i, _ in chunk])  # [B, 2]
+            d = logits.gather(1, a[:, :1])[:, 0] - logits.gather(1, a[:, 1:])[:, 0]  # [B]
+            for r, (i, j) in enumerate(chunk):
+                out[i][j] = d[r]
     return out
 
 
@@ -504,14 +524,25 @@ def _writer(items):
 
 def _clean_and_corrupted(model, pair: FactPair, places: Sequence[str]):
     """Both prompts' ids [1, T], their logit differences, and each place's values [T, width] in each run."""
-    out = []
-    for prompt in (pair.clean, pair.corrupted):
-        ids = _ids_of(model, prompt)
-        with torch.no_grad(), hooks.capture(model, *places) as seen:
-            h = model.decoder(input_ids=ids).last_hidden_state[:, -1]
-            logits = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
-        out.append((ids, float(logits[0] - logits[1]), {p: seen[p][0] for p in places}))
-    return out
+    return _clean_and_corrupted_of(model, [pair], places)[0]
+
+
+@torch.no_grad()
+def _clean_and_corrupted_of(model, pairs: Sequence[FactPair], places: Sequence[str]) -> list:
+    """``_clean_and_corrupted`` of every pair: the prompts of one length run together, one pass per side and length."""
+    out: list = [[None, None] for _ in pairs]
+    by_length: dict[int, list[int]] = {}
+    for n, pair in enumerate(pairs):
+        by_length.setdefault(pair.n_tokens, []).append(n)
+    for members in by_length.values():
+        for side in (0, 1):
+            ids = [_ids_of(model, (pairs[n].clean, pairs[n].corrupted)[side]) for n in members]  # [1, T] each
+            with hooks.capture(model, *places) as seen:
+                h = model.decoder(input_ids=torch.cat(ids)).last_hidden_state[:, -1]  # [n, d], no padding
+            for k, n in enumerate(members):
+                logits = run.head(model, h[k], rows=list(pairs[n].answer_ids)).float()  # [2]
+                out[n][side] = (ids[k], float(logits[0] - logits[1]), {p: seen[p][k] for p in places})
+    return [tuple(o) for o in out]
 
 
 def _group(pair: FactPair, position: str) -> tuple[int, ...]:
@@ -595,18 +626,19 @@ def component_patching(model, pairs: Sequence[FactPair] | FactPairs, *, layers: 
     N, G = len(pairs), len(positions)
     den, noi = torch.full((N, 3, L, G), float("nan")), torch.full((N, 3, L, G), float("nan"))
     clean, corrupted = torch.empty(N), torch.empty(N)
-    for n, pair in enumerate(pairs):
-        (a_ids, a_d, a_seen), (b_ids, b_d, b_seen) = _clean_and_corrupted(model, pair, places)
+    runs = _clean_and_corrupted_of(model, pairs, places)
+    tasks, where = [], []  # one task per pair and direction; where: (pair, cells, grid) of each task
+    for n, (pair, ((a_ids, a_d, a_seen), (b_ids, b_d, b_seen))) in enumerate(zip(pairs, runs)):
         clean[n], corrupted[n] = a_d, b_d
         cells = [(KINDS.index(k), l, g, place(k, l), _group(pair, pos)) for k in kinds for l in chosen
                  for g, pos in enumerate(positions)]
         for d, base, source, grid in (("denoise", b_ids, a_seen, den), ("noise", a_ids, b_seen, noi)):
-            if d not in directions:
-                continue
-            jobs = [[(pl, ps, None, source[pl][list(ps)])] for _, _, _, pl, ps in cells]
-            out = _differences(model, base, pair.answer_ids, jobs, batch_size)
-            for (k, l, g, _, _), v in zip(cells, out):
-                grid[n, k, l, g] = v
+            if d in directions:
+                tasks.append((base, pair.answer_ids, [[(pl, ps, None, source[pl][list(ps)])] for _, _, _, pl, ps in cells]))
+                where.append((n, cells, grid))
+    for (n, cells, grid), out in zip(where, _differences_of(model, tasks, batch_size)):
+        for (k, l, g, _, _), v in zip(cells, out):
+            grid[n, k, l, g] = v
     return ComponentPatching(model.name, language, pairs, chosen, tuple(positions), clean, corrupted, den, noi,
                              time.perf_counter() - t0)
 
@@ -693,14 +725,16 @@ def head_patching(model, pairs: Sequence[FactPair] | FactPairs, *, heads: Sequen
         if not 0 <= h < H:
             raise AnatomyError(f"Head {h} is out of range: {model.name} has heads 0 to {H - 1}.")
     rec = torch.full((len(pairs), L, H, len(positions)), float("nan"))
-    for n, pair in enumerate(pairs):
-        places = sorted({f"layers.{l}.attn.o.input" for l, _ in heads})
-        (_, a_d, a_seen), (b_ids, b_d, _) = _clean_and_corrupted(model, pair, places)
+    places = sorted({f"layers.{l}.attn.o.input" for l, _ in heads})
+    tasks, kept = [], []
+    for pair, ((_, a_d, a_seen), (b_ids, b_d, _)) in zip(pairs, _clean_and_corrupted_of(model, pairs, places)):
         cells = [(l, h, g, _positions(pair, grp)) for l, h in heads for g, grp in enumerate(positions)]
         cells = [c for c in cells if c[3]]
-        jobs = [[(f"layers.{l}.attn.o.input", ps, slice(h * hd, (h + 1) * hd),
-                  a_seen[f"layers.{l}.attn.o.input"][list(ps), h * hd:(h + 1) * hd])] for l, h, _, ps in cells]
-        out = _differences(model, b_ids, pair.answer_ids, jobs, batch_size)
+        tasks.append((b_ids, pair.answer_ids, [[(f"layers.{l}.attn.o.input", ps, slice(h * hd, (h + 1) * hd),
+                                                 a_seen[f"layers.{l}.attn.o.input"][list(ps), h * hd:(h + 1) * hd])]
+                                               for l, h, _, ps in cells]))
+        kept.append((cells, a_d, b_d))
+    for n, ((cells, a_d, b_d), out) in enumerate(zip(kept, _differences_of(model, tasks, batch_size))):
         for (l, h, g, _), v in zip(cells, out):
             rec[n, l, h, g] = (float(v) - b_d) / (a_d - b_d)
     return HeadPatching(model.name, pairs, heads, tuple(positions), rec, time.perf_counter() - t0)
@@ -779,17 +813,17 @@ def circuit_faithfulness(model, pairs: Sequence[FactPair] | FactPairs, circuit: 
     every = [(l, h) for l in range(L) for h in range(H)]
     randoms = [tuple(every[i] for i in torch.randperm(len(every), generator=g)[:len(circuit)].tolist()) for _ in range(draws)]
     used = [p for p in pairs if means.get(p.n_tokens, {}).get("n", 0) >= min_reference]
-    rows = torch.empty(len(used), 3 + draws)
-    for n, pair in enumerate(used):
-        ids, mean = _ids_of(model, pair.clean), means[pair.n_tokens]
-        every_pos = tuple(range(pair.n_tokens))
+    tasks = []
+    for pair in used:
+        mean, every_pos = means[pair.n_tokens], tuple(range(pair.n_tokens))
 
         def ablate(keep):
             return [(places[l], every_pos, slice(h * hd, (h + 1) * hd), mean[places[l]][:, h * hd:(h + 1) * hd])
                     for l, h in every if (l, h) not in keep]
 
-        jobs = [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]
-        rows[n] = _differences(model, ids, pair.answer_ids, jobs, batch_size)
+        tasks.append((_ids_of(model, pair.clean), pair.answer_ids,
+                      [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]))
+    rows = torch.stack(_differences_of(model, tasks, batch_size)) if tasks else torch.empty(0, 3 + draws)  # [N, 3 + draws]
     return Faithfulness(model.name, circuit, len(used), rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:].T.contiguous())
 
 
