@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ from .tokens import Token, answer_id, readable, tokenize
 
 __all__ = ["AttentionKnockout", "BackPatching", "ComponentPatching", "FactPair", "FactPairs", "Faithfulness", "HeadPatching", "KINDS",
            "PatchingResult", "activation_patching", "attention_knockout", "attribution_components", "attribution_patching",
-           "back_patching", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "logit_difference"]
+           "back_patching", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "logit_difference",
+           "next_token_ids"]
 
 
 def _pair(model, clean: str, corrupted: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,9 +61,14 @@ def _difference(logits: torch.Tensor, a: int, b: int) -> torch.Tensor:
 @torch.no_grad()
 def logit_difference(model, prompt: str, clean_answer, corrupted_answer) -> float:
     """logit(clean answer) − logit(corrupted answer) at the last position of ``prompt`` (Chapter 17)."""
-    ids = check_prompt(model, prompt)
-    logits = model.hf(input_ids=ids, logits_to_keep=1).logits[0, -1].float()  # [V]
-    return float(_difference(logits, answer_id(model, clean_answer), answer_id(model, corrupted_answer)))
+    rows = [answer_id(model, clean_answer), answer_id(model, corrupted_answer)]
+    logits = run.head(model, _final(model, check_prompt(model, prompt)), rows=rows).float()[0]  # [2]
+    return float(logits[0] - logits[1])
+
+
+def _final(model, ids: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The final-norm vector at the last position of each row of ``ids`` [B, T]: [B, d] (the LM head is ``run.head``'s)."""
+    return model.decoder(input_ids=ids.to(model.device), **kwargs).last_hidden_state[:, -1]
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,10 @@ def activation_patching(model, clean: str, corrupted: str, clean_answer, corrupt
     L, T, H, hd = model.n_layers, a_ids.shape[1], model.n_heads, model.head_dim
     resid, onames = _places(model)
     chosen = list(range(L)) if layers is None else sorted({hooks.layer_index(model, l) for l in layers})
+    two = list(ans)  # the two answers' LM-head rows: logits [..., 2]
     with hooks.capture(model, "embedding", *resid, *onames) as seen:
-        clean_logits = model.hf(input_ids=a_ids, logits_to_keep=1).logits[0, -1].float()
-    corrupt_logits = model.hf(input_ids=b_ids, logits_to_keep=1).logits[0, -1].float()
+        clean_logits = run.head(model, _final(model, a_ids), rows=two)[0].float()
+    corrupt_logits = run.head(model, _final(model, b_ids), rows=two)[0].float()
 
     # one patch per run: (place, position or all, columns or all, value)
     jobs = [("embedding", p, None, seen["embedding"][0, p]) for p in range(T)]
@@ -202,16 +208,16 @@ def activation_patching(model, clean: str, corrupted: str, clean_answer, corrupt
                 rows = torch.tensor([r for r, _, _ in items])
                 stack.enter_context(_patch_rows(model, place, rows, [p for _, p, _ in items], [v for _, _, v in items],
                                                 None if cols is None else slice(*cols)))
-            logits = model.hf(input_ids=b_ids.expand(len(chunk), T), logits_to_keep=1).logits[:, -1].float()  # [B, V]
-        out[start:start + len(chunk)] = _difference(logits, *ans)
+            logits = run.head(model, _final(model, b_ids.expand(len(chunk), T)), rows=two).float()  # [B, 2]
+        out[start:start + len(chunk)] = _difference(logits, 0, 1)
     n = len(chosen)
     emb = out[:T]
     res, hds = torch.full((L, T), float("nan")), torch.full((L, H), float("nan"))
     res[chosen] = out[T:T + n * T].view(n, T)
     if heads:
         hds[chosen] = out[T + n * T:].view(n, H)
-    return _result(model, "exact", clean, corrupted, ans, _difference(clean_logits, *ans),
-                   _difference(corrupt_logits, *ans), emb, res, hds, t0)
+    return _result(model, "exact", clean, corrupted, ans, _difference(clean_logits, 0, 1),
+                   _difference(corrupt_logits, 0, 1), emb, res, hds, t0)
 
 
 def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrupted_answer) -> PatchingResult:
@@ -228,12 +234,13 @@ def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrup
     L, T, H, hd = model.n_layers, a_ids.shape[1], model.n_heads, model.head_dim
     resid, onames = _places(model)
     places = ["embedding", *resid, *onames]
+    rows = list(ans)  # the two answers' LM-head rows: logits [2]
     with torch.no_grad(), hooks.capture(model, *places) as clean_seen:
-        clean_logits = model.hf(input_ids=a_ids, logits_to_keep=1).logits[0, -1].float()
+        clean_logits = run.head(model, _final(model, a_ids), rows=rows)[0].float()
 
     with hooks.graph(model, *places) as kept:
-        logits = model.hf(input_ids=b_ids, logits_to_keep=1).logits[0, -1].float()  # [V]
-        diff = _difference(logits, *ans)
+        logits = run.head(model, _final(model, b_ids), rows=rows)[0].float()  # [2]
+        diff = _difference(logits, 0, 1)
         grads = torch.autograd.grad(diff, [kept[n] for n in places])
     grad = dict(zip(places, grads))
     with torch.no_grad():
@@ -242,7 +249,7 @@ def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrup
         emb = d + est("embedding").sum(-1)  # [T]
         res = d + torch.stack([est(n).sum(-1) for n in resid])  # [L, T]
         hds = d + torch.stack([est(n).view(T, H, hd).sum(dim=(0, 2)) for n in onames])  # [L, H]
-    return _result(model, "attribution", clean, corrupted, ans, _difference(clean_logits, *ans), d,
+    return _result(model, "attribution", clean, corrupted, ans, _difference(clean_logits, 0, 1), d,
                    emb, res, hds, t0)
 
 
@@ -304,9 +311,9 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
         raise AnatomyError("No pair of layers to back-patch: each source layer must be later than some target layer.")
     resid = [f"layers.{l}" for l in range(L)]
     with hooks.capture(model, *resid) as seen:
-        base = model.hf(input_ids=ids, logits_to_keep=1).logits[0, -1].float()  # [V]
+        base = run.head(model, _final(model, ids))[0].float()  # [V]
     vec = torch.stack([seen[n][0, -1] for n in resid])  # [L, d] every layer's vector at the last position
-    prefix = model.hf(input_ids=ids[:, :-1], use_cache=True).past_key_values
+    prefix = model.decoder(input_ids=ids[:, :-1].to(model.device), use_cache=True).past_key_values
     last = ids[:, -1:]
     prob = torch.full((L, L), float("nan"))
     top = torch.full((L, L), -1, dtype=torch.long)
@@ -321,8 +328,8 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
             for t, items in by_target.items():
                 rows = torch.tensor([r for r, _ in items])
                 stack.enter_context(_patch_rows(model, resid[t], rows, [-1] * len(items), [vec[s] for _, s in items]))
-            logits = model.hf(input_ids=last.expand(len(chunk), 1), past_key_values=cache, use_cache=True,
-                              logits_to_keep=1).logits[:, -1].float()  # [B, V]
+            logits = run.head(model, _final(model, last.expand(len(chunk), 1), past_key_values=cache,
+                                            use_cache=True)).float()  # [B, V]
         p = torch.softmax(logits, -1)
         for r, (s, t) in enumerate(chunk):
             prob[s, t] = p[r, aid]
@@ -397,14 +404,32 @@ def facts(language: str = "en") -> tuple[tuple[str, str, str, str], ...]:
     return tuple(f for f in out if chinese(f[1]) == (language == "zh"))
 
 
+def _memo(model, key: tuple, compute, keep: int = 8):
+    """``compute()``, kept on the model object for the last ``keep`` keys asked (dropped with the model).
+
+    A chapter that asks several times for the same reference runs (another seed of fact_pairs,
+    several circuits against one reference set) runs them once. Callers only read the result.
+    """
+    memo = model.__dict__.setdefault("_circuits_memo", {})
+    if key not in memo:
+        memo[key] = compute()
+        while len(memo) > keep:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
 @torch.no_grad()
-def _top_tokens(model, prompts: Sequence[str], batch_size: int = 32) -> list[int]:
-    """The model's top next token after each prompt (kept for the last few lists asked for: fact_pairs with another seed reads them again)."""
-    return list(_top_tokens_of(model, tuple(prompts), batch_size))
+def next_token_ids(model, prompts: Sequence[str], *, batch_size: int = 32) -> tuple[int, ...]:
+    """The model's most likely next token after each prompt, as token IDs (Chapter 17).
+
+    The same top token as ``next_token(model, prompt).top_ids[0]``, for many prompts in a few
+    padded batches (prompts of similar length together), the LM head at the last token only.
+    """
+    prompts = tuple(run.prompts(prompts))
+    return _memo(model, ("next_token_ids", prompts, batch_size), lambda: _next_token_ids(model, prompts, batch_size))
 
 
-@functools.lru_cache(maxsize=4)
-def _top_tokens_of(model, prompts: tuple[str, ...], batch_size: int) -> tuple[int, ...]:
+def _next_token_ids(model, prompts: tuple[str, ...], batch_size: int) -> tuple[int, ...]:
     out = [0] * len(prompts)
     for idx, b in run.batches(model, prompts, batch_size):
         h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
@@ -424,7 +449,7 @@ def fact_pairs(model, language: str = "en", *, n: int = 24, dev: int = 8, seed: 
         raise AnatomyError(f"n={n!r}, dev={dev!r}: pass a positive number of pairs n and 0 <= dev < n.")
     rows = facts(language)
     prompts = [t.format(s) for _, t, s, _ in rows]
-    tops = _top_tokens(model, prompts)
+    tops = next_token_ids(model, prompts)
     right = [i for i, (t, (_, _, _, a)) in enumerate(zip(tops, rows))
              if model.tokenizer.decode([t]).strip() and a.startswith(model.tokenizer.decode([t]))]
     ids = {i: check_prompt(model, prompts[i])[0].tolist() for i in right}
@@ -775,13 +800,13 @@ class Faithfulness:
 def _head_means(model, prompts: Sequence[str], places: Sequence[str]) -> dict[int, dict[str, torch.Tensor]]:
     """Per prompt length, each place's mean value over the prompts of that length: {T: {place: [T, width]}}.
 
-    Kept for the last few (model, prompts, places) asked for: a chapter that tries several circuits
-    against one reference set runs the reference prompts once. Callers only read the result.
+    Kept on the model for the last few reference sets asked for (``_memo``): a chapter that tries
+    several circuits against one reference set runs the reference prompts once.
     """
-    return _head_means_of(model, tuple(prompts), tuple(places))
+    prompts, places = tuple(prompts), tuple(places)
+    return _memo(model, ("head_means", prompts, places), lambda: _head_means_of(model, prompts, places))
 
 
-@functools.lru_cache(maxsize=4)
 def _head_means_of(model, prompts: tuple[str, ...], places: tuple[str, ...]) -> dict[int, dict[str, torch.Tensor]]:
     by_length: dict[int, list[str]] = {}
     for p in prompts:
