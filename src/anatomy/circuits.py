@@ -483,7 +483,7 @@ def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_siz
     """Logit differences of ``ids`` [1, T] run once per job, each job patching some places. Returns [len(jobs)].
 
     A job is a list of edits ``(place, positions, cols, value)``: at ``positions`` (absolute) of
-    ``place``, columns ``cols`` (a slice, or None for all) get ``value`` [len(positions), width].
+    ``place``, columns ``cols`` (a slice, a tensor of column indices, or None for all) get ``value`` [len(positions), width].
     """
     return _differences_of(model, [(ids, answer_ids, jobs)], batch_size)[0]
 
@@ -524,14 +524,23 @@ def _differences_of(model, tasks: Sequence, batch_size: int = 64) -> list[torch.
                     stack.enter_context(hooks.edit(model, place, _writer(items)))
                 h = model.decoder(input_ids=ids[which.to(ids.device), s:], past_key_values=cache,
                                   use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
-            rows = sorted({int(a) for i, _ in chunk for a in tasks[i][1]})  # the answers' LM-head rows only
-            col = {a: k for k, a in enumerate(rows)}
-            logits = run.head(model, h, rows=rows).float().cpu()  # [B, len(rows)]
-            a = torch.tensor([[col[int(tasks[i][1][0])], col[int(tasks[i][1][1])]] for i, _ in chunk])  # [B, 2]
-            d = logits.gather(1, a[:, :1])[:, 0] - logits.gather(1, a[:, 1:])[:, 0]  # [B]
+            two = _answer_logits(model, h, [tasks[i][1] for i, _ in chunk]).cpu()  # [B, 2]
+            d = two[:, 0] - two[:, 1]  # [B]
             for r, (i, j) in enumerate(chunk):
                 out[i][j] = d[r]
     return out
+
+
+def _answer_logits(model, h: torch.Tensor, answer_ids: Sequence) -> torch.Tensor:
+    """[B, 2] each row's two answer logits: h [B, d] final-norm vectors, ``answer_ids`` one (clean, corrupted) pair per row.
+
+    Only the LM-head rows of the answers asked for are computed (``run.head(rows=...)``).
+    """
+    rows = sorted({int(a) for pair in answer_ids for a in pair})
+    col = {a: k for k, a in enumerate(rows)}
+    logits = run.head(model, h, rows=rows).float()  # [B, len(rows)]
+    idx = torch.tensor([[col[int(a)], col[int(b)]] for a, b in answer_ids], device=logits.device)  # [B, 2]
+    return logits.gather(1, idx)
 
 
 def _writer(items):
@@ -541,6 +550,8 @@ def _writer(items):
             v = value.to(h)
             if cols is None:
                 h[r, positions] = v
+            elif isinstance(cols, torch.Tensor):  # chosen columns [k]: value [len(positions), k]
+                h[r, torch.tensor(positions, device=h.device)[:, None], cols.to(h.device)] = v
             else:
                 h[r, positions, cols] = v
         return h
@@ -682,24 +693,27 @@ def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, posi
     places = [place(k, l) for k in KINDS for l in range(L)]
     den = torch.full((N, 3, L, G), float("nan"))
     clean, corrupted = torch.empty(N), torch.empty(N)
+    by_length: dict[int, list[int]] = {}  # prompts of one length run together
     for n, pair in enumerate(pairs):
-        a_ids = _ids_of(model, pair.clean)
+        by_length.setdefault(pair.n_tokens, []).append(n)
+    for members in by_length.values():
+        answers = [pairs[n].answer_ids for n in members]
         with torch.no_grad(), hooks.capture(model, *places) as seen:
-            h = model.decoder(input_ids=a_ids).last_hidden_state[:, -1]
-            la = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
+            la = _answer_logits(model, _final(model, torch.cat([_ids_of(model, pairs[n].clean) for n in members])), answers)
         with hooks.graph(model, *places) as kept:
-            h = model.decoder(input_ids=_ids_of(model, pair.corrupted)).last_hidden_state[:, -1]
-            lb = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
-            d = lb[0] - lb[1]
-            grads = torch.autograd.grad(d, [kept[p] for p in places])
+            lb = _answer_logits(model, _final(model, torch.cat([_ids_of(model, pairs[n].corrupted) for n in members])), answers)
+            d = lb[:, 0] - lb[:, 1]  # [n] one logit difference per pair
+            grads = torch.autograd.grad(d.sum(), [kept[p] for p in places])  # the rows do not mix: row i's own gradient
         d = d.detach()
-        clean[n], corrupted[n] = float(la[0] - la[1]), float(d)
-        with torch.no_grad():
-            for name, g in zip(places, grads):
-                est = ((seen[name][0] - kept[name][0].detach()) * g[0]).sum(-1)  # [T]
-                k, l = (0, int(name.split(".")[1])) if name.count(".") == 1 else (KINDS.index(name.split(".")[2]), int(name.split(".")[1]))
-                for gi, pos in enumerate(positions):
-                    den[n, k, l, gi] = float(d) + float(est[list(_group(pair, pos))].sum())
+        for i, n in enumerate(members):
+            pair = pairs[n]
+            clean[n], corrupted[n] = float(la[i, 0] - la[i, 1]), float(d[i])
+            with torch.no_grad():
+                for name, g in zip(places, grads):
+                    est = ((seen[name][i] - kept[name][i].detach()) * g[i]).sum(-1)  # [T]
+                    k, l = (0, int(name.split(".")[1])) if name.count(".") == 1 else (KINDS.index(name.split(".")[2]), int(name.split(".")[1]))
+                    for gi, pos in enumerate(positions):
+                        den[n, k, l, gi] = float(d[i]) + float(est[list(_group(pair, pos))].sum())
     return ComponentPatching(model.name, language, pairs, tuple(range(L)), tuple(positions), clean, corrupted, den,
                              torch.full_like(den, float("nan")), time.perf_counter() - t0)
 
@@ -842,9 +856,13 @@ def circuit_faithfulness(model, pairs: Sequence[FactPair] | FactPairs, circuit: 
     for pair in used:
         mean, every_pos = means[pair.n_tokens], tuple(range(pair.n_tokens))
 
-        def ablate(keep):
-            return [(places[l], every_pos, slice(h * hd, (h + 1) * hd), mean[places[l]][:, h * hd:(h + 1) * hd])
-                    for l, h in every if (l, h) not in keep]
+        def ablate(keep):  # one edit per layer: the columns of all its heads outside `keep` get their means
+            out = []
+            for l in range(L):
+                cols = torch.tensor([c for h in range(H) if (l, h) not in keep for c in range(h * hd, (h + 1) * hd)], dtype=torch.long)
+                if len(cols):
+                    out.append((places[l], every_pos, cols, mean[places[l]][:, cols]))
+            return out
 
         tasks.append((_ids_of(model, pair.clean), pair.answer_ids,
                       [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]))
@@ -879,8 +897,8 @@ class AttentionKnockout:
 
 
 @contextlib.contextmanager
-def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
-    """Inside the block, batch row r of every layer l >= rows_from[r] cannot attend from ``query`` to ``keys``."""
+def _blocked(model, rows_from: Sequence[int], keys: Sequence[int]):
+    """Inside the block, batch row r of every layer l >= rows_from[r] cannot attend from the last query to ``keys``."""
     handles = []
 
     def pre(mod, args, kwargs, layer):
@@ -890,7 +908,7 @@ def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
         mask = mask.expand(len(rows_from), *mask.shape[1:]).clone()
         for r, start in enumerate(rows_from):
             if layer >= start:
-                mask[r, :, query, list(keys)] = torch.finfo(mask.dtype).min
+                mask[r, :, -1, list(keys)] = torch.finfo(mask.dtype).min
         kwargs["attention_mask"] = mask
         return args, kwargs
 
@@ -906,14 +924,19 @@ def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
 
 @torch.no_grad()
 def attention_knockout(model, pairs: Sequence[FactPair] | FactPairs) -> AttentionKnockout:
-    """For each ℓ, block attention from the last position to the subject in layers ℓ..L-1 (Chapter 17)."""
+    """For each ℓ, block attention from the last position to the subject in layers ℓ..L-1 (Chapter 17).
+
+    Blocking changes only what the last position reads, so the positions before it run once (their
+    keys and values are cached) and each of the L + 1 blocked runs is one token long.
+    """
     pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
     L = model.n_layers
     prob = torch.empty(len(pairs), L + 1)
     for n, pair in enumerate(pairs):
         ids = _ids_of(model, pair.clean)
-        starts = list(range(L + 1))
-        with _blocked(model, starts, pair.n_tokens - 1, pair.subject):
-            h = model.decoder(input_ids=ids.expand(L + 1, -1)).last_hidden_state[:, -1]
+        cache = model.decoder(input_ids=ids[:, :-1], use_cache=True).past_key_values
+        cache.batch_repeat_interleave(L + 1)
+        with _blocked(model, list(range(L + 1)), pair.subject):
+            h = _final(model, ids[:, -1:].expand(L + 1, 1), past_key_values=cache, use_cache=True)  # [L + 1, d]
         prob[n] = torch.softmax(run.head(model, h).float(), -1)[:, pair.answer_ids[0]].cpu()
     return AttentionKnockout(model.name, pairs, prob)
