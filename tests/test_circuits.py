@@ -329,3 +329,10 @@ def test_empty_sets_give_empty_results(model):
     assert r.denoised.shape[0] == 0 and r.handover.shape == (0,)
     with pytest.raises(anatomy.AnatomyError, match="language"):
         anatomy.fact_pairs(model, "fr")
+
+
+def test_next_token_ids_are_next_tokens_top_in_padded_batches(model):
+    prompts = ["The capital of France is", "The Eiffel Tower is in the city of", "Hello", "巴黎是法国的"]
+    expected = tuple(int(anatomy.next_token(model, p).top_ids[0]) for p in prompts)
+    assert anatomy.next_token_ids(model, prompts, batch_size=3) == expected
+    assert anatomy.next_token_ids(model, prompts[::-1]) == expected[::-1]

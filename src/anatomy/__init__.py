@@ -43,7 +43,7 @@ from .loading import DEFAULT_MODELS, Model, cache_dir, load
 from .prediction import NextTokens, next_token
 from .patchscopes import Patchscope, patching, patchscope, patchscope_sweep, patchscope_table, placeholder_position, source_vector, source_vectors
 from .circuits import BackPatching, PatchingResult, activation_patching, attribution_patching, back_patching, logit_difference
-from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs, Faithfulness, HeadPatching, attention_knockout, attribution_components, circuit_faithfulness, component_patching, fact_pairs, facts, head_patching
+from .circuits import AttentionKnockout, ComponentPatching, FactPair, FactPairs, Faithfulness, HeadPatching, attention_knockout, attribution_components, circuit_faithfulness, component_patching, fact_pairs, facts, head_patching, next_token_ids
 from .probe import LayerProbes, Places, ProbeResult, cities, fit_probe, group_split, last_token_states, probe_layers, r2_score, split
 from .relations import RelationEdits, RelationFaithfulness, RelationMap, RelationReading, read_relation, relation_faithfulness, relation_edits, relation_map, relation_prompt, relation_table
 from .refusal import COHERENT_NLL, REFUSAL_SUBSTRINGS, Declines, HandLabels, RefusalDirections, RefusalScan, RefusalSeparation, RefusalTest, ablate_direction, answers, chat, declines, hand_labels, is_decline, refusal_directions, refusal_scan, refusal_separation, refusal_test
@@ -74,7 +74,7 @@ __all__ = [
     "Claim", "ClaimFailed", "Glue", "claim", "glue",
     "LanguageCurves", "LogitLens", "ResidualStream", "language_curves", "lens_logits", "logit_lens", "residual_stream",
     "BackPatching", "PatchingResult", "activation_patching", "answer_id", "attribution_patching", "back_patching", "logit_difference",
-    "AttentionKnockout", "ComponentPatching", "FactPair", "FactPairs", "Faithfulness", "HeadPatching", "attention_knockout", "attribution_components", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching",
+    "AttentionKnockout", "ComponentPatching", "FactPair", "FactPairs", "Faithfulness", "HeadPatching", "attention_knockout", "attribution_components", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "next_token_ids",
     "Patchscope", "patching", "patchscope", "patchscope_sweep", "patchscope_table", "placeholder_position", "source_vector", "source_vectors",
     "DEFAULT_MODELS",
     "HiddenStates",

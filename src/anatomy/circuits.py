@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,8 @@ from .tokens import Token, answer_id, readable, tokenize
 
 __all__ = ["AttentionKnockout", "BackPatching", "ComponentPatching", "FactPair", "FactPairs", "Faithfulness", "HeadPatching", "KINDS",
            "PatchingResult", "activation_patching", "attention_knockout", "attribution_components", "attribution_patching",
-           "back_patching", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "logit_difference"]
+           "back_patching", "circuit_faithfulness", "component_patching", "fact_pairs", "facts", "head_patching", "logit_difference",
+           "next_token_ids"]
 
 
 def _pair(model, clean: str, corrupted: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,9 +61,14 @@ def _difference(logits: torch.Tensor, a: int, b: int) -> torch.Tensor:
 @torch.no_grad()
 def logit_difference(model, prompt: str, clean_answer, corrupted_answer) -> float:
     """logit(clean answer) − logit(corrupted answer) at the last position of ``prompt`` (Chapter 17)."""
-    ids = check_prompt(model, prompt)
-    logits = model.hf(input_ids=ids, logits_to_keep=1).logits[0, -1].float()  # [V]
-    return float(_difference(logits, answer_id(model, clean_answer), answer_id(model, corrupted_answer)))
+    rows = [answer_id(model, clean_answer), answer_id(model, corrupted_answer)]
+    logits = run.head(model, _final(model, check_prompt(model, prompt)), rows=rows).float()[0]  # [2]
+    return float(logits[0] - logits[1])
+
+
+def _final(model, ids: torch.Tensor, **kwargs) -> torch.Tensor:
+    """The final-norm vector at the last position of each row of ``ids`` [B, T]: [B, d] (the LM head is ``run.head``'s)."""
+    return model.decoder(input_ids=ids.to(model.device), **kwargs).last_hidden_state[:, -1]
 
 
 @dataclass(frozen=True)
@@ -181,9 +186,10 @@ def activation_patching(model, clean: str, corrupted: str, clean_answer, corrupt
     L, T, H, hd = model.n_layers, a_ids.shape[1], model.n_heads, model.head_dim
     resid, onames = _places(model)
     chosen = list(range(L)) if layers is None else sorted({hooks.layer_index(model, l) for l in layers})
+    two = list(ans)  # the two answers' LM-head rows: logits [..., 2]
     with hooks.capture(model, "embedding", *resid, *onames) as seen:
-        clean_logits = model.hf(input_ids=a_ids, logits_to_keep=1).logits[0, -1].float()
-    corrupt_logits = model.hf(input_ids=b_ids, logits_to_keep=1).logits[0, -1].float()
+        clean_logits = run.head(model, _final(model, a_ids), rows=two)[0].float()
+    corrupt_logits = run.head(model, _final(model, b_ids), rows=two)[0].float()
 
     # one patch per run: (place, position or all, columns or all, value)
     jobs = [("embedding", p, None, seen["embedding"][0, p]) for p in range(T)]
@@ -202,16 +208,16 @@ def activation_patching(model, clean: str, corrupted: str, clean_answer, corrupt
                 rows = torch.tensor([r for r, _, _ in items])
                 stack.enter_context(_patch_rows(model, place, rows, [p for _, p, _ in items], [v for _, _, v in items],
                                                 None if cols is None else slice(*cols)))
-            logits = model.hf(input_ids=b_ids.expand(len(chunk), T), logits_to_keep=1).logits[:, -1].float()  # [B, V]
-        out[start:start + len(chunk)] = _difference(logits, *ans)
+            logits = run.head(model, _final(model, b_ids.expand(len(chunk), T)), rows=two).float()  # [B, 2]
+        out[start:start + len(chunk)] = _difference(logits, 0, 1)
     n = len(chosen)
     emb = out[:T]
     res, hds = torch.full((L, T), float("nan")), torch.full((L, H), float("nan"))
     res[chosen] = out[T:T + n * T].view(n, T)
     if heads:
         hds[chosen] = out[T + n * T:].view(n, H)
-    return _result(model, "exact", clean, corrupted, ans, _difference(clean_logits, *ans),
-                   _difference(corrupt_logits, *ans), emb, res, hds, t0)
+    return _result(model, "exact", clean, corrupted, ans, _difference(clean_logits, 0, 1),
+                   _difference(corrupt_logits, 0, 1), emb, res, hds, t0)
 
 
 def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrupted_answer) -> PatchingResult:
@@ -228,12 +234,13 @@ def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrup
     L, T, H, hd = model.n_layers, a_ids.shape[1], model.n_heads, model.head_dim
     resid, onames = _places(model)
     places = ["embedding", *resid, *onames]
+    rows = list(ans)  # the two answers' LM-head rows: logits [2]
     with torch.no_grad(), hooks.capture(model, *places) as clean_seen:
-        clean_logits = model.hf(input_ids=a_ids, logits_to_keep=1).logits[0, -1].float()
+        clean_logits = run.head(model, _final(model, a_ids), rows=rows)[0].float()
 
     with hooks.graph(model, *places) as kept:
-        logits = model.hf(input_ids=b_ids, logits_to_keep=1).logits[0, -1].float()  # [V]
-        diff = _difference(logits, *ans)
+        logits = run.head(model, _final(model, b_ids), rows=rows)[0].float()  # [2]
+        diff = _difference(logits, 0, 1)
         grads = torch.autograd.grad(diff, [kept[n] for n in places])
     grad = dict(zip(places, grads))
     with torch.no_grad():
@@ -242,7 +249,7 @@ def attribution_patching(model, clean: str, corrupted: str, clean_answer, corrup
         emb = d + est("embedding").sum(-1)  # [T]
         res = d + torch.stack([est(n).sum(-1) for n in resid])  # [L, T]
         hds = d + torch.stack([est(n).view(T, H, hd).sum(dim=(0, 2)) for n in onames])  # [L, H]
-    return _result(model, "attribution", clean, corrupted, ans, _difference(clean_logits, *ans), d,
+    return _result(model, "attribution", clean, corrupted, ans, _difference(clean_logits, 0, 1), d,
                    emb, res, hds, t0)
 
 
@@ -304,9 +311,9 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
         raise AnatomyError("No pair of layers to back-patch: each source layer must be later than some target layer.")
     resid = [f"layers.{l}" for l in range(L)]
     with hooks.capture(model, *resid) as seen:
-        base = model.hf(input_ids=ids, logits_to_keep=1).logits[0, -1].float()  # [V]
+        base = run.head(model, _final(model, ids))[0].float()  # [V]
     vec = torch.stack([seen[n][0, -1] for n in resid])  # [L, d] every layer's vector at the last position
-    prefix = model.hf(input_ids=ids[:, :-1], use_cache=True).past_key_values
+    prefix = model.decoder(input_ids=ids[:, :-1].to(model.device), use_cache=True).past_key_values
     last = ids[:, -1:]
     prob = torch.full((L, L), float("nan"))
     top = torch.full((L, L), -1, dtype=torch.long)
@@ -321,8 +328,8 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
             for t, items in by_target.items():
                 rows = torch.tensor([r for r, _ in items])
                 stack.enter_context(_patch_rows(model, resid[t], rows, [-1] * len(items), [vec[s] for _, s in items]))
-            logits = model.hf(input_ids=last.expand(len(chunk), 1), past_key_values=cache, use_cache=True,
-                              logits_to_keep=1).logits[:, -1].float()  # [B, V]
+            logits = run.head(model, _final(model, last.expand(len(chunk), 1), past_key_values=cache,
+                                            use_cache=True)).float()  # [B, V]
         p = torch.softmax(logits, -1)
         for r, (s, t) in enumerate(chunk):
             prob[s, t] = p[r, aid]
@@ -397,14 +404,32 @@ def facts(language: str = "en") -> tuple[tuple[str, str, str, str], ...]:
     return tuple(f for f in out if chinese(f[1]) == (language == "zh"))
 
 
+def _memo(model, key: tuple, compute, keep: int = 8):
+    """``compute()``, kept on the model object for the last ``keep`` keys asked (dropped with the model).
+
+    A chapter that asks several times for the same reference runs (another seed of fact_pairs,
+    several circuits against one reference set) runs them once. Callers only read the result.
+    """
+    memo = model.__dict__.setdefault("_circuits_memo", {})
+    if key not in memo:
+        memo[key] = compute()
+        while len(memo) > keep:
+            memo.pop(next(iter(memo)))
+    return memo[key]
+
+
 @torch.no_grad()
-def _top_tokens(model, prompts: Sequence[str], batch_size: int = 32) -> list[int]:
-    """The model's top next token after each prompt (kept for the last few lists asked for: fact_pairs with another seed reads them again)."""
-    return list(_top_tokens_of(model, tuple(prompts), batch_size))
+def next_token_ids(model, prompts: Sequence[str], *, batch_size: int = 32) -> tuple[int, ...]:
+    """The model's most likely next token after each prompt, as token IDs (Chapter 17).
+
+    The same top token as ``next_token(model, prompt).top_ids[0]``, for many prompts in a few
+    padded batches (prompts of similar length together), the LM head at the last token only.
+    """
+    prompts = tuple(run.prompts(prompts))
+    return _memo(model, ("next_token_ids", prompts, batch_size), lambda: _next_token_ids(model, prompts, batch_size))
 
 
-@functools.lru_cache(maxsize=4)
-def _top_tokens_of(model, prompts: tuple[str, ...], batch_size: int) -> tuple[int, ...]:
+def _next_token_ids(model, prompts: tuple[str, ...], batch_size: int) -> tuple[int, ...]:
     out = [0] * len(prompts)
     for idx, b in run.batches(model, prompts, batch_size):
         h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
@@ -424,7 +449,7 @@ def fact_pairs(model, language: str = "en", *, n: int = 24, dev: int = 8, seed: 
         raise AnatomyError(f"n={n!r}, dev={dev!r}: pass a positive number of pairs n and 0 <= dev < n.")
     rows = facts(language)
     prompts = [t.format(s) for _, t, s, _ in rows]
-    tops = _top_tokens(model, prompts)
+    tops = next_token_ids(model, prompts)
     right = [i for i, (t, (_, _, _, a)) in enumerate(zip(tops, rows))
              if model.tokenizer.decode([t]).strip() and a.startswith(model.tokenizer.decode([t]))]
     ids = {i: check_prompt(model, prompts[i])[0].tolist() for i in right}
@@ -455,38 +480,67 @@ def _ids_of(model, prompt: str) -> torch.Tensor:
 
 @torch.no_grad()
 def _differences(model, ids: torch.Tensor, answer_ids, jobs: Sequence, batch_size: int = 64) -> torch.Tensor:
-    """Logit differences of ``ids`` [1, T] run once per job, each job patching some places.
+    """Logit differences of ``ids`` [1, T] run once per job, each job patching some places. Returns [len(jobs)].
 
     A job is a list of edits ``(place, positions, cols, value)``: at ``positions`` (absolute) of
-    ``place``, columns ``cols`` (a slice, or None for all) get ``value`` [len(positions), width].
-    Positions before a job's first edited position are the same in every run: they run once, and
-    their keys and values are cached. Returns [len(jobs)].
+    ``place``, columns ``cols`` (a slice, a tensor of column indices, or None for all) get ``value`` [len(positions), width].
     """
-    out = torch.empty(len(jobs))
-    starts: dict[int, list[int]] = {}
-    for j, edits in enumerate(jobs):
-        starts.setdefault(min(min(p) for _, p, _, _ in edits) if edits else ids.shape[1] - 1, []).append(j)
-    rows = list(answer_ids)
-    for s, members in starts.items():
+    return _differences_of(model, [(ids, answer_ids, jobs)], batch_size)[0]
+
+
+@torch.no_grad()
+def _differences_of(model, tasks: Sequence, batch_size: int = 64) -> list[torch.Tensor]:
+    """``_differences`` for many prompts at once: ``tasks`` = [(ids [1, T], answer_ids, jobs)], one [len(jobs)] per task.
+
+    Positions before a job's first edited position are the same in every run of its prompt: they
+    run once (their keys and values are cached) and only the rest of the prompt runs per job. Jobs
+    of every task whose prompts have the same length and whose first edit is at the same position
+    share their forward passes (``batch_size`` runs per pass), whichever prompt they patch.
+    """
+    out = [torch.empty(len(jobs)) for _, _, jobs in tasks]
+    groups: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (T, first edited position) -> [(task, job)]
+    for i, (ids, _, jobs) in enumerate(tasks):
+        T = ids.shape[1]
+        for j, edits in enumerate(jobs):
+            groups.setdefault((T, min(min(p) for _, p, _, _ in edits) if edits else T - 1), []).append((i, j))
+    for (T, s), members in groups.items():
+        owners = sorted({i for i, _ in members})
+        row_of = {i: k for k, i in enumerate(owners)}
+        ids = torch.cat([tasks[i][0] for i in owners])  # [n, T] every prompt of this group
         prefix = model.decoder(input_ids=ids[:, :s], use_cache=True).past_key_values if s > 0 else None
         for c in range(0, len(members), batch_size):
             chunk = members[c:c + batch_size]
+            which = torch.tensor([row_of[i] for i, _ in chunk])  # [B] the prompt of each run
             by_place: dict[str, list] = {}  # one hook per place, however many heads' columns it writes
-            for r, j in enumerate(chunk):
-                for place, positions, cols, value in jobs[j]:
+            for r, (i, j) in enumerate(chunk):
+                for place, positions, cols, value in tasks[i][2][j]:
                     by_place.setdefault(place, []).append((r, [p - s for p in positions], cols, value))
             cache = None
             if prefix is not None:
                 cache = copy.deepcopy(prefix)
-                cache.batch_repeat_interleave(len(chunk))
+                cache.batch_select_indices(which.to(ids.device))
             with contextlib.ExitStack() as stack:
                 for place, items in by_place.items():
                     stack.enter_context(hooks.edit(model, place, _writer(items)))
-                h = model.decoder(input_ids=ids[:, s:].expand(len(chunk), -1), past_key_values=cache,
+                h = model.decoder(input_ids=ids[which.to(ids.device), s:], past_key_values=cache,
                                   use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
-            logits = run.head(model, h, rows=rows).float()  # [B, 2]
-            out[chunk] = (logits[:, 0] - logits[:, 1]).cpu()
+            two = _answer_logits(model, h, [tasks[i][1] for i, _ in chunk]).cpu()  # [B, 2]
+            d = two[:, 0] - two[:, 1]  # [B]
+            for r, (i, j) in enumerate(chunk):
+                out[i][j] = d[r]
     return out
+
+
+def _answer_logits(model, h: torch.Tensor, answer_ids: Sequence) -> torch.Tensor:
+    """[B, 2] each row's two answer logits: h [B, d] final-norm vectors, ``answer_ids`` one (clean, corrupted) pair per row.
+
+    Only the LM-head rows of the answers asked for are computed (``run.head(rows=...)``).
+    """
+    rows = sorted({int(a) for pair in answer_ids for a in pair})
+    col = {a: k for k, a in enumerate(rows)}
+    logits = run.head(model, h, rows=rows).float()  # [B, len(rows)]
+    idx = torch.tensor([[col[int(a)], col[int(b)]] for a, b in answer_ids], device=logits.device)  # [B, 2]
+    return logits.gather(1, idx)
 
 
 def _writer(items):
@@ -496,6 +550,8 @@ def _writer(items):
             v = value.to(h)
             if cols is None:
                 h[r, positions] = v
+            elif isinstance(cols, torch.Tensor):  # chosen columns [k]: value [len(positions), k]
+                h[r, torch.tensor(positions, device=h.device)[:, None], cols.to(h.device)] = v
             else:
                 h[r, positions, cols] = v
         return h
@@ -504,14 +560,25 @@ def _writer(items):
 
 def _clean_and_corrupted(model, pair: FactPair, places: Sequence[str]):
     """Both prompts' ids [1, T], their logit differences, and each place's values [T, width] in each run."""
-    out = []
-    for prompt in (pair.clean, pair.corrupted):
-        ids = _ids_of(model, prompt)
-        with torch.no_grad(), hooks.capture(model, *places) as seen:
-            h = model.decoder(input_ids=ids).last_hidden_state[:, -1]
-            logits = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
-        out.append((ids, float(logits[0] - logits[1]), {p: seen[p][0] for p in places}))
-    return out
+    return _clean_and_corrupted_of(model, [pair], places)[0]
+
+
+@torch.no_grad()
+def _clean_and_corrupted_of(model, pairs: Sequence[FactPair], places: Sequence[str]) -> list:
+    """``_clean_and_corrupted`` of every pair: the prompts of one length run together, one pass per side and length."""
+    out: list = [[None, None] for _ in pairs]
+    by_length: dict[int, list[int]] = {}
+    for n, pair in enumerate(pairs):
+        by_length.setdefault(pair.n_tokens, []).append(n)
+    for members in by_length.values():
+        for side in (0, 1):
+            ids = [_ids_of(model, (pairs[n].clean, pairs[n].corrupted)[side]) for n in members]  # [1, T] each
+            with hooks.capture(model, *places) as seen:
+                h = model.decoder(input_ids=torch.cat(ids)).last_hidden_state[:, -1]  # [n, d], no padding
+            for k, n in enumerate(members):
+                logits = run.head(model, h[k], rows=list(pairs[n].answer_ids)).float()  # [2]
+                out[n][side] = (ids[k], float(logits[0] - logits[1]), {p: seen[p][k] for p in places})
+    return [tuple(o) for o in out]
 
 
 def _group(pair: FactPair, position: str) -> tuple[int, ...]:
@@ -595,18 +662,19 @@ def component_patching(model, pairs: Sequence[FactPair] | FactPairs, *, layers: 
     N, G = len(pairs), len(positions)
     den, noi = torch.full((N, 3, L, G), float("nan")), torch.full((N, 3, L, G), float("nan"))
     clean, corrupted = torch.empty(N), torch.empty(N)
-    for n, pair in enumerate(pairs):
-        (a_ids, a_d, a_seen), (b_ids, b_d, b_seen) = _clean_and_corrupted(model, pair, places)
+    runs = _clean_and_corrupted_of(model, pairs, places)
+    tasks, where = [], []  # one task per pair and direction; where: (pair, cells, grid) of each task
+    for n, (pair, ((a_ids, a_d, a_seen), (b_ids, b_d, b_seen))) in enumerate(zip(pairs, runs)):
         clean[n], corrupted[n] = a_d, b_d
         cells = [(KINDS.index(k), l, g, place(k, l), _group(pair, pos)) for k in kinds for l in chosen
                  for g, pos in enumerate(positions)]
         for d, base, source, grid in (("denoise", b_ids, a_seen, den), ("noise", a_ids, b_seen, noi)):
-            if d not in directions:
-                continue
-            jobs = [[(pl, ps, None, source[pl][list(ps)])] for _, _, _, pl, ps in cells]
-            out = _differences(model, base, pair.answer_ids, jobs, batch_size)
-            for (k, l, g, _, _), v in zip(cells, out):
-                grid[n, k, l, g] = v
+            if d in directions:
+                tasks.append((base, pair.answer_ids, [[(pl, ps, None, source[pl][list(ps)])] for _, _, _, pl, ps in cells]))
+                where.append((n, cells, grid))
+    for (n, cells, grid), out in zip(where, _differences_of(model, tasks, batch_size)):
+        for (k, l, g, _, _), v in zip(cells, out):
+            grid[n, k, l, g] = v
     return ComponentPatching(model.name, language, pairs, chosen, tuple(positions), clean, corrupted, den, noi,
                              time.perf_counter() - t0)
 
@@ -625,24 +693,27 @@ def attribution_components(model, pairs: Sequence[FactPair] | FactPairs, *, posi
     places = [place(k, l) for k in KINDS for l in range(L)]
     den = torch.full((N, 3, L, G), float("nan"))
     clean, corrupted = torch.empty(N), torch.empty(N)
+    by_length: dict[int, list[int]] = {}  # prompts of one length run together
     for n, pair in enumerate(pairs):
-        a_ids = _ids_of(model, pair.clean)
+        by_length.setdefault(pair.n_tokens, []).append(n)
+    for members in by_length.values():
+        answers = [pairs[n].answer_ids for n in members]
         with torch.no_grad(), hooks.capture(model, *places) as seen:
-            h = model.decoder(input_ids=a_ids).last_hidden_state[:, -1]
-            la = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
+            la = _answer_logits(model, _final(model, torch.cat([_ids_of(model, pairs[n].clean) for n in members])), answers)
         with hooks.graph(model, *places) as kept:
-            h = model.decoder(input_ids=_ids_of(model, pair.corrupted)).last_hidden_state[:, -1]
-            lb = run.head(model, h, rows=list(pair.answer_ids)).float()[0]
-            d = lb[0] - lb[1]
-            grads = torch.autograd.grad(d, [kept[p] for p in places])
+            lb = _answer_logits(model, _final(model, torch.cat([_ids_of(model, pairs[n].corrupted) for n in members])), answers)
+            d = lb[:, 0] - lb[:, 1]  # [n] one logit difference per pair
+            grads = torch.autograd.grad(d.sum(), [kept[p] for p in places])  # the rows do not mix: row i's own gradient
         d = d.detach()
-        clean[n], corrupted[n] = float(la[0] - la[1]), float(d)
-        with torch.no_grad():
-            for name, g in zip(places, grads):
-                est = ((seen[name][0] - kept[name][0].detach()) * g[0]).sum(-1)  # [T]
-                k, l = (0, int(name.split(".")[1])) if name.count(".") == 1 else (KINDS.index(name.split(".")[2]), int(name.split(".")[1]))
-                for gi, pos in enumerate(positions):
-                    den[n, k, l, gi] = float(d) + float(est[list(_group(pair, pos))].sum())
+        for i, n in enumerate(members):
+            pair = pairs[n]
+            clean[n], corrupted[n] = float(la[i, 0] - la[i, 1]), float(d[i])
+            with torch.no_grad():
+                for name, g in zip(places, grads):
+                    est = ((seen[name][i] - kept[name][i].detach()) * g[i]).sum(-1)  # [T]
+                    k, l = (0, int(name.split(".")[1])) if name.count(".") == 1 else (KINDS.index(name.split(".")[2]), int(name.split(".")[1]))
+                    for gi, pos in enumerate(positions):
+                        den[n, k, l, gi] = float(d[i]) + float(est[list(_group(pair, pos))].sum())
     return ComponentPatching(model.name, language, pairs, tuple(range(L)), tuple(positions), clean, corrupted, den,
                              torch.full_like(den, float("nan")), time.perf_counter() - t0)
 
@@ -693,14 +764,16 @@ def head_patching(model, pairs: Sequence[FactPair] | FactPairs, *, heads: Sequen
         if not 0 <= h < H:
             raise AnatomyError(f"Head {h} is out of range: {model.name} has heads 0 to {H - 1}.")
     rec = torch.full((len(pairs), L, H, len(positions)), float("nan"))
-    for n, pair in enumerate(pairs):
-        places = sorted({f"layers.{l}.attn.o.input" for l, _ in heads})
-        (_, a_d, a_seen), (b_ids, b_d, _) = _clean_and_corrupted(model, pair, places)
+    places = sorted({f"layers.{l}.attn.o.input" for l, _ in heads})
+    tasks, kept = [], []
+    for pair, ((_, a_d, a_seen), (b_ids, b_d, _)) in zip(pairs, _clean_and_corrupted_of(model, pairs, places)):
         cells = [(l, h, g, _positions(pair, grp)) for l, h in heads for g, grp in enumerate(positions)]
         cells = [c for c in cells if c[3]]
-        jobs = [[(f"layers.{l}.attn.o.input", ps, slice(h * hd, (h + 1) * hd),
-                  a_seen[f"layers.{l}.attn.o.input"][list(ps), h * hd:(h + 1) * hd])] for l, h, _, ps in cells]
-        out = _differences(model, b_ids, pair.answer_ids, jobs, batch_size)
+        tasks.append((b_ids, pair.answer_ids, [[(f"layers.{l}.attn.o.input", ps, slice(h * hd, (h + 1) * hd),
+                                                 a_seen[f"layers.{l}.attn.o.input"][list(ps), h * hd:(h + 1) * hd])]
+                                               for l, h, _, ps in cells]))
+        kept.append((cells, a_d, b_d))
+    for n, ((cells, a_d, b_d), out) in enumerate(zip(kept, _differences_of(model, tasks, batch_size))):
         for (l, h, g, _), v in zip(cells, out):
             rec[n, l, h, g] = (float(v) - b_d) / (a_d - b_d)
     return HeadPatching(model.name, pairs, heads, tuple(positions), rec, time.perf_counter() - t0)
@@ -741,13 +814,13 @@ class Faithfulness:
 def _head_means(model, prompts: Sequence[str], places: Sequence[str]) -> dict[int, dict[str, torch.Tensor]]:
     """Per prompt length, each place's mean value over the prompts of that length: {T: {place: [T, width]}}.
 
-    Kept for the last few (model, prompts, places) asked for: a chapter that tries several circuits
-    against one reference set runs the reference prompts once. Callers only read the result.
+    Kept on the model for the last few reference sets asked for (``_memo``): a chapter that tries
+    several circuits against one reference set runs the reference prompts once.
     """
-    return _head_means_of(model, tuple(prompts), tuple(places))
+    prompts, places = tuple(prompts), tuple(places)
+    return _memo(model, ("head_means", prompts, places), lambda: _head_means_of(model, prompts, places))
 
 
-@functools.lru_cache(maxsize=4)
 def _head_means_of(model, prompts: tuple[str, ...], places: tuple[str, ...]) -> dict[int, dict[str, torch.Tensor]]:
     by_length: dict[int, list[str]] = {}
     for p in prompts:
@@ -779,17 +852,21 @@ def circuit_faithfulness(model, pairs: Sequence[FactPair] | FactPairs, circuit: 
     every = [(l, h) for l in range(L) for h in range(H)]
     randoms = [tuple(every[i] for i in torch.randperm(len(every), generator=g)[:len(circuit)].tolist()) for _ in range(draws)]
     used = [p for p in pairs if means.get(p.n_tokens, {}).get("n", 0) >= min_reference]
-    rows = torch.empty(len(used), 3 + draws)
-    for n, pair in enumerate(used):
-        ids, mean = _ids_of(model, pair.clean), means[pair.n_tokens]
-        every_pos = tuple(range(pair.n_tokens))
+    tasks = []
+    for pair in used:
+        mean, every_pos = means[pair.n_tokens], tuple(range(pair.n_tokens))
 
-        def ablate(keep):
-            return [(places[l], every_pos, slice(h * hd, (h + 1) * hd), mean[places[l]][:, h * hd:(h + 1) * hd])
-                    for l, h in every if (l, h) not in keep]
+        def ablate(keep):  # one edit per layer: the columns of all its heads outside `keep` get their means
+            out = []
+            for l in range(L):
+                cols = torch.tensor([c for h in range(H) if (l, h) not in keep for c in range(h * hd, (h + 1) * hd)], dtype=torch.long)
+                if len(cols):
+                    out.append((places[l], every_pos, cols, mean[places[l]][:, cols]))
+            return out
 
-        jobs = [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]
-        rows[n] = _differences(model, ids, pair.answer_ids, jobs, batch_size)
+        tasks.append((_ids_of(model, pair.clean), pair.answer_ids,
+                      [[], ablate(set(circuit)), ablate(set()), *[ablate(set(r)) for r in randoms]]))
+    rows = torch.stack(_differences_of(model, tasks, batch_size)) if tasks else torch.empty(0, 3 + draws)  # [N, 3 + draws]
     return Faithfulness(model.name, circuit, len(used), rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3:].T.contiguous())
 
 
@@ -820,8 +897,8 @@ class AttentionKnockout:
 
 
 @contextlib.contextmanager
-def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
-    """Inside the block, batch row r of every layer l >= rows_from[r] cannot attend from ``query`` to ``keys``."""
+def _blocked(model, rows_from: Sequence[int], keys: Sequence[int]):
+    """Inside the block, batch row r of every layer l >= rows_from[r] cannot attend from the last query to ``keys``."""
     handles = []
 
     def pre(mod, args, kwargs, layer):
@@ -831,7 +908,7 @@ def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
         mask = mask.expand(len(rows_from), *mask.shape[1:]).clone()
         for r, start in enumerate(rows_from):
             if layer >= start:
-                mask[r, :, query, list(keys)] = torch.finfo(mask.dtype).min
+                mask[r, :, -1, list(keys)] = torch.finfo(mask.dtype).min
         kwargs["attention_mask"] = mask
         return args, kwargs
 
@@ -847,14 +924,19 @@ def _blocked(model, rows_from: Sequence[int], query: int, keys: Sequence[int]):
 
 @torch.no_grad()
 def attention_knockout(model, pairs: Sequence[FactPair] | FactPairs) -> AttentionKnockout:
-    """For each ℓ, block attention from the last position to the subject in layers ℓ..L-1 (Chapter 17)."""
+    """For each ℓ, block attention from the last position to the subject in layers ℓ..L-1 (Chapter 17).
+
+    Blocking changes only what the last position reads, so the positions before it run once (their
+    keys and values are cached) and each of the L + 1 blocked runs is one token long.
+    """
     pairs = tuple(pairs.pairs if isinstance(pairs, FactPairs) else pairs)
     L = model.n_layers
     prob = torch.empty(len(pairs), L + 1)
     for n, pair in enumerate(pairs):
         ids = _ids_of(model, pair.clean)
-        starts = list(range(L + 1))
-        with _blocked(model, starts, pair.n_tokens - 1, pair.subject):
-            h = model.decoder(input_ids=ids.expand(L + 1, -1)).last_hidden_state[:, -1]
+        cache = model.decoder(input_ids=ids[:, :-1], use_cache=True).past_key_values
+        cache.batch_repeat_interleave(L + 1)
+        with _blocked(model, list(range(L + 1)), pair.subject):
+            h = _final(model, ids[:, -1:].expand(L + 1, 1), past_key_values=cache, use_cache=True)  # [L + 1, d]
         prob[n] = torch.softmax(run.head(model, h).float(), -1)[:, pair.answer_ids[0]].cpu()
     return AttentionKnockout(model.name, pairs, prob)
