@@ -9,8 +9,11 @@ another question, answered by removing the neuron while the model runs and measu
   writes its usual amount, but no longer says anything about *this* input.
 
 The same works for an attention head: its weighted sum of value vectors (its slice of the place
-``layers.N.attn.o.input``, the heads' outputs concatenated before W_O) is set to 0 or to its mean.
-Hooks exist only inside the ``with`` block of :func:`ablate` and are removed on exit.
+``layers.N.attn.o.input``, the heads' outputs concatenated before W_O) is set to 0 or to its mean
+(:func:`head_set_ablation` on many prompts, against random heads). :func:`knowledge_neurons`
+suppresses and amplifies the neurons that one fact's answer goes through (Dai et al. 2022).
+Every measurement also reports the next-token loss on held-out ordinary text. Hooks exist only
+inside ``with`` blocks and are removed on exit.
 """
 
 from __future__ import annotations
