@@ -1,5 +1,7 @@
 """Chapter 14: ablation of FFN neurons and attention heads, neurons that separate two kinds of input."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -280,3 +282,97 @@ def test_dose_and_scaling_figures_describe_what_they_show():
     assert "neuron 7" in fig.description["en"] and "-1" in fig.description["zh"]
     with pytest.raises(anatomy.AnatomyError):
         anatomy.plot.dose_response([])
+
+
+def test_removing_no_heads_changes_nothing_and_heads_removed_in_a_batch_equal_the_hooked_model(smollm2):
+    layer = smollm2.n_layers // 2
+    none = anatomy.head_set_ablation(smollm2, PLURAL, SINGULAR, [], " are", " is", texts=TEXTS, reference=PLURAL + SINGULAR,
+                                     sets=2, loss_sets=1)
+    assert all(a.gap == pytest.approx(none.baseline, abs=1e-4) and a.loss == pytest.approx(none.clean_loss, abs=1e-4)
+               for a in none.removed)
+    assert torch.allclose(none.random_gaps, torch.full_like(none.random_gaps, none.baseline), atol=1e-4)
+    heads = [(layer, 1), (layer, 4), (layer + 2, 0)]
+    r = anatomy.head_set_ablation(smollm2, PLURAL, SINGULAR, heads, " are", " is", texts=TEXTS, reference=PLURAL + SINGULAR,
+                                  how="zero", sets=2)
+    with anatomy.ablate(smollm2, layer, heads=[1, 4]), anatomy.ablate(smollm2, layer + 2, heads=[0]):
+        pl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
+        sg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
+        loss = anatomy.next_token_loss(smollm2, TEXTS, 0, max_tokens=anatomy.ablation.LOSS_TOKENS, skip=anatomy.ablation.LOSS_SKIP)
+    assert r["zero"].gap == pytest.approx(float(pl.mean() - sg.mean()), abs=1e-4)
+    assert r["zero"].loss == pytest.approx(loss, abs=1e-4) and r["zero"].heads == tuple(heads)
+    assert r.baseline == pytest.approx(none.baseline, abs=1e-4)
+
+
+def test_head_mean_ablation_writes_each_heads_per_position_mean(smollm2):
+    """The batched mean ablation writes the same per-position means as anatomy.ablate with anatomy.mean_activations."""
+    layer = smollm2.n_layers // 2
+    means = anatomy.mean_activations(smollm2, PLURAL + SINGULAR, layer)
+    r = anatomy.head_set_ablation(smollm2, PLURAL, SINGULAR, [(layer, 2)], " are", " is", texts=TEXTS,
+                                  reference=PLURAL + SINGULAR, how="mean", sets=1)
+    with anatomy.ablate(smollm2, layer, heads=[2], mean=means):
+        pl = anatomy.marker_difference(smollm2, PLURAL, [" are"], [" is"])
+        sg = anatomy.marker_difference(smollm2, SINGULAR, [" are"], [" is"])
+    assert r["mean"].gap == pytest.approx(float(pl.mean() - sg.mean()), abs=1e-4)
+
+
+def test_head_nulls_are_seeded_and_leave_the_chosen_heads_out(smollm2):
+    chosen = [(3, 1), (20, 5)]
+    one = anatomy.random_heads(smollm2, 2, 4, exclude=chosen, seed=7)
+    assert one == anatomy.random_heads(smollm2, 2, 4, exclude=chosen, seed=7) != anatomy.random_heads(smollm2, 2, 4, exclude=chosen, seed=8)
+    assert all(len(s) == 2 and not set(chosen) & set(s) for s in one)
+    args = (smollm2, PLURAL, SINGULAR, chosen, " are", " is")
+    a = anatomy.head_set_ablation(*args, texts=TEXTS, reference=PLURAL, how="zero", sets=3, seed=1)
+    b = anatomy.head_set_ablation(*args, texts=TEXTS, reference=PLURAL, how="zero", sets=3, seed=1)
+    c = anatomy.head_set_ablation(*args, texts=TEXTS, reference=PLURAL, how="zero", sets=3, seed=2)
+    assert torch.equal(a.random_gaps, b.random_gaps) and not torch.equal(a.random_gaps, c.random_gaps)
+    assert a.random_gaps.shape == (1, 3) and a.random_losses.shape == (1, 0)
+
+
+def test_head_attribution_agrees_with_real_ablation_for_its_top_head(smollm2):
+    est = anatomy.head_attribution(smollm2, PLURAL, SINGULAR, " are", " is")
+    assert est.zero.shape == est.mean.shape == (smollm2.n_layers, smollm2.n_heads)
+    layer, head, change = est.top(1, kind="zero")[0]
+    assert change == pytest.approx(float(est.zero.min()))  # the largest estimated drop first
+    r = anatomy.head_set_ablation(smollm2, PLURAL, SINGULAR, [(layer, head)], " are", " is", texts=TEXTS, reference=PLURAL,
+                                  how="zero", sets=1)
+    real = r["zero"].gap - r.baseline
+    assert est.gap == pytest.approx(r.baseline, abs=1e-3) and real < 0 and change < 0
+
+
+FACTS = [("capital", "The capital of {} is the city of", "France", " Paris"),
+         ("capital", "The capital of {} is the city of", "Italy", " Rome"),
+         ("capital", "The capital of {} is the city of", "Japan", " Tokyo"),
+         ("landmark", "{} is in the city of", "The Sydney Opera House", " Sydney"),
+         ("landmark", "{} is in the city of", "The Space Needle", " Seattle")]
+
+
+def test_knowledge_neurons_of_no_neurons_change_nothing(smollm2):
+    r = anatomy.knowledge_neurons(smollm2, FACTS, texts=TEXTS, n=4, k=0, sets=2)
+    assert r.neurons == ((),) * 4 and set(r.relations) == {"capital", "landmark"}
+    for t in (r.suppressed, r.amplified, r.random_suppressed, r.random_amplified):
+        assert torch.allclose(t, r.base.expand_as(t), rtol=1e-4, atol=1e-7)
+    assert torch.allclose(r.losses, torch.tensor([r.clean_loss] * 2), atol=1e-4) and r.shared == 0
+    ids = smollm2.tokenizer(r.prompts[0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        p = torch.softmax(smollm2.hf(input_ids=ids).logits[0, -1].float(), -1)
+    answer = smollm2.tokenizer(" Paris", add_special_tokens=False)["input_ids"][0]
+    assert float(r.base[0]) == pytest.approx(float(p[answer]), rel=1e-4) and bool(r.right[0]) == (int(p.argmax()) == answer)
+
+
+def test_knowledge_neurons_suppressed_equal_the_hooked_model_and_nulls_are_seeded(smollm2):
+    r = anatomy.knowledge_neurons(smollm2, FACTS, texts=TEXTS, n=3, k=3, sets=2, seed=5)
+    assert all(len(ns) == 3 for ns in r.neurons)
+    ids = smollm2.tokenizer(r.prompts[1], return_tensors="pt")["input_ids"]
+    by_layer = {}
+    for layer, j in r.neurons[0]:
+        by_layer.setdefault(layer, []).append(j)
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        for layer, js in by_layer.items():
+            stack.enter_context(anatomy.ablate(smollm2, layer, neurons=js, position=-1))
+        p = torch.softmax(smollm2.hf(input_ids=ids).logits[0, -1].float(), -1)
+    answer = smollm2.tokenizer(r.answers[1].replace("␣", " "), add_special_tokens=False)["input_ids"][0]
+    assert float(r.suppressed[0, 1]) == pytest.approx(float(p[answer]), rel=1e-3)
+    again = anatomy.knowledge_neurons(smollm2, FACTS, texts=TEXTS, n=3, k=3, sets=2, seed=5)
+    other = anatomy.knowledge_neurons(smollm2, FACTS, texts=TEXTS, n=3, k=3, sets=2, seed=6)
+    assert torch.equal(r.random_suppressed, again.random_suppressed) and not torch.equal(r.random_suppressed, other.random_suppressed)
+    assert r.change("own").shape == (2, 3) and r.change("random").shape == (2, 2, 3)

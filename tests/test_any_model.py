@@ -132,7 +132,7 @@ def test_claims_say_they_do_not_hold_on_random_weights(pair, swap_dir):
 # fail). A chapter joins when its audit lands; the list only grows, and the closing note names the rest.
 AUDITED = ["index.md", "function-and-tokens.md", "embedding-table.md", "layers.md", "lm-head.md", "probing.md",
            "steering.md", "logit-lens.md", "patchscopes.md", "attention.md", "multi-head.md", "ffn.md", "brains.md",
-           "dissection.md", "relations.md"]
+           "dissection.md", "relations.md", "ablation.md"]
 
 
 def _default_claims(chapter: str) -> list[dict]:

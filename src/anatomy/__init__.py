@@ -24,7 +24,7 @@ Conventions, the same in every module (and stated once on the book's Start here 
 
 from . import exercises, plot
 from .about import versions
-from .ablation import Ablated, Attribution, DoseResponse, HeadAblation, Means, NeuronAblation, NeuronScaling, Separation, SinkNeuron, SinkNeurons, TopContexts, ablate, dose_response, head_ablation, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, neuron_scaling, random_neurons, separating_neurons, sink_neurons, top_contexts
+from .ablation import Ablated, Attribution, DoseResponse, HeadAblation, HeadAttribution, HeadSetAblation, KnowledgeNeurons, Means, NeuronAblation, NeuronScaling, Separation, SinkNeuron, SinkNeurons, TopContexts, ablate, dose_response, head_ablation, head_attribution, head_set_ablation, knowledge_neurons, last_token_neurons, mean_activations, neuron_ablation, neuron_attribution, neuron_scaling, random_heads, random_neurons, separating_neurons, sink_neurons, top_contexts
 from .attention import AttentionByHand, Rotary, Timing, attention_by_hand, attention_projection, rotary, time_by_length
 from .brains import Influence, ReadWrite, Schedule, greedy, influence, reading_vs_writing, schedule
 from .claims import Claim, ClaimFailed, Glue, claim, glue
@@ -55,7 +55,7 @@ from .tokens import Token, VocabularyCensus, answer_id, continuation_id, readabl
 __version__ = "0.1.0"
 
 __all__ = [
-    "Ablated", "Attribution", "DoseResponse", "HeadAblation", "Means", "NeuronAblation", "NeuronScaling", "Separation", "SinkNeuron", "SinkNeurons", "TopContexts", "ablate", "dose_response", "head_ablation", "last_token_neurons", "mean_activations", "neuron_ablation", "neuron_attribution", "neuron_scaling", "random_neurons", "separating_neurons", "sink_neurons", "top_contexts",
+    "Ablated", "Attribution", "DoseResponse", "HeadAblation", "HeadAttribution", "HeadSetAblation", "KnowledgeNeurons", "Means", "NeuronAblation", "NeuronScaling", "Separation", "SinkNeuron", "SinkNeurons", "TopContexts", "ablate", "dose_response", "head_ablation", "head_attribution", "head_set_ablation", "knowledge_neurons", "last_token_neurons", "mean_activations", "neuron_ablation", "neuron_attribution", "neuron_scaling", "random_heads", "random_neurons", "separating_neurons", "sink_neurons", "top_contexts",
     "LayerProbes", "Places", "ProbeResult", "cities", "fit_probe", "group_split", "last_token_states", "probe_layers", "r2_score", "split",
     "AblationLosses", "Activations", "BasisStats", "FeatureGallery", "FeaturePage", "FrontierPoint", "LatentAblation", "SAEFrontier", "SAEMetrics", "SparseAutoencoder", "SplicedLosses", "ablate_latent", "ablation_losses", "basis_stats", "basis_table", "feature_gallery", "feature_page", "l0", "metrics_table", "next_token_loss", "promoted_ids", "random_latents", "residual_vectors", "sae_frontier", "sae_metrics", "spliced_losses", "train_sae", "train_saes",
     "SteeringEffect", "direction", "directions", "generate", "marker_difference", "random_directions", "steer", "steering_effect",

@@ -9,8 +9,11 @@ another question, answered by removing the neuron while the model runs and measu
   writes its usual amount, but no longer says anything about *this* input.
 
 The same works for an attention head: its weighted sum of value vectors (its slice of the place
-``layers.N.attn.o.input``, the heads' outputs concatenated before W_O) is set to 0 or to its mean.
-Hooks exist only inside the ``with`` block of :func:`ablate` and are removed on exit.
+``layers.N.attn.o.input``, the heads' outputs concatenated before W_O) is set to 0 or to its mean
+(:func:`head_set_ablation` on many prompts, against random heads). :func:`knowledge_neurons`
+suppresses and amplifies the neurons that one fact's answer goes through (Dai et al. 2022).
+Every measurement also reports the next-token loss on held-out ordinary text. Hooks exist only
+inside ``with`` blocks and are removed on exit.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from .prediction import check_prompt
 from .show import Table
 from .tokens import readable, single_token_id
 
-__all__ = ["Ablated", "Attribution", "DoseResponse", "HeadAblation", "Means", "NeuronAblation", "NeuronScaling", "Separation",
-           "SinkNeuron", "SinkNeurons", "TopContexts", "ablate", "dose_response", "head_ablation", "last_token_neurons",
-           "mean_activations", "neuron_ablation", "neuron_attribution", "neuron_scaling", "random_neurons", "separating_neurons",
-           "sink_neurons", "top_contexts"]
+__all__ = ["Ablated", "Attribution", "DoseResponse", "HeadAblation", "HeadAttribution", "HeadSetAblation", "KnowledgeNeurons",
+           "Means", "NeuronAblation", "NeuronScaling", "Separation", "SinkNeuron", "SinkNeurons", "TopContexts", "ablate",
+           "dose_response", "head_ablation", "head_attribution", "head_set_ablation", "knowledge_neurons", "last_token_neurons",
+           "mean_activations", "neuron_ablation", "neuron_attribution", "neuron_scaling", "random_heads", "random_neurons",
+           "separating_neurons", "sink_neurons", "top_contexts"]
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,7 @@ class Ablated:
     loss: float
     baseline: float  # the gap of the untouched model
     clean_loss: float  # the loss of the untouched model
+    heads: tuple[tuple[int, int], ...] = ()  # for heads removed: (layer, head) each
 
     @property
     def kept(self) -> float:
@@ -615,27 +620,10 @@ class Attribution:
 
 def neuron_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) -> Attribution:
     """Estimate, for every neuron of every layer, the change of the gap if it were removed (Chapter 14)."""
-    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
-    ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)
-    batch = run.batch(model, [*a, *b])
     places = [f"layers.{i}.mlp.neurons" for i in range(model.n_layers)]
-    with hooks.graph(model, *places) as acts:
-        h = run.last(run.run_to(model, batch, "final_norm"), batch)  # [N, d] final-norm vector at each last token
-        logits = run.head(model, h.float(), [ia, ib])  # [N, 2]: the LM head's two rows only
-        d = logits[:, 0] - logits[:, 1]  # [N]
-        gap = d[:len(a)].mean() - d[len(a):].mean()
-        grads = torch.autograd.grad(gap, [acts[p] for p in places])
-    real = batch.mask.bool()[..., None]  # [N, T, 1]
-    later = real.clone()
-    later[:, 0] = False  # position 0 (the attention sink) has its own mean, as in mean_activations
-    zero, mean = [], []
-    for p, g in zip(places, grads):
-        x, g = acts[p].detach().float() * real, g.float() * real  # [N, T, m]
-        target = ((x * later).sum((0, 1)) / later.sum()).expand_as(x).clone()  # [N, T, m] mean after position 0
-        target[:, 0] = x[:, 0].mean(0)  # the mean at position 0
-        zero.append((-x * g).sum((0, 1)).cpu())
-        mean.append(((target - x) * real * g).sum((0, 1)).cpu())
-    return Attribution(model.name, float(gap.detach()), torch.stack(zero), torch.stack(mean))
+    gap, batch, xg = _gap_grads(model, prompts_a, prompts_b, token_a, token_b, places)
+    zero, mean = zip(*[_zero_and_mean_estimates(x, g, batch.mask) for x, g in xg])  # each [m]
+    return Attribution(model.name, gap, torch.stack(zero), torch.stack(mean))
 
 
 # --- the attention sink's neurons ------------------------------------------------------------------
@@ -756,18 +744,397 @@ def head_ablation(model, prompt: str, answer: str) -> HeadAblation:
     """Zero-ablate each head of each layer in turn and read the log-probability of ``answer`` next (Chapter 14).
 
     One batched forward pass: row r of the batch has head (r // H, r % H) removed, the last row none.
+    One prompt only: :func:`head_set_ablation` tests heads on many prompts, with controls.
     """
-    ids = check_prompt(model, prompt)  # [1, T]
+    check_prompt(model, prompt)
     tid = single_token_id(model, answer)
     L, H, hd = model.n_layers, model.n_heads, model.head_dim
     n = L * H
-    batch = ids.expand(n + 1, -1)  # [L*H + 1, T]
+    b = run.batch(model, [prompt]).repeat(n + 1)  # [L*H + 1, T]
     with contextlib.ExitStack() as stack:
         for layer in range(L):
             keep = torch.ones(n + 1, H, device=model.device)  # [B, H] 0 = removed
             keep[torch.arange(layer * H, (layer + 1) * H), torch.arange(H)] = 0
             keep = keep.repeat_interleave(hd, 1)[:, None, :]  # [B, 1, H*hd]
             stack.enter_context(hooks.edit(model, f"layers.{layer}.attn.o.input", lambda x, k=keep: x * k.to(x)))
-        logits = model.hf(input_ids=batch, logits_to_keep=1, use_cache=False).logits[:, -1].float()  # [B, V]
-    lp = torch.log_softmax(logits, -1)[:, tid].cpu()  # [B]
+        h = run.last(run.run_to(model, b, "final_norm"), b)  # [B, d]
+    lp = torch.log_softmax(run.head(model, h.float()), -1)[:, tid].cpu()  # [B]
     return HeadAblation(model.name, prompt, readable(model.tokenizer, tid), float(lp[-1]), lp[:-1].view(L, H))
+
+
+# --- heads on many prompts: chosen on training prompts, tested on held-out ones against random heads ----
+def _gap_grads(model, prompts_a, prompts_b, token_a: str, token_b: str, places):
+    """One forward and one backward pass: the gap, the batch, and each place's value and gradient [N, T, width]."""
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
+    ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)
+    batch = run.batch(model, [*a, *b])
+    with hooks.graph(model, *places) as acts:
+        h = run.last(run.run_to(model, batch, "final_norm"), batch)  # [N, d] final-norm vector at each last token
+        logits = run.head(model, h.float(), [ia, ib])  # [N, 2]: the LM head's two rows only
+        d = logits[:, 0] - logits[:, 1]  # [N]
+        gap = d[:len(a)].mean() - d[len(a):].mean()
+        grads = torch.autograd.grad(gap, [acts[p] for p in places])
+    return float(gap.detach()), batch, [(acts[p].detach().float(), g.float()) for p, g in zip(places, grads)]
+
+
+def _zero_and_mean_estimates(x: torch.Tensor, g: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First-order change of the gap if each unit (last axis) were set to 0 / to its per-position mean. [width], [width]"""
+    real = mask.bool()[..., None]  # [N, T, 1]
+    later = real.clone()
+    later[:, 0] = False  # position 0 (the attention sink) has its own mean, as in mean_activations
+    x, g = x * real, g * real  # [N, T, width]
+    target = ((x * later).sum((0, 1)) / later.sum()).expand_as(x).clone()  # [N, T, width] mean after position 0
+    target[:, 0] = x[:, 0].mean(0)  # the mean at position 0
+    return (-x * g).sum((0, 1)).cpu(), ((target - x) * real * g).sum((0, 1)).cpu()
+
+
+@dataclass(frozen=True)
+class HeadAttribution:
+    """First-order estimate of how much removing each attention head (at every position) changes the gap (Chapter 14).
+
+    As :class:`Attribution` for neurons, on each head's output (its slice of ``layers.N.attn.o.input``):
+    the change of the gap is about Σ (a' − a) · ∂gap/∂a over the head's values at every position.
+    """
+
+    model_name: str
+    gap: float
+    zero: torch.Tensor  # [L, H] estimated change of the gap under zero ablation
+    mean: torch.Tensor  # [L, H] under mean ablation (position 0 and the other positions each their own mean)
+
+    def top(self, k: int = 3, *, kind: str = "mean") -> tuple[tuple[int, int, float], ...]:
+        """The k heads whose removal is estimated to shrink the gap most: (layer, head, estimated change)."""
+        if kind not in ("zero", "mean"):
+            raise AnatomyError(f"kind={kind!r} is not allowed: use 'zero' or 'mean'.")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise AnatomyError(f"k={k!r} is not allowed: ask for a positive number of heads, e.g. 3.")
+        s = getattr(self, kind)
+        H = s.shape[1]
+        flat = (-s).flatten().topk(min(k, s.numel())).indices  # the most negative changes first
+        return tuple((int(f) // H, int(f) % H, float(s.flatten()[f])) for f in flat)
+
+
+def head_attribution(model, prompts_a, prompts_b, token_a: str, token_b: str) -> HeadAttribution:
+    """Estimate, for every head of every layer, the change of the gap if it were removed (Chapter 14): one backward pass."""
+    L, H, hd = model.n_layers, model.n_heads, model.head_dim
+    places = [f"layers.{i}.attn.o.input" for i in range(L)]
+    gap, batch, xg = _gap_grads(model, prompts_a, prompts_b, token_a, token_b, places)
+    zero, mean = zip(*[_zero_and_mean_estimates(x, g, batch.mask) for x, g in xg])  # each [H*hd]
+    per_head = lambda v: torch.stack(v).view(L, H, hd).sum(-1)  # noqa: E731  [L, H]
+    return HeadAttribution(model.name, gap, per_head(zero), per_head(mean))
+
+
+def random_heads(model, k: int, n: int = 20, *, exclude=(), seed: int = 0) -> list[list[tuple[int, int]]]:
+    """``n`` seeded sets of ``k`` random heads (layer, head) from every layer, none in ``exclude``: the control (Chapter 14)."""
+    H = model.n_heads
+    skip = {(int(l), int(h)) for l, h, *_ in exclude}
+    pool = [(l, h) for l in range(model.n_layers) for h in range(H) if (l, h) not in skip]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(pool):
+        raise AnatomyError(f"k={k!r} is not allowed: pick from 1 to {len(pool)} heads.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise AnatomyError(f"n={n!r} is not allowed: ask for a number of random sets, e.g. 20.")
+    g = torch.Generator().manual_seed(seed)
+    return [sorted(pool[j] for j in torch.randperm(len(pool), generator=g)[:k].tolist()) for _ in range(n)]
+
+
+@torch.no_grad()
+def _head_means(model, prompts) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every head output's mean at position 0 and over the later real tokens of ``prompts``, every layer: [L, H*hd] each."""
+    b = run.batch(model, run.prompts(prompts, "reference"))
+    places = [f"layers.{i}.attn.o.input" for i in range(model.n_layers)]
+    with hooks.capture(model, *places) as seen:
+        run.run_to(model, b, f"layers.{model.n_layers - 1}")
+    later = b.mask.bool().cpu().clone()
+    later[:, 0] = False
+    if not later.any():
+        raise AnatomyError("Every reference prompt is one token long: give prompts of two tokens or more.")
+    xs = [seen[p].float().cpu() for p in places]  # [B, T, H*hd] each
+    return torch.stack([x[:, 0].mean(0) for x in xs]), torch.stack([x[later].mean(0) for x in xs])
+
+
+@torch.no_grad()
+def _heads_removed(model, b: run.Batch, conditions, means) -> torch.Tensor:
+    """Final-norm outputs of the batch under each condition [K, N, T, d]; a condition is (how, [(layer, head), ...]).
+
+    Copy k of the batch has its heads set to 0 (``how="zero"``) or to their means (``"mean"``: the
+    position-0 mean at position 0, the mean over later positions elsewhere); one batched pass for all.
+    """
+    K, n, T = len(conditions), len(b), b.ids.shape[1]
+    H, hd = model.n_heads, model.head_dim
+    with contextlib.ExitStack() as stack:
+        for layer in sorted({l for _, hs in conditions for l, _ in hs}):
+            keep = torch.ones(K, H)  # [K, H] 0 = removed
+            fill = torch.zeros(K, T, H * hd)  # [K, T, H*hd] what a removed head writes
+            for c, (how, hs) in enumerate(conditions):
+                for l, h in hs:
+                    if l == layer:
+                        keep[c, h] = 0
+                if how == "mean":
+                    first, rest = means[0][layer], means[1][layer]  # [H*hd]
+                    fill[c, 0], fill[c, 1:] = first, rest
+            keep = keep.repeat_interleave(hd, 1)[:, None].repeat_interleave(n, 0).to(model.device)  # [K*N, 1, H*hd]
+            fill = fill.repeat_interleave(n, 0).to(model.device)  # [K*N, T, H*hd]
+            stack.enter_context(hooks.edit(model, f"layers.{layer}.attn.o.input",
+                                           lambda x, k=keep, f=fill: x * k.to(x) + (1 - k.to(x)) * f.to(x)))
+        h = run.run_to(model, b.repeat(K), "final_norm")  # [K*N, T, d]
+    return h.view(K, n, *h.shape[1:])
+
+
+@dataclass(frozen=True)
+class HeadSetAblation:
+    """A set of heads removed two ways on held-out prompts, against many random sets of heads of the same size (Chapter 14)."""
+
+    model_name: str
+    heads: tuple[tuple[int, int], ...]  # (layer, head), chosen on other prompts
+    baseline: float  # the untouched gap
+    clean_loss: float  # the untouched loss on the ordinary texts (nats)
+    removed: tuple[Ablated, ...]  # the chosen heads, one per way
+    random_gaps: torch.Tensor  # [ways, sets] the gap with a random set of heads removed
+    random_losses: torch.Tensor  # [ways, loss_sets] the loss for the first loss_sets random sets of each way
+
+    def __getitem__(self, how: str) -> Ablated:
+        """The chosen heads removed one way: ``r["mean"]``."""
+        for a in self.removed:
+            if a.how == how:
+                return a
+        raise AnatomyError(f"No ablation {how!r} here: this result has {', '.join(a.how for a in self.removed)}.")
+
+    def share_below(self, how: str) -> float:
+        """The share of random sets (removed the same way) whose gap is at most the chosen set's: an empirical p-value."""
+        j = [a.how for a in self.removed].index(self[how].how)
+        return float((self.random_gaps[j] <= self.removed[j].gap).float().mean())
+
+    def table(self) -> Table:
+        f = lambda v: round(float(v), 3)  # noqa: E731
+        rnd_loss = lambda j: f(self.random_losses[j].mean() - self.clean_loss) if self.random_losses.shape[1] else "not measured"  # noqa: E731
+        rows = tuple((a.how, f(a.kept), f(a.loss_rise), f(self.random_gaps[j].mean() / self.baseline),
+                      f(self.random_gaps[j].min() / self.baseline), rnd_loss(j), f(self.share_below(a.how)))
+                     for j, a in enumerate(self.removed))
+        where = ", ".join(f"{l}.{h}" for l, h in self.heads)
+        return Table(("how", "gap kept, chosen heads", "loss rise, chosen", "gap kept, random (mean)", "gap kept, random (lowest)",
+                      "loss rise, random (mean)", "random sets at or below chosen"), rows,
+                     f"{self.model_name}: heads {where} (layer.head) vs {self.random_gaps.shape[1]} random sets of "
+                     f"{len(self.heads)} heads")
+
+
+def head_set_ablation(model, prompts_a, prompts_b, heads, token_a: str, token_b: str, *, texts, reference,
+                      how=("zero", "mean"), sets: int = 20, loss_sets: int = 0, seed: int = 0) -> HeadSetAblation:
+    """Remove the attention ``heads`` [(layer, head), ...] together, each way in ``how``, and ``sets`` random sets (Chapter 14).
+
+    The behaviour is the gap of :class:`NeuronAblation` on ``prompts_a``/``prompts_b``; the loss is the
+    next-token loss on ``texts`` (held-out ordinary text). Mean ablation writes each head's mean over
+    ``reference`` prompts (position 0 apart). Random sets of the same size are drawn from every layer
+    (seeded, none of the chosen heads) and removed each way; the loss is measured for the chosen heads
+    and the first ``loss_sets`` random sets of each way. Every condition is one copy of the batch in one pass.
+    """
+    a, b = run.prompts(prompts_a, "prompts_a"), run.prompts(prompts_b, "prompts_b")
+    ia, ib = single_token_id(model, token_a), single_token_id(model, token_b)
+    how = (how,) if isinstance(how, str) else tuple(how)
+    if not how or any(h not in ("zero", "mean") for h in how):
+        raise AnatomyError(f"how={how!r} is not allowed: use 'zero', 'mean' or both.")
+    chosen = []
+    for item in heads:
+        l, h = int(item[0]), int(item[1])
+        if not 0 <= l < model.n_layers or not 0 <= h < model.n_heads:
+            raise AnatomyError(f"Head {(l, h)} is out of range: {model.name} has layers 0 to {model.n_layers - 1} and heads 0 to {model.n_heads - 1}.")
+        chosen.append((l, h))
+    chosen = sorted(set(chosen))
+    if isinstance(sets, bool) or not isinstance(sets, int) or sets < 1 or not 0 <= loss_sets <= sets:
+        raise AnatomyError(f"sets={sets!r}, loss_sets={loss_sets!r}: use sets >= 1 and 0 <= loss_sets <= sets.")
+    if isinstance(loss_sets, bool) or not isinstance(loss_sets, int):
+        raise AnatomyError(f"loss_sets={loss_sets!r} is not allowed: use a number of random sets (0 = none).")
+    means = _head_means(model, reference)
+    rnd = random_heads(model, max(len(chosen), 1), sets, exclude=chosen, seed=seed) if chosen else [[] for _ in range(sets)]
+    batch = run.batch(model, [*a, *b])
+    texts_b = run.batch(model, run.prompts(texts, "texts"), max_tokens=LOSS_TOKENS)
+    if int(texts_b.lengths.min()) < LOSS_SKIP + 2:
+        raise AnatomyError(f"Each ordinary text needs at least {LOSS_SKIP + 2} tokens for the loss check; give longer texts.")
+    gap_conds = [("zero", [])] + [(w, chosen) for w in how] + [(w, s) for w in how for s in rnd]
+    gaps = _gaps_of(model, _heads_removed(model, batch, gap_conds, means), batch, len(a), ia, ib)  # [K]
+    loss_conds = [("zero", [])] + [(w, chosen) for w in how] + [(w, s) for w in how for s in rnd[:loss_sets]]
+    losses = _losses_of(model, _heads_removed(model, texts_b, loss_conds, means), texts_b)  # [K']
+    base, clean = float(gaps[0]), float(losses[0])
+    n = len(how)
+    removed = tuple(Ablated(w, (), float(gaps[1 + j]), float(losses[1 + j]), base, clean, heads=tuple(chosen))
+                    for j, w in enumerate(how))
+    return HeadSetAblation(model.name, tuple(chosen), base, clean, removed, gaps[1 + n:].view(n, sets),
+                           losses[1 + n:].view(n, loss_sets))
+
+
+# --- knowledge neurons: the FFN neurons that carry one fact (Dai et al. 2022) -----------------------------
+@torch.no_grad()
+def _neurons_scaled(model, b: run.Batch, conditions, last_only: bool) -> torch.Tensor:
+    """Final-norm outputs under each condition [K, N, T, d]; a condition is (factor, [(layer, neuron), ...]).
+
+    Copy k of the batch has its neurons multiplied by the factor (0 = suppressed), at each prompt's
+    last real token only (``last_only``) or at every position; one batched pass for all conditions.
+    """
+    K, n = len(conditions), len(b)
+    rows = torch.arange(K * n, device=model.device)
+    last = (b.lengths - 1).repeat(K).to(model.device)  # [K*N] each row's last real token
+    with contextlib.ExitStack() as stack:
+        for layer in sorted({l for _, ns in conditions for l, _ in ns}):
+            mult = torch.ones(K, _n_neurons(model, layer))  # [K, m]
+            for c, (factor, ns) in enumerate(conditions):
+                for l, j in ns:
+                    if l == layer:
+                        mult[c, j] = factor
+            mult = mult.repeat_interleave(n, 0).to(model.device)  # [K*N, m]
+
+            def f(x, mult=mult):  # x: [K*N, T, m]
+                x = x.clone()
+                if last_only:
+                    x[rows, last] = x[rows, last] * mult.to(x)
+                else:
+                    x = x * mult.to(x)[:, None]
+                return x
+            stack.enter_context(hooks.edit(model, f"layers.{layer}.mlp.neurons", f))
+        h = run.run_to(model, b.repeat(K), "final_norm")  # [K*N, T, d]
+    return h.view(K, n, *h.shape[1:])
+
+
+@dataclass(frozen=True)
+class KnowledgeNeurons:
+    """Each fact's top neurons, suppressed (×0) and amplified, at the answer position (Chapter 14; Dai et al. 2022).
+
+    ``suppressed[f, g]`` is the probability of fact g's answer when fact f's neurons are set to 0
+    (the diagonal: the fact itself; off it: the other facts, the control); ``random_*`` rows are
+    random sets of neurons of the same size. The loss check applies the same edits at every position
+    of ordinary text, to all the facts' neurons together.
+    """
+
+    model_name: str
+    prompts: tuple[str, ...]  # [F]
+    answers: tuple[str, ...]  # the first token of each answer
+    relations: tuple[str, ...]
+    right: torch.Tensor  # [F] bool: the model's top next token is the answer's first token
+    neurons: tuple[tuple[tuple[int, int], ...], ...]  # per fact: its k neurons (layer, neuron), best first
+    factor: float  # the amplifying factor
+    base: torch.Tensor  # [F] the answer's probability, untouched
+    suppressed: torch.Tensor  # [F, F]
+    amplified: torch.Tensor  # [F, F]
+    random_suppressed: torch.Tensor  # [R, F]
+    random_amplified: torch.Tensor  # [R, F]
+    clean_loss: float
+    losses: torch.Tensor  # [2] the loss with all the facts' neurons together ×0, then ×factor, at every position
+
+    @property
+    def loss_rise(self) -> torch.Tensor:
+        """How much the loss on ordinary text rose with all the facts' neurons ×0, then ×factor (nats). Shape [2]."""
+        return self.losses - self.clean_loss
+
+    @property
+    def shared(self) -> int:
+        """How many of the chosen neurons belong to the sets of two facts or more."""
+        count: dict = {}
+        for ns in self.neurons:
+            for x in ns:
+                count[x] = count.get(x, 0) + 1
+        return sum(1 for c in count.values() if c > 1)
+
+    def change(self, what: str) -> torch.Tensor:
+        """Relative change of each answer's probability (0 = unchanged, -1 = gone), suppressed then amplified: [2, ...].
+
+        "own" [2, F]: each fact under its own neurons; "related" [2, F]: the other facts of the same relation
+        (mean), "unrelated" [2, F]: the facts of other relations (mean); "random" [2, R, F]: random sets."""
+        both = torch.stack([self.suppressed, self.amplified]) / self.base - 1  # [2, F, F]
+        F = len(self.base)
+        if what == "own":
+            return both.diagonal(dim1=1, dim2=2)  # [2, F]
+        if what in ("related", "unrelated"):
+            same = torch.tensor([[a == b for b in self.relations] for a in self.relations])  # [F, F]
+            keep = ~torch.eye(F, dtype=torch.bool) & (~same if what == "unrelated" else same)
+            return (both * keep).sum(-1) / keep.sum(-1).clamp(min=1)  # [2, F]
+        if what == "random":
+            return torch.stack([self.random_suppressed, self.random_amplified]) / self.base - 1  # [2, R, F]
+        raise AnatomyError(f"what={what!r} is not allowed: use 'own', 'related', 'unrelated' or 'random'.")
+
+    def table(self) -> Table:
+        own, oth, rnd = self.change("own"), self.change("unrelated"), self.change("random").mean(1)  # [2, F] each
+        f = lambda v: f"{float(v):+.0%}"  # noqa: E731
+        rows = tuple((p, a, bool(r), round(float(b), 3), " ".join(f"{l}.{j}" for l, j in ns), f(own[0, i]), f(oth[0, i]),
+                      f(rnd[0, i]), f(own[1, i]), f(oth[1, i]), f(rnd[1, i]))
+                     for i, (p, a, r, b, ns) in enumerate(zip(self.prompts, self.answers, self.right, self.base, self.neurons)))
+        x = f"×{self.factor:g}"
+        return Table(("prompt", "answer", "answered right", "p(answer)", "its neurons (layer.neuron)", "own fact, ×0",
+                      "unrelated facts, ×0", "random sets, ×0", f"own fact, {x}", f"unrelated facts, {x}", f"random sets, {x}"), rows,
+                     f"{self.model_name}: each fact's {len(self.neurons[0])} neurons suppressed or amplified at the answer position "
+                     f"(change of the answer's probability; random: mean of {self.random_suppressed.shape[0]} sets)")
+
+
+def _round_robin(items) -> list:
+    """Items (relation, ...) reordered one relation after another (relation 1, 2, ..., 1, 2, ...), each in its own order."""
+    by: dict[str, list] = {}
+    for item in items:
+        by.setdefault(item[0], []).append(item)
+    out, lists = [], list(by.values())
+    for i in range(max((len(v) for v in lists), default=0)):
+        out += [v[i] for v in lists if i < len(v)]
+    return out
+
+
+def knowledge_neurons(model, facts, *, texts, n: int = 6, k: int = 5, factor: float = 2.0, sets: int = 8,
+                      seed: int = 0) -> KnowledgeNeurons:
+    """Find each fact's ``k`` top FFN neurons, suppress (×0) and amplify (×``factor``) them (Chapter 14; Dai et al. 2022).
+
+    ``facts``: (relation, template, subject, answer) rows, as ``anatomy.facts()`` gives. The first
+    ``n`` facts the model answers right are kept (taking the relations in turn; facts answered wrong
+    fill up if there are too few). A neuron's score for a fact is activation × gradient of the
+    answer's probability at the prompt's last token: the one-step stand-in for Dai et al.'s integrated
+    gradients. Edits act at the last token only, as Dai et al.'s do at the answer position; ``sets``
+    seeded random sets of ``k`` neurons from every layer are the control.
+    """
+    rows, seen_answers = [], set()
+    for fact in facts:  # each fact with an answer of its own (first tokens differ), in the order given
+        first = model.tokenizer(fact[3], add_special_tokens=False)["input_ids"][0]
+        if first not in seen_answers:
+            rows.append(fact)
+            seen_answers.add(first)
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= len(rows):
+        raise AnatomyError(f"n={n!r} is not allowed: use from 2 to the {len(rows)} facts with answers of their own.")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0 or isinstance(sets, bool) or not isinstance(sets, int) or sets < 1:
+        raise AnatomyError(f"k={k!r}, sets={sets!r}: use k >= 0 neurons per fact and sets >= 1 random sets.")
+    by: dict[str, list] = {}
+    for fact in rows:
+        by.setdefault(fact[0], []).append(fact)
+    cand = [f for v in by.values() for f in v[:2 * n]]  # a few more facts than needed from each relation
+    prompts = [t.format(s) for _, t, s, _ in cand]
+    ids = [model.tokenizer(a, add_special_tokens=False)["input_ids"][0] for *_, a in cand]
+    b = run.batch(model, prompts)
+    with torch.no_grad():
+        top = run.head(model, run.last(run.run_to(model, b, "final_norm"), b).float()).argmax(-1).cpu()  # [C]
+    right = [bool(int(t) == i) for t, i in zip(top, ids)]
+    turns = _round_robin([(cand[i][0], i) for i in range(len(cand)) if right[i]]) \
+        + _round_robin([(cand[i][0], i) for i in range(len(cand)) if not right[i]])  # answered right first, relations in turn
+    order = [i for _, i in turns[:n]]
+    prompts, ids, right = [prompts[i] for i in order], [ids[i] for i in order], torch.tensor([right[i] for i in order])
+    relations = tuple(cand[i][0] for i in order)
+    b = run.batch(model, prompts)
+    L = model.n_layers
+    places = [f"layers.{i}.mlp.neurons" for i in range(L)]
+    where = (torch.arange(n, device=model.device), (b.lengths - 1).to(model.device))
+    with hooks.graph(model, *places) as acts:
+        h = run.last(run.run_to(model, b, "final_norm"), b).float()  # [F, d]
+        p = torch.softmax(run.head(model, h), -1)[torch.arange(n), ids]  # [F] each answer's probability
+        grads = torch.autograd.grad(p.sum(), [acts[q] for q in places])  # rows are independent: row f's gradient is fact f's
+    scores = torch.stack([(acts[q].detach()[where] * g[where]).float().cpu() for q, g in zip(places, grads)], 1)  # [F, L, m]
+    m = scores.shape[-1]
+    chosen = [tuple((int(j) // m, int(j) % m) for j in s.flatten().topk(k).indices) for s in scores]
+    g = torch.Generator().manual_seed(seed)
+    rnd = [[(int(j) // m, int(j) % m) for j in torch.randperm(L * m, generator=g)[:k]] for _ in range(sets)]
+    conds = [(1.0, [])] + [(0.0, list(c)) for c in chosen] + [(float(factor), list(c)) for c in chosen] \
+        + [(0.0, r) for r in rnd] + [(float(factor), r) for r in rnd]
+    with torch.no_grad():
+        h = run.last(_neurons_scaled(model, b, conds, True).flatten(0, 1), b.repeat(len(conds))).float()  # [K*F, d]
+        want = torch.tensor(ids).repeat(len(conds))  # [K*F]
+        probs = torch.cat([torch.softmax(run.head(model, part), -1)[torch.arange(len(part)), w]
+                           for part, w in zip(h.split(4 * n), want.split(4 * n))]).view(len(conds), n).cpu()  # [K, F]
+    every = sorted({x for c in chosen for x in c})
+    texts_b = run.batch(model, run.prompts(texts, "texts"), max_tokens=LOSS_TOKENS)
+    if int(texts_b.lengths.min()) < LOSS_SKIP + 2:
+        raise AnatomyError(f"Each ordinary text needs at least {LOSS_SKIP + 2} tokens for the loss check; give longer texts.")
+    lconds = [(1.0, []), (0.0, every), (float(factor), every)]
+    losses = _losses_of(model, _neurons_scaled(model, texts_b, lconds, False), texts_b)  # [3]
+    s = 1 + 2 * n
+    return KnowledgeNeurons(model.name, tuple(prompts), tuple(readable(model.tokenizer, i) for i in ids), relations, right,
+                            tuple(chosen), float(factor), probs[0], probs[1:1 + n], probs[1 + n:s], probs[s:s + sets],
+                            probs[s + sets:], float(losses[0]), losses[1:])
