@@ -89,9 +89,6 @@ def test_one_meaning_of_family(tiny):
 # The modules that own the Hugging Face model and may call it: anatomy.run runs it (a whole pass, part
 # of one, generation); model.py, loading.py and the family files load and describe it.
 OWNERS = {"run.py", "model.py", "loading.py", "families"}
-# Modules that still call the model themselves, to be routed through anatomy.run by their owners; the
-# lead empties this list after merging (then only OWNERS may call the model).
-NOT_YET_THROUGH_RUN = {"circuits.py", "ablation.py", "exercises"}
 
 
 def _owner(path: Path, allowed: set[str]) -> bool:
@@ -112,7 +109,7 @@ def _calls_of_the_model(path: Path) -> list[str]:
 
 def test_only_the_run_module_calls_the_model():
     # every other module runs the model through anatomy.run (forward, generate, run_to, pause/resume, prefix/run_after)
-    found = [f for path in sorted(SRC.rglob("*.py")) if not _owner(path, OWNERS | NOT_YET_THROUGH_RUN)
+    found = [f for path in sorted(SRC.rglob("*.py")) if not _owner(path, OWNERS)
              for f in _calls_of_the_model(path)]
     assert found == []
 

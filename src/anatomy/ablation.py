@@ -28,7 +28,7 @@ import torch
 from . import hooks, run
 from .errors import AnatomyError
 from .ffn import ffn_weights
-from .prediction import check_prompt
+from .run import check_prompt
 from .show import Table
 from .tokens import readable, single_token_id
 

@@ -33,7 +33,7 @@ import torch
 
 from . import hooks, run
 from .errors import AnatomyError
-from .prediction import check_prompt
+from .run import check_prompt
 from .show import Table
 from .tokens import Token, answer_id, readable, tokenize
 
@@ -68,7 +68,7 @@ def logit_difference(model, prompt: str, clean_answer, corrupted_answer) -> floa
 
 def _final(model, ids: torch.Tensor, **kwargs) -> torch.Tensor:
     """The final-norm vector at the last position of each row of ``ids`` [B, T]: [B, d] (the LM head is ``run.head``'s)."""
-    return model.decoder(input_ids=ids.to(model.device), **kwargs).last_hidden_state[:, -1]
+    return run.forward(model, ids.to(model.device), logits=None, **kwargs).last_hidden_state[:, -1]
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,7 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
     with hooks.capture(model, *resid) as seen:
         base = run.head(model, _final(model, ids))[0].float()  # [V]
     vec = torch.stack([seen[n][0, -1] for n in resid])  # [L, d] every layer's vector at the last position
-    prefix = model.decoder(input_ids=ids[:, :-1].to(model.device), use_cache=True).past_key_values
+    prefix = run.forward(model, ids[:, :-1].to(model.device), logits=None, keep=True).past_key_values
     last = ids[:, -1:]
     prob = torch.full((L, L), float("nan"))
     top = torch.full((L, L), -1, dtype=torch.long)
@@ -328,8 +328,7 @@ def back_patching(model, prompt: str, answer, *, sources: Iterable[int] | None =
             for t, items in by_target.items():
                 rows = torch.tensor([r for r, _ in items])
                 stack.enter_context(_patch_rows(model, resid[t], rows, [-1] * len(items), [vec[s] for _, s in items]))
-            logits = run.head(model, _final(model, last.expand(len(chunk), 1), past_key_values=cache,
-                                            use_cache=True)).float()  # [B, V]
+            logits = run.head(model, _final(model, last.expand(len(chunk), 1), past=cache)).float()  # [B, V]
         p = torch.softmax(logits, -1)
         for r, (s, t) in enumerate(chunk):
             prob[s, t] = p[r, aid]
@@ -507,7 +506,7 @@ def _differences_of(model, tasks: Sequence, batch_size: int = 64) -> list[torch.
         owners = sorted({i for i, _ in members})
         row_of = {i: k for k, i in enumerate(owners)}
         ids = torch.cat([tasks[i][0] for i in owners])  # [n, T] every prompt of this group
-        prefix = model.decoder(input_ids=ids[:, :s], use_cache=True).past_key_values if s > 0 else None
+        prefix = run.forward(model, ids[:, :s], logits=None, keep=True).past_key_values if s > 0 else None
         for c in range(0, len(members), batch_size):
             chunk = members[c:c + batch_size]
             which = torch.tensor([row_of[i] for i, _ in chunk])  # [B] the prompt of each run
@@ -522,8 +521,8 @@ def _differences_of(model, tasks: Sequence, batch_size: int = 64) -> list[torch.
             with contextlib.ExitStack() as stack:
                 for place, items in by_place.items():
                     stack.enter_context(hooks.edit(model, place, _writer(items)))
-                h = model.decoder(input_ids=ids[which.to(ids.device), s:], past_key_values=cache,
-                                  use_cache=cache is not None).last_hidden_state[:, -1]  # [B, d], after the final norm
+                h = run.forward(model, ids[which.to(ids.device), s:], logits=None,
+                                past=cache).last_hidden_state[:, -1]  # [B, d], after the final norm
             two = _answer_logits(model, h, [tasks[i][1] for i, _ in chunk]).cpu()  # [B, 2]
             d = two[:, 0] - two[:, 1]  # [B]
             for r, (i, j) in enumerate(chunk):
@@ -574,7 +573,7 @@ def _clean_and_corrupted_of(model, pairs: Sequence[FactPair], places: Sequence[s
         for side in (0, 1):
             ids = [_ids_of(model, (pairs[n].clean, pairs[n].corrupted)[side]) for n in members]  # [1, T] each
             with hooks.capture(model, *places) as seen:
-                h = model.decoder(input_ids=torch.cat(ids)).last_hidden_state[:, -1]  # [n, d], no padding
+                h = run.forward(model, torch.cat(ids), logits=None).last_hidden_state[:, -1]  # [n, d], no padding
             for k, n in enumerate(members):
                 logits = run.head(model, h[k], rows=list(pairs[n].answer_ids)).float()  # [2]
                 out[n][side] = (ids[k], float(logits[0] - logits[1]), {p: seen[p][k] for p in places})
@@ -934,9 +933,9 @@ def attention_knockout(model, pairs: Sequence[FactPair] | FactPairs) -> Attentio
     prob = torch.empty(len(pairs), L + 1)
     for n, pair in enumerate(pairs):
         ids = _ids_of(model, pair.clean)
-        cache = model.decoder(input_ids=ids[:, :-1], use_cache=True).past_key_values
+        cache = run.forward(model, ids[:, :-1], logits=None, keep=True).past_key_values
         cache.batch_repeat_interleave(L + 1)
         with _blocked(model, list(range(L + 1)), pair.subject):
-            h = _final(model, ids[:, -1:].expand(L + 1, 1), past_key_values=cache, use_cache=True)  # [L + 1, d]
+            h = _final(model, ids[:, -1:].expand(L + 1, 1), past=cache)  # [L + 1, d]
         prob[n] = torch.softmax(run.head(model, h).float(), -1)[:, pair.answer_ids[0]].cpu()
     return AttentionKnockout(model.name, pairs, prob)

@@ -8,7 +8,6 @@ import torch
 
 from . import run
 from .errors import AnatomyError
-from .run import check_prompt  # re-exported for circuits.py and ablation.py until they take it from run
 from .show import Table
 from .tokens import readable
 

@@ -6,6 +6,8 @@ import functools
 
 import torch
 
+from .. import run
+
 from ._judge import PROMPTS, Case, Mistake, Verdict, as_int, default_models, judge, prompt_scores
 
 
@@ -55,7 +57,7 @@ def _greedy(model, prompt: str, n: int) -> tuple[int, ...]:
     ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]  # [1, T]
     new = []
     for _ in range(n):
-        nxt = int(model.hf(input_ids=ids).logits[0, -1].argmax())
+        nxt = int(run.forward(model, ids).logits[0, -1].argmax())
         new.append(nxt)
         ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
     return tuple(new)

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from .. import hidden
+from .. import hidden, run
 from ._judge import PROMPTS, Case, Mistake, Verdict, close, default_models, judge, prompt_scores, seeded_generator
 
 
@@ -73,7 +73,7 @@ def check_logits_by_hand(fn, *, solution: bool = False) -> Verdict | None:
 def _continuation_scores(model, prompt: str, ids: tuple[int, ...]) -> tuple[torch.Tensor, int]:
     start = model.tokenizer(prompt, return_tensors="pt")["input_ids"]  # [1, T]
     full = torch.cat([start, torch.tensor([list(ids)])], dim=1)
-    return model.hf(input_ids=full.to(model.device)).logits[0].float().cpu(), start.shape[1]
+    return run.forward(model, full.to(model.device)).logits[0].float().cpu(), start.shape[1]
 
 
 def _logprob(model, prompt: str, ids, shift: int = 0, log: bool = True, first_only: bool = False) -> float:

@@ -65,7 +65,7 @@ def _steered(model, prompt, place, vector, alpha, *, last_only=False):
 
     b = run.batch(model, [prompt])
     with edit(model, place, add):
-        logits = model.hf(input_ids=b.ids, attention_mask=b.mask).logits[0, -1]
+        logits = run.forward(model, b).logits[0, -1]
     return torch.softmax(logits.float(), dim=-1)
 
 

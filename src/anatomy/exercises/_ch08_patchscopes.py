@@ -47,15 +47,15 @@ def _patched(model, source, target, layer, placeholder, *, source_stage_shift=0,
     place = f"layers.{layer}" if source_stage_shift == 0 else f"layers.{layer + source_stage_shift}"
     b = run.batch(model, [source])
     with capture(model, place) as seen:
-        model.hf(input_ids=b.ids, attention_mask=b.mask)
+        run.forward(model, b)
     vector = seen[place][0, source_position].float()  # [d]
     t = run.batch(model, [target])
     position = t.ids.shape[1] - 1 if at_last else placeholder_position(model, target, placeholder)
     if not patch:
-        logits = model.hf(input_ids=t.ids, attention_mask=t.mask).logits[0, -1]
+        logits = run.forward(model, t).logits[0, -1]
     else:
         with patching(model, layer, position, vector):
-            logits = model.hf(input_ids=t.ids, attention_mask=t.mask).logits[0, -1]
+            logits = run.forward(model, t).logits[0, -1]
     return torch.softmax(logits.float(), dim=-1)
 
 

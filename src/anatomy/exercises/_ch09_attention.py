@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from .. import run
+
 from ._judge import Case, Mistake, Verdict, close, default_models, judge, seeded_generator
 
 
@@ -110,12 +112,12 @@ def check_rope(fn, *, solution: bool = False) -> Verdict | None:
 @torch.no_grad()
 def _around_attention(model, layer: int):
     """The layer's input x, its attention output and the residual stream after attention, all read from the model."""
-    from .. import hooks, run
+    from .. import hooks
 
     b = run.batch(model, [_PROMPT])
     places = (f"layers.{layer}.attn", f"layers.{layer}.resid_mid")
     with hooks.capture(model, *places) as seen:
-        out = model.hf(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
+        out = run.forward(model, b, hidden_states=True)
     return out.hidden_states[layer][0].float(), seen[places[0]][0].float(), seen[places[1]][0].float()
 
 

@@ -6,6 +6,8 @@ import functools
 
 import torch
 
+from .. import run
+
 from ._judge import Case, Mistake, Verdict, as_int, close, default_models, judge
 
 _PROMPT = "Two green apples and one red apple are on the table."
@@ -105,7 +107,7 @@ def check_schedule(fn, *, solution: bool = False) -> Verdict | None:
 def _cache_numbers(model, n_tokens: int) -> int:
     """How many numbers the model's own KV cache holds after reading ``n_tokens`` tokens."""
     ids = torch.arange(100, 100 + n_tokens, device=model.device)[None]
-    cache = model.hf(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+    cache = run.forward(model, ids, logits="last", keep=True).past_key_values
     layers = getattr(cache, "layers", None)
     if layers is not None:
         return sum(c.keys.numel() + c.values.numel() for c in layers)

@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from .. import run
+
 from ._judge import Case, Mistake, Verdict, close, default_models, judge
 
 _TEXT = "The cat sat on the warm mat because the sun was shining on it."
@@ -20,7 +22,7 @@ _LOSS_TEXTS = ("The weather was cold, so we stayed inside and read books.",
 def _loss(model, text: str, *, shift: int = 1, reduce: str = "mean", base: float = math.e) -> float:
     """Mean next-token loss of one text read alone, every prediction counted (no positions skipped)."""
     ids = model.tokenizer(text, return_tensors="pt")["input_ids"]
-    logits = model.hf(ids).logits[0].float()  # [T, V]
+    logits = run.forward(model, ids).logits[0].float()  # [T, V]
     T = ids.shape[1]
     logp = torch.log_softmax(logits[:T - shift], -1)
     nll = -logp.gather(-1, ids[0, shift:, None])[:, 0] / math.log(base)
@@ -62,7 +64,7 @@ def _neurons(model, prompt: str, layer: int) -> torch.Tensor:
     place = f"layers.{layer}.mlp.neurons"
     ids = model.tokenizer(prompt, return_tensors="pt")["input_ids"]
     with capture(model, place) as seen:
-        model.hf(ids)
+        run.forward(model, ids)
     return seen[place][0].float()  # [T, m]
 
 

@@ -6,6 +6,8 @@ import functools
 
 import torch
 
+from .. import run
+
 from ._judge import Case, Mistake, Verdict, close, default_models, judge, last_states_at, seeded_generator
 
 _PAIRS = (("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"), ("happy", "sad"),
@@ -48,7 +50,7 @@ def _all_positions(model, prompts, layer: int) -> torch.Tensor:
     rows = []
     for p in prompts:
         ids = model.tokenizer(p, return_tensors="pt")["input_ids"]
-        rows.append(model.hf(ids, output_hidden_states=True).hidden_states[layer + 1][0].float().mean(0))
+        rows.append(run.forward(model, ids, hidden_states=True).hidden_states[layer + 1][0].float().mean(0))
     return torch.stack(rows).mean(0)
 
 
@@ -79,7 +81,7 @@ def _patched(model, word: str, layer: int, vector: torch.Tensor, *, how: str = "
         return h
 
     with edit(model, f"layers.{layer}", put):
-        return model.hf(ids).logits[0, -1].float()
+        return run.forward(model, ids).logits[0, -1].float()
 
 
 @functools.lru_cache(maxsize=4)
@@ -127,7 +129,7 @@ def _first_scores(model, word, layer, vector, got) -> bool:
         return h
 
     with edit(model, f"layers.{layer}", put):
-        first = model.hf(ids).logits[0, 0].float()
+        first = run.forward(model, ids).logits[0, 0].float()
     return close(got, first, atol=1e-2, rtol=1e-3)
 
 

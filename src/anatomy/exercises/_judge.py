@@ -203,7 +203,7 @@ PROMPTS = ("The capital of France is", "One, two, three,")
 def prompt_scores(model, prompt: str) -> torch.Tensor:
     """The model's scores (logits) at every position of the prompt, [T, V] (kept: a checker asks several times)."""
     b = run.batch(model, [prompt])
-    return model.hf(input_ids=b.ids, attention_mask=b.mask).logits[0].float()
+    return run.forward(model, b).logits[0].float()
 
 
 @functools.lru_cache(maxsize=32)
@@ -211,7 +211,7 @@ def prompt_scores(model, prompt: str) -> torch.Tensor:
 def all_last_states(model, prompts: tuple) -> torch.Tensor:
     """Every row of the hidden states at each prompt's last token, [L + 1, N, d] (kept: a checker asks several times)."""
     b = run.batch(model, list(prompts))
-    out = model.hf(input_ids=b.ids, attention_mask=b.mask, output_hidden_states=True)
+    out = run.forward(model, b, hidden_states=True)
     return torch.stack([run.last(h.float(), b) for h in out.hidden_states])
 
 
