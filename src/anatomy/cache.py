@@ -16,30 +16,19 @@ import shutil
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from .errors import AnatomyError
 from .hub import quiet_transformers
 from .model import Model
+from .packaged import PackagedModel, cache_dir
 
-if TYPE_CHECKING:
-    from .packaged import PackagedModel
 
-__all__ = ["CACHE_FORMAT", "cache_dir", "entry_dir", "load_packaged", "read_entry"]
+__all__ = ["CACHE_FORMAT", "entry_dir", "load_packaged", "read_entry"]
 
 CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
 _MANIFEST = "anatomy-manifest.json"
-
-
-def cache_dir() -> Path:
-    """The directory where de-quantized models are kept: ``$ANATOMY_CACHE`` or ``~/.cache/anatomy``."""
-    env = os.environ.get("ANATOMY_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "anatomy"
 
 
 def entry_dir(m: PackagedModel) -> Path:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from .cache import cache_dir, load_packaged
+from .cache import load_packaged
 from .devices import check_placement, checked_device, dispatch
 from .errors import AnatomyError
 from .hub import load_pretrained
 from .model import Model
-from .packaged import DEFAULT_MODELS
+from .packaged import DEFAULT_MODELS, cache_dir
 
 __all__ = ["DEFAULT_MODELS", "Model", "cache_dir", "load"]
 

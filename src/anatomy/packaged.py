@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import AnatomyError
 
-__all__ = ["DEFAULT_MODELS", "PackagedModel"]
+__all__ = ["DEFAULT_MODELS", "PackagedModel", "cache_dir"]
+
+
+def cache_dir() -> Path:
+    """The directory where de-quantized models are kept: ``$ANATOMY_CACHE`` or ``~/.cache/anatomy``."""
+    env = os.environ.get("ANATOMY_CACHE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "anatomy"
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,6 @@ def _assembled(module: str) -> Callable[[PackagedModel], Path]:
     """A GGUF file shipped in chunks that the package's ``assemble`` joins into the cache directory."""
 
     def locate(m: PackagedModel) -> Path:
-        from .cache import cache_dir
-
         try:
             pkg = importlib.import_module(module)
         except ImportError:
